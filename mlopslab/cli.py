@@ -1,0 +1,190 @@
+"""The `mlopslab` command: tui (default), run, replay, validate, doctor, clean.
+
+Only argparse is imported up front so `mlopslab --help` is instant; each verb imports what it needs.
+Exit codes: 0 ok, 1 the run failed, 2 bad input (a scenario with problems), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SCENARIO = "push-vs-pull"
+QUIET_KINDS = {"metrics", "sync", "replica_started", "lab_prepared"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlopslab", description="A terminal lab that runs ML deployment "
+                                     "strategies side by side: push vs pull GitOps, rollouts, MLOps levels.")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    tui = verbs.add_parser("tui", help="open the lab (the default verb)")
+    tui.add_argument("scenario", nargs="?", help="scenario file or shipped name; omit to pick one")
+
+    run = verbs.add_parser("run", help="run a scenario headless and print the side-by-side summary")
+    run.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO, help=f"file or shipped name "
+                     f"(default: {DEFAULT_SCENARIO})")
+    run.add_argument("--results", type=Path, help="results directory (default: results/NAME-TIMESTAMP)")
+    run.add_argument("--duration", type=float, help="override the scenario's duration (seconds)")
+    run.add_argument("--quiet", action="store_true", help="print only the summary")
+    run.add_argument("--svg", action="store_true", help="also save the final run screen as SVG in the results")
+
+    replay = verbs.add_parser("replay", help="replay a recorded run in the TUI")
+    replay.add_argument("results", type=Path, help="a results directory (or its events.jsonl)")
+    replay.add_argument("--speed", type=float, default=10.0, help="playback speed, 1–100 (default 10)")
+
+    validate = verbs.add_parser("validate", help="check scenario files; problems as file:line: field: message")
+    validate.add_argument("files", nargs="+")
+
+    verbs.add_parser("doctor", help="which environments are usable here, and how to fix what is missing")
+    clean = verbs.add_parser("clean", help="remove containers and networks left by earlier runs")
+    clean.add_argument("--run", help="only this run id")
+
+    verbs.add_parser("scenarios", help="list the shipped scenarios")
+
+    args = parser.parse_args(argv)
+    verb = args.verb or "tui"
+    handler = {"tui": _tui, "run": _run, "replay": _replay, "validate": _validate, "doctor": _doctor,
+               "clean": _clean, "scenarios": _scenarios}[verb]
+    return handler(args)
+
+
+def _load(name: str) -> Any:
+    from mlopslab import scenario
+
+    try:
+        return scenario.load(scenario.find(name))
+    except scenario.ScenarioError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from mlopslab import scenario
+
+    failed = False
+    for name in args.files:
+        try:
+            sc = scenario.load(name)
+            print(f"{name}: ok ({sc.name}: {len(sc.lanes)} lanes, {len(sc.timeline)} timeline events)")
+        except scenario.ScenarioError as exc:
+            failed = True
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+    return 2 if failed else 0
+
+
+def _scenarios(args: argparse.Namespace) -> int:
+    from mlopslab import scenario
+
+    for path in scenario.shipped():
+        try:
+            sc = scenario.load(path)
+            print(f"{sc.name:22} {sc.description[:100]}")
+        except scenario.ScenarioError as exc:
+            print(f"{path.stem:22} INVALID: {exc.problems[0]}")
+    return 0
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM takes the same orderly path as Ctrl-C."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _progress(event: dict[str, Any], start: list[float]) -> None:
+    kind = event["kind"]
+    if kind == "run_started":
+        start[0] = event["t"]
+    if kind in QUIET_KINDS:
+        return
+    t = event["t"] - start[0]
+    lane = event.get("lane") or "lab"
+    detail = " ".join(f"{k}={str(v)[:10] if k in ('sha', 'revision') else v}" for k, v in event.items()
+                      if k not in ("t", "wall", "kind", "lane", "scenario", "lanes", "params", "run_id", "uri"))
+    print(f"[{t:7.2f}s] {lane:10} {kind:16} {detail}"[:150], flush=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    sc = _load(args.scenario)
+    if args.duration:
+        sc = replace(sc, duration=args.duration)
+    from mlopslab import report
+    from mlopslab.lab import Lab, new_results_dir
+
+    results = args.results or new_results_dir(sc)
+    lab = Lab(sc, results)
+    if not args.quiet:
+        start = [0.0]
+        lab.recorder.subscribe(lambda e: _progress(e, start))
+        print(f"mlopslab: {sc.name} on {sc.environment.kind}, {len(sc.lanes)} lanes, {sc.duration:.0f} s "
+              f"→ {results}", flush=True)
+    _terminate_as_interrupt()
+    code = 0
+    try:
+        lab.run()
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as exc:
+        print(f"mlopslab: the run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # nothing may interrupt the clean-up
+        lab.shutdown()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    summary = report.summarise(lab.state)
+    if args.svg and code == 0:
+        from mlopslab.tui.export import export_svg
+
+        svg = export_svg(results)
+        print(f"run screen: {svg}")
+    print()
+    print(report.table(summary))
+    print(f"\nresults: {results}  (status: {summary['status']})")
+    return code
+
+
+def _tui(args: argparse.Namespace) -> int:
+    from mlopslab.tui.app import run_app
+
+    return run_app(scenario=getattr(args, "scenario", None))
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from mlopslab.tui.app import run_replay
+
+    path = args.results
+    events = path / "events.jsonl" if path.is_dir() else path
+    if not events.exists():
+        print(f"mlopslab: no events.jsonl at {path}", file=sys.stderr)
+        return 2
+    return run_replay(events, speed=args.speed)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from mlopslab import doctor
+
+    checks = doctor.diagnose()
+    print(doctor.format(checks))
+    return 0
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from mlopslab.envs import cleanup
+
+    removed = cleanup.clean(run_id=args.run)
+    print(f"removed {len(removed)} leftover object(s)" + "".join(f"\n  {r}" for r in removed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

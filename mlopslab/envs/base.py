@@ -1,0 +1,386 @@
+"""The Environment port and the rolling-update controller every replica-running environment shares.
+
+An environment holds, per lane (its namespace), one live Deployment object and its replicas. Deliveries
+only ever call `apply`, `observe` and `endpoints`; a person calls `change_live` and `kill_replica`. The
+controller follows Kubernetes Deployment semantics: maxSurge/maxUnavailable (25 % by default, surge
+rounded up, unavailability rounded down, never both zero), readiness gates traffic, a replica that dies
+is replaced, and a rollout that makes no progress within progressDeadlineSeconds is marked failed.
+Concrete environments plug in a `ReplicaDriver` (child processes, containers).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import urllib.request
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+Emit = Callable[..., Any]  # Recorder.emit(kind, lane, **fields)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """RollingUpdate parameters, as a Kubernetes Deployment spells them."""
+
+    max_surge: int | str = "25%"
+    max_unavailable: int | str = "25%"
+    progress_deadline: float = 60.0
+
+    def resolve(self, replicas: int) -> tuple[int, int]:
+        """(surge, unavailable) in replicas: percentages round surge up and unavailability down."""
+        surge = _scaled(self.max_surge, replicas, math.ceil)
+        unavailable = _scaled(self.max_unavailable, replicas, math.floor)
+        if surge == 0 and unavailable == 0:
+            unavailable = 1
+        return surge, unavailable
+
+
+def _scaled(value: int | str, replicas: int, rounding: Callable[[float], int]) -> int:
+    if isinstance(value, str) and value.endswith("%"):
+        return int(rounding(float(value[:-1]) / 100.0 * replicas))
+    return int(value)
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One lane's desired (or live) model Deployment: what its manifest in the env repo says."""
+
+    lane: str
+    model: str
+    version: str
+    replicas: int = 3
+    strategy: Strategy = field(default_factory=Strategy)
+    readiness_period: float = 0.2
+    warmup: float = 0.0          # seconds the server takes to load before it reports ready
+    revision: str = ""           # the env-repo commit this object was applied from
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model}/{self.version}"
+
+    def diff(self, other: DeploymentSpec | None) -> dict[str, tuple[Any, Any]]:
+        """Fields that differ (revision aside): {field: (self's value, other's value)}."""
+        if other is None:
+            return {"deployment": ("present", "missing")}
+        fields = ("model", "version", "replicas", "strategy", "readiness_period", "warmup")
+        return {f: (getattr(self, f), getattr(other, f)) for f in fields if getattr(self, f) != getattr(other, f)}
+
+
+@dataclass
+class Replica:
+    """A pod: one model-server instance of one version."""
+
+    name: str
+    version: str
+    handle: Any
+    url: str = ""
+    state: str = "starting"      # starting -> ready -> terminating -> gone
+    started_at: float = 0.0
+    ready_at: float | None = None
+    next_probe: float = 0.0
+    stop_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ReplicaView:
+    name: str
+    version: str
+    state: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    lane: str
+    replica: str
+    version: str
+    url: str
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What `observe` returns: the live object and the status a controller reports for it."""
+
+    lane: str
+    spec: DeploymentSpec | None
+    replicas: tuple[ReplicaView, ...] = ()
+    updated: int = 0             # replicas of the live spec's version (not terminating)
+    ready: int = 0               # ready replicas of any version
+    condition: str = "Available"  # Progressing | Available | Failed
+
+    @property
+    def complete(self) -> bool:
+        """Kubernetes' notion: every replica updated and available; terminating ones no longer count."""
+        spec = self.spec
+        return (spec is not None and self.updated == spec.replicas
+                and all(r.version == spec.version and r.state == "ready"
+                        for r in self.replicas if r.state != "terminating"))
+
+
+class Environment(ABC):
+    """The port every environment implements (local processes, Docker, Kubernetes)."""
+
+    kind: str = "abstract"
+
+    @abstractmethod
+    def apply(self, spec: DeploymentSpec) -> None:
+        """Make `spec` the lane's live object; replicas converge to it asynchronously."""
+
+    @abstractmethod
+    def observe(self, lane: str) -> LiveState:
+        """The live object and its status."""
+
+    @abstractmethod
+    def endpoints(self, lane: str) -> list[Endpoint]:
+        """Ready replicas only, as a Service's Endpoints list them."""
+
+    @abstractmethod
+    def change_live(self, lane: str, *, replicas: int | None = None, version: str | None = None) -> DeploymentSpec:
+        """Edit the live object by hand (like `kubectl edit`), bypassing the env repo."""
+
+    @abstractmethod
+    def kill_replica(self, lane: str, name: str | None = None) -> str | None:
+        """Kill one replica abruptly (like a node failure); returns its name."""
+
+    @abstractmethod
+    def teardown(self) -> None:
+        """Stop every replica of the run. Safe to call twice and from a signal handler's path."""
+
+    def credential(self) -> str:
+        """What a delivery must hold to apply here, and where that lives."""
+        return "none"
+
+
+class ReplicaDriver(ABC):
+    """How an environment starts, probes and stops one replica."""
+
+    @abstractmethod
+    def start(self, spec: DeploymentSpec, name: str) -> tuple[Any, str]:
+        """Start a replica of spec's version; returns (handle, base url). Must not wait for readiness."""
+
+    @abstractmethod
+    def alive(self, handle: Any) -> bool: ...
+
+    @abstractmethod
+    def stop(self, handle: Any, grace: float) -> None:
+        """Ask to stop (SIGTERM), wait up to `grace`, then kill. Blocking; called off the control loop."""
+
+    def kill(self, handle: Any) -> None:
+        self.stop(handle, grace=0.0)
+
+    def probe(self, url: str, timeout: float = 0.5) -> bool:
+        """Readiness probe: GET /ping answers 200."""
+        try:
+            with urllib.request.urlopen(url + "/ping", timeout=timeout) as response:
+                return response.status == 200
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        """Release driver-wide resources after every replica is gone."""
+
+
+class ControlledEnvironment(Environment):
+    """An Environment whose replicas are converged by one controller thread per lane."""
+
+    tick = 0.05
+    drain = 0.4      # seconds a replica stays out of Endpoints before it is asked to stop
+    grace = 2.0      # SIGTERM -> SIGKILL
+
+    def __init__(self, driver: ReplicaDriver, emit: Emit, clock: Callable[[], float] = time.monotonic) -> None:
+        self.driver = driver
+        self.emit = emit
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._specs: dict[str, DeploymentSpec] = {}
+        self._replicas: dict[str, list[Replica]] = {}
+        self._status: dict[str, dict[str, Any]] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._stoppers: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._counter = 0
+
+    # --- the port ---------------------------------------------------------------------------------
+    def apply(self, spec: DeploymentSpec) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                raise RuntimeError("environment is torn down")
+            previous = self._specs.get(spec.lane)
+            self._specs[spec.lane] = spec
+            if previous is None or spec.diff(previous):
+                self._status[spec.lane] = {"since": self.clock(), "progress": self.clock(),
+                                           "failed": False, "done": False, "last": None}
+            if spec.lane not in self._threads:
+                self._replicas.setdefault(spec.lane, [])
+                thread = threading.Thread(target=self._control_loop, args=(spec.lane,),
+                                          name=f"controller-{spec.lane}", daemon=True)
+                self._threads[spec.lane] = thread
+                thread.start()
+
+    def observe(self, lane: str) -> LiveState:
+        with self._lock:
+            spec = self._specs.get(lane)
+            replicas = self._replicas.get(lane, [])
+            views = tuple(ReplicaView(r.name, r.version, r.state, r.url) for r in replicas)
+            status = self._status.get(lane, {})
+            updated = sum(1 for r in replicas if spec and r.version == spec.version and r.state != "terminating")
+            ready = sum(1 for r in replicas if r.state == "ready")
+            state = LiveState(lane, spec, views, updated, ready)
+            condition = "Failed" if status.get("failed") else ("Available" if state.complete else "Progressing")
+            return replace(state, condition=condition)
+
+    def endpoints(self, lane: str) -> list[Endpoint]:
+        with self._lock:
+            return [Endpoint(lane, r.name, r.version, r.url)
+                    for r in self._replicas.get(lane, []) if r.state == "ready"]
+
+    def change_live(self, lane: str, *, replicas: int | None = None, version: str | None = None) -> DeploymentSpec:
+        with self._lock:
+            spec = self._specs.get(lane)
+            if spec is None:
+                raise KeyError(f"lane {lane!r} has no live deployment")
+            edited = replace(spec, replicas=spec.replicas if replicas is None else replicas,
+                             version=spec.version if version is None else version)
+            self._specs[lane] = edited
+            self._status[lane] = {"since": self.clock(), "progress": self.clock(),
+                                  "failed": False, "done": False, "last": None}
+            return edited
+
+    def kill_replica(self, lane: str, name: str | None = None) -> str | None:
+        with self._lock:
+            candidates = [r for r in self._replicas.get(lane, []) if r.state in ("ready", "starting")
+                          and (name is None or r.name == name)]
+            if not candidates:
+                return None
+            victim = candidates[0]
+        self.driver.kill(victim.handle)
+        return victim.name
+
+    def teardown(self) -> None:
+        self._stop.set()
+        for thread in list(self._threads.values()):
+            thread.join(timeout=5)
+        with self._lock:
+            doomed = [r for replicas in self._replicas.values() for r in replicas]
+            for replicas in self._replicas.values():
+                replicas.clear()
+        stoppers = [threading.Thread(target=self.driver.stop, args=(r.handle, 1.0), daemon=True) for r in doomed]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers + self._stoppers:
+            thread.join(timeout=10)
+        self.driver.close()
+
+    # --- the controller -----------------------------------------------------------------------------
+    def _control_loop(self, lane: str) -> None:
+        while not self._stop.is_set():
+            try:
+                self.reconcile(lane)
+            except Exception as exc:  # keep converging; report what went wrong
+                self.emit("error", lane, message=f"controller: {exc!r}")
+                time.sleep(0.5)
+            self._stop.wait(self.tick)
+
+    def reconcile(self, lane: str) -> None:
+        """One level-based pass: probe, replace the dead, then roll towards the live spec."""
+        now = self.clock()
+        self._probe(lane, now)
+        with self._lock:
+            spec = self._specs[lane]
+            replicas = self._replicas[lane]
+            status = self._status[lane]
+            active = [r for r in replicas if r.state != "terminating"]
+            new = [r for r in active if r.version == spec.version]
+            old = [r for r in active if r.version != spec.version]
+            surge, unavailable = spec.strategy.resolve(spec.replicas)
+            to_start = min(spec.replicas - len(new), spec.replicas + surge - len(active))
+            available = sum(1 for r in active if r.state == "ready")
+            min_available = spec.replicas - unavailable
+            doomed = [r for r in old if r.state != "ready"]
+            spare = max(0, available - min_available)
+            doomed += [r for r in old if r.state == "ready"][:spare]
+            if not old and len(new) > spec.replicas:  # plain scale-down: unready first
+                extra = sorted(new, key=lambda r: r.state == "ready")
+                doomed += extra[: len(new) - spec.replicas]
+            for replica in doomed:
+                replica.state = "terminating"
+                replica.stop_at = now + self.drain
+            progress = (len(new), sum(1 for r in new if r.state == "ready"), len(old))
+            if progress != status["last"]:
+                status["last"], status["progress"] = progress, now
+        for _ in range(max(0, to_start)):
+            self._start_replica(lane, spec, now)
+        self._finish_terminations(lane, now)
+        self._report(lane, spec, now)
+
+    def _start_replica(self, lane: str, spec: DeploymentSpec, now: float) -> None:
+        with self._lock:
+            self._counter += 1
+            name = f"{lane}-v{spec.version}-{self._counter}"
+        handle, url = self.driver.start(spec, name)
+        replica = Replica(name, spec.version, handle, url, started_at=now, next_probe=now)
+        with self._lock:
+            self._replicas[lane].append(replica)
+        self.emit("replica_started", lane, replica=name, version=spec.version)
+
+    def _probe(self, lane: str, now: float) -> None:
+        with self._lock:
+            replicas = list(self._replicas[lane])
+            period = self._specs[lane].readiness_period
+        for replica in replicas:
+            if replica.state == "terminating":
+                continue
+            if not self.driver.alive(replica.handle):
+                with self._lock:
+                    if replica in self._replicas[lane]:
+                        self._replicas[lane].remove(replica)
+                self.emit("replica_stopped", lane, replica=replica.name, version=replica.version, reason="died")
+                self._stop_later(replica)
+                continue
+            if replica.state == "starting" and now >= replica.next_probe:
+                replica.next_probe = now + period
+                if self.driver.probe(replica.url):
+                    with self._lock:
+                        replica.state, replica.ready_at = "ready", self.clock()
+                    self.emit("replica_ready", lane, replica=replica.name, version=replica.version,
+                              startup=round(replica.ready_at - replica.started_at, 3))
+
+    def _finish_terminations(self, lane: str, now: float) -> None:
+        with self._lock:
+            due = [r for r in self._replicas[lane] if r.state == "terminating" and r.stop_at is not None
+                   and r.stop_at <= now]
+            for replica in due:
+                self._replicas[lane].remove(replica)
+        for replica in due:
+            self._stop_later(replica)
+            self.emit("replica_stopped", lane, replica=replica.name, version=replica.version, reason="rollout")
+
+    def _stop_later(self, replica: Replica) -> None:
+        thread = threading.Thread(target=self.driver.stop, args=(replica.handle, self.grace), daemon=True)
+        thread.start()
+        with self._lock:
+            self._stoppers = [t for t in self._stoppers if t.is_alive()] + [thread]
+
+    def _report(self, lane: str, spec: DeploymentSpec, now: float) -> None:
+        state = self.observe(lane)
+        with self._lock:
+            status = self._status[lane]
+            if state.complete and not status["done"]:
+                status["done"] = True
+                done = True
+            else:
+                done = False
+            failed = (not state.complete and not status["failed"]
+                      and now - status["progress"] > spec.strategy.progress_deadline)
+            if failed:
+                status["failed"] = True
+        if done:
+            self.emit("rollout_done", lane, version=spec.version, revision=spec.revision,
+                      duration=round(now - status["since"], 3))
+        if failed:
+            self.emit("rollout_failed", lane, version=spec.version, revision=spec.revision,
+                      reason="ProgressDeadlineExceeded")

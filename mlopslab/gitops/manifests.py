@@ -1,0 +1,124 @@
+"""Kubernetes-style manifests for a lane: render a DeploymentSpec to YAML files and read them back.
+
+Each lane is a kustomize directory (`kubectl kustomize lanes/<lane>` renders it), so the same env repo
+could be handed to Argo CD or Flux. Values Kubernetes cannot express (sub-second readiness period, the
+model server's warm-up) travel as `mlopslab.io/` annotations and container args.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlopslab.envs.base import DeploymentSpec, Strategy
+
+APP = "model-server"
+PORT = 8080
+ANNOTATION = "mlopslab.io/"
+
+
+class ManifestError(ValueError):
+    pass
+
+
+def image_for(model: str, version: str) -> str:
+    return f"mlopslab/{model}:v{version}"
+
+
+def render_lane(spec: DeploymentSpec) -> dict[str, str]:
+    """{filename: YAML text} for one lane's directory."""
+    labels = {"app.kubernetes.io/name": APP, "app.kubernetes.io/part-of": "mlopslab", "mlopslab.io/lane": spec.lane}
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": spec.lane}}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": APP, "namespace": spec.lane, "labels": labels,
+                     "annotations": {ANNOTATION + "model-uri": spec.model_uri,
+                                     ANNOTATION + "readiness-period": str(spec.readiness_period)}},
+        "spec": {
+            "replicas": spec.replicas,
+            "progressDeadlineSeconds": int(spec.strategy.progress_deadline),
+            "strategy": {"type": "RollingUpdate",
+                         "rollingUpdate": {"maxSurge": spec.strategy.max_surge,
+                                           "maxUnavailable": spec.strategy.max_unavailable}},
+            "selector": {"matchLabels": {"app.kubernetes.io/name": APP}},
+            "template": {
+                "metadata": {"labels": {**labels, "mlopslab.io/model-version": spec.version}},
+                "spec": {
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "containers": [{
+                        "name": "server",
+                        "image": image_for(spec.model, spec.version),
+                        "args": ["--model-dir", "/model", "--host", "0.0.0.0", "--port", str(PORT),
+                                 "--warmup", str(spec.warmup)],
+                        "ports": [{"name": "http", "containerPort": PORT}],
+                        "readinessProbe": {"httpGet": {"path": "/ping", "port": "http"}, "periodSeconds": 1},
+                        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}},
+                    }],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": APP, "namespace": spec.lane, "labels": labels},
+        "spec": {"selector": {"app.kubernetes.io/name": APP},
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    }
+    kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                     "resources": ["namespace.yaml", "deployment.yaml", "service.yaml"]}
+    dump = lambda doc: yaml.safe_dump(doc, sort_keys=False)  # noqa: E731
+    return {"kustomization.yaml": dump(kustomization), "namespace.yaml": dump(namespace),
+            "deployment.yaml": dump(deployment), "service.yaml": dump(service)}
+
+
+def parse_lane(files: dict[str, str], *, revision: str = "") -> DeploymentSpec:
+    """Reads a lane's Deployment back into a DeploymentSpec; raises ManifestError naming what is wrong."""
+    if "deployment.yaml" not in files:
+        raise ManifestError("deployment.yaml is missing")
+    try:
+        doc = yaml.safe_load(files["deployment.yaml"])
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"deployment.yaml is not YAML: {exc}") from None
+    try:
+        if doc.get("kind") != "Deployment" or doc.get("apiVersion") != "apps/v1":
+            raise ManifestError("deployment.yaml: expected apiVersion apps/v1, kind Deployment")
+        meta, spec = doc["metadata"], doc["spec"]
+        uri = meta["annotations"][ANNOTATION + "model-uri"]
+        if not uri.startswith("models:/") or uri.count("/") != 2:
+            raise ManifestError(f"deployment.yaml: model-uri {uri!r} is not models:/NAME/VERSION")
+        model, version = uri[len("models:/"):].split("/")
+        rolling = spec["strategy"]["rollingUpdate"]
+        container = spec["template"]["spec"]["containers"][0]
+        args = container.get("args", [])
+        warmup = float(args[args.index("--warmup") + 1]) if "--warmup" in args else 0.0
+        replicas = spec["replicas"]
+        if not isinstance(replicas, int) or replicas < 0:
+            raise ManifestError(f"deployment.yaml: spec.replicas must be a non-negative integer, got {replicas!r}")
+        if container["image"] != image_for(model, version):
+            raise ManifestError(f"deployment.yaml: image {container['image']!r} does not match {uri}")
+        return DeploymentSpec(
+            lane=meta["namespace"], model=model, version=version, replicas=replicas,
+            strategy=Strategy(rolling["maxSurge"], rolling["maxUnavailable"],
+                              float(spec.get("progressDeadlineSeconds", 600))),
+            readiness_period=float(meta["annotations"].get(ANNOTATION + "readiness-period", 1.0)),
+            warmup=warmup, revision=revision)
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ManifestError):
+            raise
+        raise ManifestError(f"deployment.yaml: missing or malformed field ({exc!r})") from None
+
+
+def read_lane_dir(directory: Path, *, revision: str = "") -> DeploymentSpec:
+    files = {p.name: p.read_text() for p in directory.glob("*.yaml")}
+    return parse_lane(files, revision=revision)
+
+
+def manifests_of(spec: DeploymentSpec) -> list[dict[str, Any]]:
+    """The lane's documents as dicts (for environments that apply manifests, e.g. Kubernetes)."""
+    files = render_lane(spec)
+    return [yaml.safe_load(files[name]) for name in ("namespace.yaml", "deployment.yaml", "service.yaml")]

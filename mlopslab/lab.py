@@ -1,0 +1,453 @@
+"""The lab: runs one scenario on one clock — model registry, env repo, lanes, traffic, timeline, events.
+
+It knows nothing about Textual. The headless CLI and the TUI are two consumers of the same event stream
+(`Lab.recorder.subscribe`) and of the same state (`Lab.state`, a RunState fed by those events).
+Actions a person takes (release, manual change, kill a replica, pause traffic, inject drift) are
+methods, so keys in the TUI, timeline entries and tests all go through one path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from mlopslab.envs.base import DeploymentSpec, Environment, Strategy
+from mlopslab.events import Recorder
+from mlopslab.ml.data import DataSpec, DataStream
+from mlopslab.ml.registry import CHAMPION, ModelVersion, Registry, TrainParams
+from mlopslab.monitor.timeline import RunState
+from mlopslab.monitor.traffic import TrafficMonitor
+from mlopslab.scenario import LaneSpec, Scenario, TimelineEvent
+
+SETUP_TIMEOUT = 120.0
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def make_environment(scenario: Scenario, registry: Registry, recorder: Recorder, run_dir: Path,
+                     run_id: str) -> Environment:
+    kind = scenario.environment.kind
+    if kind == "local":
+        from mlopslab.envs.local import LocalEnvironment
+
+        return LocalEnvironment(registry.serving_dir, recorder.emit, log_dir=run_dir / "logs")
+    if kind == "docker":
+        from mlopslab.envs.docker import DockerEnvironment
+
+        return DockerEnvironment(registry.serving_dir, recorder.emit, log_dir=run_dir / "logs", run_id=run_id,
+                                 base_image=scenario.environment.base_image)
+    raise LabError(f"environment {kind!r} is not available in this build (see `mlopslab doctor`)")
+
+
+class Lab:
+    def __init__(self, scenario: Scenario, results_dir: Path) -> None:
+        self.scenario = scenario
+        self.dir = results_dir.resolve()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "logs").mkdir(exist_ok=True)
+        self.run_id = self.dir.name
+        self.recorder = Recorder(self.dir / "events.jsonl")
+        self.state = RunState()
+        self._state_lock = threading.Lock()
+        self.recorder.subscribe(self._update_state)
+        self.lane_names = [lane.name for lane in scenario.lanes]
+        self.monitor = TrafficMonitor(self.lane_names, self.recorder.emit)
+        self.recorder.subscribe(self.monitor.on_event)
+        self.stream = DataStream(DataSpec(**scenario.data), scenario.seed)
+        self.registry = Registry(self.dir / "mlflow")
+        self.env: Environment | None = None
+        self.repo: Any = None
+        self.deliveries: dict[str, Any] = {}
+        self.desired: dict[str, DeploymentSpec] = {}
+        self.versions: list[ModelVersion] = []
+        self.start_t: float | None = None
+        self.status = "created"
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._loadgen: subprocess.Popen | None = None
+        self._loadgen_lock = threading.Lock()
+        self._requests_file = None
+        self._train_lock = threading.Lock()
+        self._torn_down = False
+
+    # --- state for consumers ------------------------------------------------------------------------
+    def _update_state(self, event: dict[str, Any]) -> None:
+        with self._state_lock:
+            self.state.apply(event)
+
+    def snapshot(self, reader: Any) -> Any:
+        """Calls reader(state) under the state lock (the TUI copies what it draws)."""
+        with self._state_lock:
+            return reader(self.state)
+
+    def scenario_time(self) -> float:
+        return 0.0 if self.start_t is None else self.recorder.now() - self.start_t
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+    def run(self) -> str:
+        """Runs the whole scenario, blocking; returns the final status. Always tears down."""
+        try:
+            self.prepare()
+            self.start()
+            self._stop.wait(max(0.0, self.scenario.duration - self.scenario_time()))
+            self.status = "ok" if self.status == "running" else self.status
+        except KeyboardInterrupt:
+            self.status = "interrupted"
+            raise
+        except BaseException as exc:
+            self.status = "failed"
+            self.recorder.emit("error", None, message=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.shutdown()
+        return self.status
+
+    def prepare(self) -> None:
+        """Trains and registers v1, makes the env repo, starts the environment and every lane, waits ready."""
+        from mlopslab.gitops.repo import EnvRepo
+
+        _quiet_mlflow()
+        sc = self.scenario
+        lanes = []
+        self.env = make_environment(sc, self.registry, self.recorder, self.dir, self.run_id)
+        for lane in sc.lanes:
+            lanes.append({**asdict(lane), "credential": self._credential(lane)})
+        self.recorder.emit("lab_prepared", None, scenario={"name": sc.name, "description": sc.description,
+                                                           "duration": sc.duration, "seed": sc.seed,
+                                                           "environment": sc.environment.kind,
+                                                           "rate": sc.rate, "path": str(sc.path or "")},
+                           lanes=lanes, results_dir=str(self.dir))
+        self.status = "preparing"
+        first = self.train(note="initial version")
+        self.repo = EnvRepo(self.dir / "envrepo")
+        for lane in sc.lanes:
+            self.desired[lane.name] = self._spec(lane, first.version)
+        for lane in sc.lanes:
+            self.deliveries[lane.name] = self._delivery(lane)
+        self.commit(list(self.desired), first.version, "deploy v1")
+        for delivery in self.deliveries.values():
+            delivery.start()
+        self._start_loadgen()
+        self._spawn(self._watch_environment, "watch-env")
+        deadline = time.monotonic() + SETUP_TIMEOUT
+        while not all(self.env.observe(name).complete for name in self.lane_names):
+            if self._stop.is_set():
+                raise KeyboardInterrupt
+            if time.monotonic() > deadline:
+                raise LabError("the lanes did not become ready within "
+                               f"{SETUP_TIMEOUT:.0f} s; see {self.dir / 'logs'}")
+            time.sleep(0.05)
+
+    def start(self) -> None:
+        """Starts the scenario clock: traffic flows and the timeline plays."""
+        self.start_t = self.recorder.now()
+        self.status = "running"
+        self.recorder.emit("run_started", None, scenario=self.scenario.name)
+        self._send_loadgen({"op": "resume"})
+        self._spawn(self._play_timeline, "timeline")
+        self._spawn(self._tick_monitor, "monitor")
+
+    def stop(self) -> None:
+        """Asks a running scenario to end now (the TUI's quit, a test)."""
+        if self.status == "running":
+            self.status = "stopped"
+        self._stop.set()
+
+    def shutdown(self) -> None:
+        """Stops traffic, deliveries and every replica; writes the summary. Idempotent."""
+        if self._torn_down:
+            return
+        self._torn_down = True
+        self._stop.set()
+        self._stop_loadgen()
+        for delivery in self.deliveries.values():
+            try:
+                delivery.stop()
+            except Exception:
+                pass
+        if self.env is not None:
+            self.env.teardown()
+        for thread in self._threads:
+            thread.join(timeout=3)
+        self.monitor.tick(float("inf"))
+        duration = round(self.scenario_time(), 3)
+        self.recorder.emit("run_finished", None, status=self.status, duration=duration)
+        from mlopslab import report
+
+        try:
+            report.write(self.dir, self.state)
+        finally:
+            if self._requests_file:
+                self._requests_file.close()
+            self.recorder.close()
+
+    # --- actions --------------------------------------------------------------------------------------
+    def train(self, *, note: str = "", overrides: dict[str, Any] | None = None,
+              at: float | None = None) -> ModelVersion:
+        """Trains a version on data as it is now, registers it, makes it the champion."""
+        params = {**self.scenario.train, **(overrides or {})}
+        n = int(params.pop("n_samples", None) or self.scenario.data.get("n_samples", 4000))
+        t = self.scenario_time() if at is None else at
+        with self._train_lock:
+            X, y = self.stream.sample(n, t)
+            X_val, y_val = self.stream.sample(max(500, n // 4), t)
+            mv = self.registry.train_and_register(
+                self.scenario.model_name, X, y, X_val, y_val, self.stream.feature_names, TrainParams(**params),
+                tags={"mlopslab.run": self.run_id, "note": note})
+            self.registry.set_alias(mv.name, CHAMPION, mv.version)
+            self.versions.append(mv)
+        self.recorder.emit("model_registered", None, model=mv.name, version=mv.version, run_id=mv.run_id,
+                           accuracy=round(mv.accuracy, 4), uri=mv.uri, note=note, params=mv.params)
+        return mv
+
+    def commit(self, lanes: list[str], version: str, message: str) -> str:
+        specs = [self.desired[name] for name in lanes]
+        notified: dict[str, str] = {}
+
+        def on_commit(sha: str) -> None:  # recorded before any webhook leaves
+            notified["sha"] = sha
+            self.recorder.emit("commit", None, sha=sha, version=version, message=message, lanes=lanes)
+
+        return self.repo.commit_lanes(specs, message, notify=on_commit)
+
+    def release(self, *, lanes: list[str] | None = None, note: str = "", overrides: dict[str, Any] | None = None) -> str:
+        """A new model version: train, register, commit it to the env repo for `lanes` (default: all)."""
+        mv = self.train(note=note, overrides=overrides)
+        names = lanes or self.lane_names
+        for name in names:
+            self.desired[name] = replace(self.desired[name], version=mv.version)
+        return self.commit(names, mv.version, f"release {mv.uri}" + (f": {note}" if note else ""))
+
+    def manual_change(self, lane: str, *, replicas: int | None = None, version: str | None = None) -> None:
+        """A person edits live state directly (kubectl edit / docker run by hand), not through git."""
+        assert self.env is not None
+        self.env.change_live(lane, replicas=replicas, version=None if version is None else str(version))
+        change = {k: v for k, v in {"replicas": replicas, "version": version}.items() if v is not None}
+        self.recorder.emit("live_change", lane, change=change, by="human")
+
+    def kill_replica(self, lane: str) -> str | None:
+        assert self.env is not None
+        name = self.env.kill_replica(lane)
+        self.recorder.emit("replica_killed", lane, replica=name)
+        return name
+
+    def pause_traffic(self) -> None:
+        self._send_loadgen({"op": "pause"})
+        self.recorder.emit("traffic_paused", None)
+
+    def resume_traffic(self) -> None:
+        self._send_loadgen({"op": "resume"})
+        self.recorder.emit("traffic_resumed", None)
+
+    def toggle_traffic(self) -> None:
+        (self.resume_traffic if self.state.paused else self.pause_traffic)()
+
+    def inject_drift(self, kind: str, size: float, features: list[int] | None = None, ramp: float = 0.0) -> None:
+        """Changes the data from now on (recorded with its known change point)."""
+        from mlopslab.ml.data import Drift
+
+        at = self.recorder.now()
+        drift = {"kind": kind, "at": at, "size": size, "features": features, "ramp": ramp}
+        self.stream.add_drift(Drift(kind, self.scenario_time(), size, tuple(features) if features else None, ramp))
+        self._send_loadgen({"op": "drift", **drift})
+        self.recorder.emit("drift_injected", None, **{k: v for k, v in drift.items() if k != "at"}, change_point=at)
+
+    # --- internals ------------------------------------------------------------------------------------
+    def _spec(self, lane: LaneSpec, version: str) -> DeploymentSpec:
+        return DeploymentSpec(lane=lane.name, model=self.scenario.model_name, version=str(version),
+                              replicas=lane.replicas, readiness_period=lane.readiness_period, warmup=lane.warmup,
+                              strategy=Strategy(lane.max_surge, lane.max_unavailable, lane.progress_deadline))
+
+    def _credential(self, lane: LaneSpec) -> str:
+        env = self.env.credential() if self.env else "?"
+        if lane.delivery == "push":
+            return f"CI runner holds environment access: {env}"
+        return f"agent beside the environment holds it: {env}; outside needs only read access to the repo"
+
+    def _delivery(self, lane: LaneSpec) -> Any:
+        assert self.env is not None
+        work = self.dir / "work" / lane.name
+        if lane.delivery == "push":
+            from mlopslab.gitops.push import PushRunner
+
+            runner = PushRunner(lane.name, self.repo.path, work, self.env, self.recorder.emit, self.registry.exists)
+            self.repo.add_hook(runner.hook_url, runner.secret)
+            return runner
+        from mlopslab.gitops.pull import PullAgent
+
+        agent = PullAgent(lane.name, self.repo.path, work, self.env, self.recorder.emit,
+                          interval=lane.poll_interval, jitter=lane.poll_jitter, webhook=lane.webhook,
+                          self_heal=lane.self_heal, seed=self.scenario.seed + len(self.deliveries))
+        if agent.hook_url:
+            self.repo.add_hook(agent.hook_url, agent.secret)
+        return agent
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=self._guard, args=(target,), name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _guard(self, target: Any) -> None:
+        try:
+            target()
+        except Exception as exc:
+            self.recorder.emit("error", None, message=f"{target.__name__}: {type(exc).__name__}: {exc}")
+
+    def _play_timeline(self) -> None:
+        items: list[tuple[float, Any]] = [(n.at, n) for n in self.scenario.narration]
+        items += [(e.at, e) for e in self.scenario.timeline]
+        items.sort(key=lambda item: item[0])
+        for at, item in items:
+            if self._stop.wait(max(0.0, at - self.scenario_time())):
+                return
+            if isinstance(item, TimelineEvent):
+                try:
+                    self.perform(item)
+                except Exception as exc:
+                    self.recorder.emit("error", None, message=f"timeline at {item.at}s ({item.action}): {exc}")
+            else:
+                self.recorder.emit("narration", None, text=item.text)
+
+    def perform(self, event: TimelineEvent) -> None:
+        args = event.args
+        targets = self.lane_names if args.get("lane") == "all" else [args.get("lane")]
+        if event.action == "release":
+            self.release(note=str(args.get("note", "")), overrides={k: v for k, v in args.items() if k != "note"})
+        elif event.action == "manual_change":
+            for lane in targets:
+                self.manual_change(lane, replicas=args.get("replicas"), version=args.get("version"))
+        elif event.action == "kill_replica":
+            for lane in targets:
+                self.kill_replica(lane)
+        elif event.action == "pause_traffic":
+            self.pause_traffic()
+        elif event.action == "resume_traffic":
+            self.resume_traffic()
+        elif event.action == "drift":
+            self.inject_drift(args["kind"], float(args["size"]), args.get("features"), float(args.get("ramp", 0)))
+        else:
+            handler = getattr(self, event.action, None)
+            if handler is None:
+                raise LabError(f"timeline action {event.action!r} is not supported by this lab")
+            handler(**args)
+
+    def _tick_monitor(self) -> None:
+        while not self._stop.wait(0.25):
+            self.monitor.tick(self.recorder.now())
+
+    def _watch_environment(self) -> None:
+        """Pushes ready endpoints to the load generator (like Endpoints → kube-proxy) and reports sync."""
+        assert self.env is not None
+        known: dict[str, list[list[str]]] = {}
+        syncs: dict[str, tuple[str, str | None]] = {}
+        while not self._stop.wait(0.05):
+            for lane in self.lane_names:
+                endpoints = sorted([e.url, e.version] for e in self.env.endpoints(lane))
+                if endpoints != known.get(lane):
+                    known[lane] = endpoints
+                    self._send_loadgen({"op": "endpoints", "lane": lane, "endpoints": endpoints})
+                live = self.env.observe(lane)
+                desired = self.desired.get(lane)
+                head = self.repo.head if self.repo else None
+                live_rev = live.spec.revision if live.spec else None
+                if live.condition == "Failed":
+                    sync = "Degraded"
+                elif desired is None or live.spec is None or desired.diff(live.spec) or live_rev != head:
+                    sync = "OutOfSync"
+                elif not live.complete:
+                    sync = "Progressing"
+                else:
+                    sync = "Synced"
+                if syncs.get(lane) != (sync, live_rev):
+                    syncs[lane] = (sync, live_rev)
+                    self.recorder.emit("sync", lane, state=sync, head=head, live=live_rev,
+                                       live_version=live.spec.version if live.spec else None)
+
+    # --- traffic process ------------------------------------------------------------------------------
+    def _start_loadgen(self) -> None:
+        config = {"rate": self.scenario.rate, "t0": self.recorder.t0, "seed": self.scenario.seed,
+                  "lanes": self.lane_names, "data": self.scenario.data}
+        self._requests_file = open(self.dir / "requests.jsonl", "a", encoding="utf-8", buffering=1)
+        self._loadgen = subprocess.Popen(
+            [sys.executable, "-m", "mlopslab.traffic.loadgen", json.dumps(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.dir / "logs" / "loadgen.log", "wb"),
+            start_new_session=True, text=True, bufsize=1)
+        self._send_loadgen({"op": "pause"})  # traffic flows once the scenario clock starts
+        self._spawn(self._read_loadgen, "loadgen-reader")
+
+    def _read_loadgen(self) -> None:
+        assert self._loadgen is not None and self._loadgen.stdout is not None
+        for line in self._loadgen.stdout:
+            record = json.loads(line)
+            if "s" in record:
+                self.monitor.add_sample(record)
+            else:
+                self.monitor.add_result(record)
+                if self._requests_file and not self._requests_file.closed:
+                    self._requests_file.write(line)
+
+    def _send_loadgen(self, message: dict[str, Any]) -> None:
+        with self._loadgen_lock:
+            proc = self._loadgen
+            if proc is None or proc.poll() is not None or proc.stdin is None:
+                return
+            try:
+                proc.stdin.write(json.dumps(message) + "\n")
+                proc.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+
+    def _stop_loadgen(self) -> None:
+        proc = self._loadgen
+        if proc is None:
+            return
+        self._send_loadgen({"op": "stop"})
+        try:
+            proc.wait(timeout=4)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        with self._loadgen_lock:
+            if proc.stdin:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+
+    def child_pids(self) -> list[int]:
+        pids = [self._loadgen.pid] if self._loadgen and self._loadgen.poll() is None else []
+        driver = getattr(self.env, "driver", None)
+        return pids + (driver.pids() if driver is not None and hasattr(driver, "pids") else [])
+
+
+def _quiet_mlflow() -> None:
+    """mlflow logs registrations and warns about environment inference on stderr; the lab reports instead."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    warnings.filterwarnings("ignore", module=r"mlflow.*")
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for name in ("mlflow", "alembic", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def new_results_dir(scenario: Scenario, root: Path | None = None) -> Path:
+    root = root or Path(os.environ.get("MLOPSLAB_RESULTS", "results"))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{scenario.name}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"{scenario.name}-{stamp}-{n}"
+    return path

@@ -1,0 +1,271 @@
+"""The run's state rebuilt from its events: lanes, replicas, series for plots, and phase timings.
+
+`RunState.apply(event)` is a pure reducer, so a live run and a replay of `events.jsonl` produce the same
+state; the TUI reads it, the report summarises it. Series, marks, log and narration are in seconds since
+the scenario started (`run_started`); a Release's phase times are raw run-clock seconds, read only as
+differences (lead times), so the initial deployment before the scenario clock starts is measured too.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+PHASES = ("commit", "detected", "pipeline_done", "apply_started", "first_ready", "rollout_done", "traffic_100")
+SERIES = 900  # points kept per plotted series (15 minutes at 1 Hz)
+
+
+@dataclass
+class Release:
+    """One commit's journey through one lane: phase -> time."""
+
+    sha: str
+    version: str
+    times: dict[str, float] = field(default_factory=dict)
+    setup: bool = False           # the initial deployment, before the scenario clock started
+    ready: list[float] = field(default_factory=list)
+    failed: str | None = None
+    errors_during: int = 0
+    requests_during: int = 0
+    latencies_during: list[float] = field(default_factory=list)
+
+    def lead(self, phase: str) -> float | None:
+        if "commit" not in self.times or phase not in self.times:
+            return None
+        return round(self.times[phase] - self.times["commit"], 3)
+
+
+@dataclass
+class LiveChange:
+    at: float
+    change: dict[str, Any]
+    reverted: float | None = None
+
+
+@dataclass
+class LaneState:
+    name: str
+    delivery: str = "?"
+    settings: dict[str, Any] = field(default_factory=dict)
+    sync: str = "Unknown"
+    head: str | None = None
+    live_revision: str | None = None
+    live_version: str | None = None
+    replicas: dict[str, tuple[str, str]] = field(default_factory=dict)   # name -> (version, state)
+    latency: deque = field(default_factory=lambda: deque(maxlen=SERIES))  # (t, p50, p95, p99)
+    shares: deque = field(default_factory=lambda: deque(maxlen=SERIES))   # (t, {version: share})
+    accuracy: deque = field(default_factory=lambda: deque(maxlen=SERIES))  # (t, accuracy)
+    drift: deque = field(default_factory=lambda: deque(maxlen=SERIES))    # (t, score)
+    marks: list[tuple[float, str, str]] = field(default_factory=list)     # (t, phase, version)
+    releases: dict[str, Release] = field(default_factory=dict)            # sha -> Release
+    changes: list[LiveChange] = field(default_factory=list)
+    requests: int = 0
+    errors: int = 0
+    credential: str = ""
+
+
+class RunState:
+    def __init__(self) -> None:
+        self.scenario: dict[str, Any] = {}
+        self.start: float | None = None
+        self.now = 0.0
+        self.finished: dict[str, Any] | None = None
+        self.lanes: dict[str, LaneState] = {}
+        self.commits: dict[str, dict[str, Any]] = {}   # sha -> commit event
+        self.narration: list[tuple[float, str]] = []
+        self.log: deque = deque(maxlen=500)
+        self.paused = False
+        self.versions: dict[str, dict[str, Any]] = {}  # version -> model_registered event
+        self.drifts: list[dict[str, Any]] = []
+        self.alarms: list[dict[str, Any]] = []
+
+    def rel(self, t: float) -> float:
+        return round(t - (self.start or 0.0), 4)
+
+    def lane(self, name: str) -> LaneState:
+        if name not in self.lanes:
+            self.lanes[name] = LaneState(name)
+        return self.lanes[name]
+
+    def apply(self, event: dict[str, Any]) -> None:
+        kind = event["kind"]
+        t = self.rel(event["t"]) if self.start is not None else 0.0
+        self.now = max(self.now, t)
+        name = event.get("lane")
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler is not None:
+            handler(event, t, self.lane(name) if name else None)
+        if kind not in ("metrics", "sync"):
+            self.log.append((t, kind, name, _describe(event)))
+
+    # --- handlers --------------------------------------------------------------------------------------
+    def _on_lab_prepared(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self.scenario = e.get("scenario", {})
+        for spec in e.get("lanes", []):
+            state = self.lane(spec["name"])
+            state.delivery = spec["delivery"]
+            state.settings = spec
+            state.credential = spec.get("credential", "")
+
+    def _on_run_started(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self.start = e["t"]
+        self.now = 0.0
+
+    def _on_run_finished(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self.finished = e
+
+    def _on_narration(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self.narration.append((t, e["text"]))
+
+    def _on_model_registered(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self.versions[str(e["version"])] = e
+
+    def _on_commit(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self.commits[e["sha"]] = e
+        for name in e.get("lanes", []):
+            state = self.lane(name)
+            state.head = e["sha"]
+            state.releases[e["sha"]] = Release(e["sha"], str(e["version"]), {"commit": e["t"]},
+                                               setup=self.start is None)
+            state.marks.append((t, "commit", str(e["version"])))
+
+    def _phase(self, lane: LaneState | None, sha: str | None, phase: str, t: float, raw: float) -> Release | None:
+        if lane is None or sha is None or sha not in lane.releases:
+            return None
+        release = lane.releases[sha]
+        if phase not in release.times:
+            release.times[phase] = raw
+            if phase in ("detected", "apply_started"):
+                lane.marks.append((t, phase, release.version))
+        return release
+
+    def _on_detected(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self._phase(lane, e.get("sha"), "detected", t, e["t"])
+
+    def _on_pipeline_done(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        release = self._phase(lane, e.get("sha"), "pipeline_done", t, e["t"])
+        if release and not e.get("ok", True):
+            release.failed = e.get("error")
+
+    def _on_apply_started(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self._phase(lane, e.get("sha"), "apply_started", t, e["t"])
+        if lane:
+            lane.live_revision, lane.live_version = e.get("revision"), str(e.get("version"))
+
+    def _current(self, lane: LaneState, version: str) -> Release | None:
+        """The newest release of `version` in this lane that has been applied."""
+        candidates = [r for r in lane.releases.values() if r.version == version and "apply_started" in r.times]
+        return max(candidates, key=lambda r: r.times["apply_started"], default=None)
+
+    def _on_replica_started(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        if lane:
+            lane.replicas[e["replica"]] = (str(e["version"]), "starting")
+
+    def _on_replica_ready(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        if not lane:
+            return
+        lane.replicas[e["replica"]] = (str(e["version"]), "ready")
+        release = self._current(lane, str(e["version"]))
+        if release and "rollout_done" not in release.times:
+            release.ready.append(e["t"])
+            release.times.setdefault("first_ready", e["t"])
+
+    def _on_replica_stopped(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        if lane:
+            lane.replicas.pop(e["replica"], None)
+
+    def _on_rollout_done(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        if lane:
+            release = lane.releases.get(e.get("revision", ""))
+            if release and "rollout_done" not in release.times:
+                release.times["rollout_done"] = e["t"]
+                lane.marks.append((t, "applied", release.version))
+
+    def _on_rollout_failed(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        if lane:
+            release = lane.releases.get(e.get("revision", ""))
+            if release:
+                release.failed = e.get("reason")
+
+    def _on_traffic_100(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        if not lane:
+            return
+        at = e.get("at", e["t"])
+        release = self._current(lane, str(e["version"]))
+        if release and "traffic_100" not in release.times:
+            release.times["traffic_100"] = at
+            lane.marks.append((self.rel(at), "100%", release.version))
+
+    def _on_live_change(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        if lane:
+            lane.changes.append(LiveChange(t, e.get("change", {})))
+
+    def _on_live_reverted(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        if lane:
+            for change in lane.changes:
+                if change.reverted is None:
+                    change.reverted = t
+
+    def _on_sync(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        if lane:
+            lane.sync = e["state"]
+            lane.head = e.get("head", lane.head)
+            lane.live_revision = e.get("live", lane.live_revision)
+            lane.live_version = e.get("live_version", lane.live_version)
+
+    def _on_metrics(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        if not lane:
+            return
+        raw = e["window"]
+        window = self.rel(raw)
+        lane.requests += e["rps"]
+        lane.errors += e["errors"]
+        if e.get("p50") is not None:
+            lane.latency.append((window, e["p50"], e["p95"], e["p99"]))
+        total = sum(e["versions"].values())
+        if total:
+            lane.shares.append((window, {v: n / total for v, n in e["versions"].items()}))
+        if e.get("accuracy") is not None:
+            lane.accuracy.append((window, e["accuracy"]))
+        for release in lane.releases.values():  # requests while a rollout was under way
+            start, end = release.times.get("apply_started"), release.times.get("traffic_100")
+            if start is not None and start <= raw + 1 and (end is None or raw <= end):
+                release.requests_during += e["rps"]
+                release.errors_during += e["errors"]
+                if e.get("p99") is not None:
+                    release.latencies_during.append(e["p99"])
+
+    def _on_drift_score(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        for state in ([lane] if lane else self.lanes.values()):
+            state.drift.append((t, e["score"]))
+
+    def _on_drift_injected(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self.drifts.append({**e, "rel": t})
+
+    def _on_drift_alarm(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self.alarms.append({**e, "rel": t})
+        if lane:
+            lane.marks.append((t, "alarm", ""))
+
+    def _on_traffic_paused(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self.paused = True
+
+    def _on_traffic_resumed(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self.paused = False
+
+    # --- queries -----------------------------------------------------------------------------------------
+    def current_narration(self) -> str:
+        return self.narration[-1][1] if self.narration else ""
+
+
+def _describe(event: dict[str, Any]) -> str:
+    skip = {"t", "wall", "kind", "lane", "scenario", "lanes"}
+    parts = []
+    for key, value in event.items():
+        if key in skip or value is None:
+            continue
+        if key in ("sha", "revision", "head", "live") and isinstance(value, str):
+            value = value[:7]
+        parts.append(f"{key}={value}")
+    return " ".join(parts)[:160]

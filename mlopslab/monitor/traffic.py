@@ -1,0 +1,115 @@
+"""Turns the load generator's per-request records into per-second windows and the 100 %-traffic mark.
+
+Windows are keyed by intended send time (when the request *should* have left), closed one second after
+they end; each becomes a `metrics` event per lane: rate, errors, p50/p95/p99 latency, requests per
+served version. `traffic_100` marks, after a rollout finished, the first moment from which every
+request of the lane was answered by the new version.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlopslab.envs.base import Emit
+
+SETTLE = 1.0     # seconds after a rollout finishes before the 100 % mark is decided
+HISTORY = 120.0  # seconds of per-request history kept per lane for that decision
+
+
+@dataclass
+class _Window:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    versions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    correct: int = 0
+    labelled: int = 0
+
+
+class TrafficMonitor:
+    def __init__(self, lanes: list[str], emit: Emit) -> None:
+        self.lanes = lanes
+        self.emit = emit
+        self._lock = threading.Lock()
+        self._windows: dict[tuple[str, int], _Window] = {}
+        self._history: dict[str, deque[tuple[float, str | None, bool]]] = {lane: deque() for lane in lanes}
+        self._targets: dict[str, tuple[str, float]] = {}   # lane -> (version, decide after t)
+        self._labels: dict[int, int] = {}
+        self._closed_before = 0
+        self.totals: dict[str, dict[str, int]] = {lane: {"requests": 0, "errors": 0} for lane in lanes}
+
+    # --- inputs ------------------------------------------------------------------------------------
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Recorder listener: a finished rollout arms the 100 % detector for its lane."""
+        if event["kind"] == "rollout_done" and event.get("lane") in self._history:
+            with self._lock:
+                self._targets[event["lane"]] = (str(event["version"]), event["t"] + SETTLE)
+
+    def add_sample(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._labels[record["s"]] = record["y"]
+            if len(self._labels) > 100_000:
+                for key in list(self._labels)[:50_000]:
+                    del self._labels[key]
+
+    def add_result(self, record: dict[str, Any]) -> None:
+        lane, t = record["lane"], record["t"]
+        ok = record["st"] == 200
+        with self._lock:
+            window = self._windows.setdefault((lane, max(int(t), self._closed_before)), _Window())
+            window.latencies.append(record["lat"])
+            totals = self.totals[lane]
+            totals["requests"] += 1
+            if ok:
+                window.versions[str(record["v"])] += 1
+                label = self._labels.get(record["i"])
+                if label is not None and record.get("p") is not None:
+                    window.labelled += 1
+                    window.correct += int(record["p"] == label)
+            else:
+                window.errors += 1
+                totals["errors"] += 1
+            history = self._history[lane]
+            history.append((t, str(record["v"]) if ok else None, ok))
+            while history and history[0][0] < t - HISTORY:
+                history.popleft()
+
+    # --- outputs -----------------------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        """Closes windows that ended more than a second ago and decides pending 100 % marks."""
+        with self._lock:
+            due = sorted(key for key in self._windows if key[1] + 2 <= now)
+            closed = [(key, self._windows.pop(key)) for key in due]
+            if due:
+                self._closed_before = max(self._closed_before, max(k[1] for k in due) + 1)
+            decisions = []
+            for lane, (version, after) in list(self._targets.items()):
+                if now >= after:
+                    mark = self._first_all_new(lane, version)
+                    if mark is not None:
+                        decisions.append((lane, version, mark))
+                        del self._targets[lane]
+        for (lane, second), window in closed:
+            self.emit("metrics", lane, **summarise(window.latencies, window.errors, window.versions),
+                      window=second, accuracy=round(window.correct / window.labelled, 4) if window.labelled else None)
+        for lane, version, mark in decisions:
+            self.emit("traffic_100", lane, version=version, at=round(mark, 4))
+
+    def _first_all_new(self, lane: str, version: str) -> float | None:
+        history = self._history[lane]
+        last_other = max((t for t, v, ok in history if not ok or v != version), default=None)
+        after = [t for t, v, ok in history if last_other is None or t > last_other]
+        return min(after) if after else None
+
+
+def summarise(latencies: list[float], errors: int, versions: dict[str, int]) -> dict[str, Any]:
+    if latencies:
+        p50, p95, p99 = (round(float(v), 3) for v in np.percentile(latencies, [50, 95, 99]))
+    else:
+        p50 = p95 = p99 = None
+    return {"rps": len(latencies), "errors": errors, "p50": p50, "p95": p95, "p99": p99,
+            "versions": dict(versions)}
