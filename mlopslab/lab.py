@@ -376,7 +376,7 @@ class Lab:
 
     # --- traffic process ------------------------------------------------------------------------------
     def _start_loadgen(self) -> None:
-        config = {"rate": self.scenario.rate, "t0": self.recorder.t0, "seed": self.scenario.seed,
+        config = {"run": str(self.dir), "rate": self.scenario.rate, "t0": self.recorder.t0, "seed": self.scenario.seed,
                   "lanes": self.lane_names, "data": self.scenario.data}
         self._requests_file = open(self.dir / "requests.jsonl", "a", encoding="utf-8", buffering=1)
         self._loadgen = subprocess.Popen(

@@ -62,6 +62,11 @@ class DeploymentSpec:
     def model_uri(self) -> str:
         return f"models:/{self.model}/{self.version}"
 
+    @property
+    def template(self) -> tuple[str, str, float]:
+        """What makes replicas interchangeable (a Deployment's pod-template hash): a change rolls them."""
+        return (self.model, self.version, self.warmup)
+
     def diff(self, other: DeploymentSpec | None) -> dict[str, tuple[Any, Any]]:
         """Fields that differ (revision aside): {field: (self's value, other's value)}."""
         if other is None:
@@ -78,6 +83,7 @@ class Replica:
     version: str
     handle: Any
     url: str = ""
+    template: tuple = ()
     state: str = "starting"      # starting -> ready -> terminating -> gone
     started_at: float = 0.0
     ready_at: float | None = None
@@ -227,7 +233,7 @@ class ControlledEnvironment(Environment):
             replicas = self._replicas.get(lane, [])
             views = tuple(ReplicaView(r.name, r.version, r.state, r.url) for r in replicas)
             status = self._status.get(lane, {})
-            updated = sum(1 for r in replicas if spec and r.version == spec.version and r.state != "terminating")
+            updated = sum(1 for r in replicas if spec and r.template == spec.template and r.state != "terminating")
             ready = sum(1 for r in replicas if r.state == "ready")
             state = LiveState(lane, spec, views, updated, ready)
             condition = "Failed" if status.get("failed") else ("Available" if state.complete else "Progressing")
@@ -294,8 +300,8 @@ class ControlledEnvironment(Environment):
             replicas = self._replicas[lane]
             status = self._status[lane]
             active = [r for r in replicas if r.state != "terminating"]
-            new = [r for r in active if r.version == spec.version]
-            old = [r for r in active if r.version != spec.version]
+            new = [r for r in active if r.template == spec.template]
+            old = [r for r in active if r.template != spec.template]
             surge, unavailable = spec.strategy.resolve(spec.replicas)
             to_start = min(spec.replicas - len(new), spec.replicas + surge - len(active))
             available = sum(1 for r in active if r.state == "ready")
@@ -322,7 +328,7 @@ class ControlledEnvironment(Environment):
             self._counter += 1
             name = f"{lane}-v{spec.version}-{self._counter}"
         handle, url = self.driver.start(spec, name)
-        replica = Replica(name, spec.version, handle, url, started_at=now, next_probe=now)
+        replica = Replica(name, spec.version, handle, url, spec.template, started_at=now, next_probe=now)
         with self._lock:
             self._replicas[lane].append(replica)
         self.emit("replica_started", lane, replica=name, version=spec.version)

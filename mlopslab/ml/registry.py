@@ -80,10 +80,12 @@ class Registry:
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
+        import pandas as pd
+
         client = self.client
         pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=params.C, max_iter=params.max_iter))
-        pipeline.fit(X, y)
-        accuracy = float((pipeline.predict(X_val) == y_val).mean())
+        pipeline.fit(pd.DataFrame(X, columns=feature_names), y)
+        accuracy = float((pipeline.predict(pd.DataFrame(X_val, columns=feature_names)) == y_val).mean())
         with self._lock:
             with mlflow.start_run(experiment_id=self._experiment_id, tags=tags or {}) as run:
                 mlflow.log_params({"C": params.C, "max_iter": params.max_iter, "n_train": len(X),
@@ -91,8 +93,6 @@ class Registry:
                 mlflow.log_metrics({"val_accuracy": accuracy, "train_positive_share": float(y.mean())})
                 for filename, content in (extra_artifacts or {}).items():
                     mlflow.log_dict(content, filename)
-                import pandas as pd
-
                 example = pd.DataFrame(X[:3], columns=feature_names)
                 info = mlflow.sklearn.log_model(
                     pipeline, name="model", input_example=example,

@@ -1,0 +1,45 @@
+"""Shared fixtures: a real MLflow registry with two trained versions, and helpers to find stray processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mlopslab.ml.data import DataSpec, DataStream
+from mlopslab.ml.registry import Registry, TrainParams
+
+MODEL = "churn"
+
+
+@pytest.fixture(scope="session")
+def stream() -> DataStream:
+    return DataStream(DataSpec(), seed=7)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory, stream: DataStream) -> Registry:
+    """A sqlite-backed MLflow registry holding models:/churn/1 and models:/churn/2."""
+    registry = Registry(tmp_path_factory.mktemp("mlflow"))
+    for C in (1.0, 0.05):
+        X, y = stream.sample(2000)
+        X_val, y_val = stream.sample(500)
+        registry.train_and_register(MODEL, X, y, X_val, y_val, stream.feature_names, TrainParams(C=C))
+    return registry
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """PIDs of live processes whose command line contains `text` (zombies excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().split(") ")[1][0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,132 @@
+"""The model server speaks MLflow's scoring protocol and predicts exactly what mlflow.pyfunc predicts."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from mlopslab.ml.registry import Registry
+from tests.conftest import MODEL
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(registry: Registry) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mlopslab.serving.server", "--model-dir",
+                             str(registry.serving_dir(MODEL, "2")), "--port", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/ping", timeout=0.5)
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _post(url: str, body: object | str, content_type: str = "application/json") -> tuple[int, dict]:
+    data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    request = urllib.request.Request(url + "/invocations", data=data, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_predictions_equal_mlflow_pyfunc_for_every_input_format(server: str, registry: Registry, stream) -> None:
+    import mlflow.pyfunc
+    import pandas as pd
+
+    X, _ = stream.sample(300)
+    columns = stream.feature_names
+    frame = pd.DataFrame(X, columns=columns)
+    expected = mlflow.pyfunc.load_model(f"models:/{MODEL}/2").predict(frame).tolist()
+    rows = X.tolist()
+    bodies = {
+        "dataframe_split": {"dataframe_split": {"columns": columns, "data": rows}},
+        "dataframe_records": {"dataframe_records": frame.to_dict(orient="records")},
+        "inputs": {"inputs": rows},
+        "instances": {"instances": rows},
+        "columnar inputs": {"inputs": {c: X[:, i].tolist() for i, c in enumerate(columns)}},
+        "reordered columns": {"dataframe_split": {"columns": columns[::-1], "data": X[:, ::-1].tolist()}},
+    }
+    for name, body in bodies.items():
+        status, reply = _post(server, body)
+        assert status == 200, (name, reply)
+        assert reply["predictions"] == expected, name
+    status, reply = _post(server, frame.to_csv(index=False), "text/csv")
+    assert status == 200 and reply["predictions"] == expected
+    assert set(expected) == {0, 1}
+
+
+def test_bad_input_is_a_400_with_mlflow_error_shape(server: str) -> None:
+    status, reply = _post(server, {"dataframe_split": {"columns": ["f0"], "data": [[1.0]]}})
+    assert status == 400 and reply["error_code"] == "BAD_REQUEST" and "missing columns" in reply["message"]
+    status, reply = _post(server, {"nope": []})
+    assert status == 400
+    status, reply = _post(server, "{not json")
+    assert status == 400 and "invalid JSON" in reply["message"]
+
+
+def test_ping_version_and_prometheus_metrics(server: str) -> None:
+    with urllib.request.urlopen(server + "/health", timeout=5) as response:
+        assert response.status == 200
+    with urllib.request.urlopen(server + "/version", timeout=5) as response:
+        assert json.loads(response.read()) == {"name": MODEL, "version": "2", "uri": f"models:/{MODEL}/2"}
+    _post(server, {"inputs": [[0.0] * 8]})
+    with urllib.request.urlopen(server + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    assert f'mlopslab_model_info{{model="{MODEL}",version="2"}} 1' in text
+    count = [line for line in text.splitlines() if line.startswith("mlopslab_request_seconds_count")]
+    assert count and float(count[0].split()[-1]) >= 1
+    assert 'code="200"' in text and 'code="400"' in text or 'code="200"' in text
+
+
+def test_server_reports_not_ready_during_warmup_and_exits_with_its_parent(registry: Registry) -> None:
+    port = _free_port()
+    # a parent that starts the server and then dies: the server must follow it
+    launcher = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, os, time;"
+        f"p = subprocess.Popen([sys.executable, '-m', 'mlopslab.serving.server', '--model-dir', "
+        f"{str(registry.serving_dir(MODEL, '1'))!r}, '--port', '{port}', '--warmup', '30', "
+        "'--parent-pid', str(os.getpid())]); print(p.pid, flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    child = int(launcher.stdout.readline())
+    url = f"http://127.0.0.1:{port}/ping"
+    deadline, status = time.monotonic() + 20, None
+    while time.monotonic() < deadline and status is None:
+        try:
+            urllib.request.urlopen(url, timeout=0.5)
+            status = 200
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            time.sleep(0.05)
+    assert status == 503  # up, but warming up: readiness keeps traffic away
+    launcher.kill()
+    launcher.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{child}") and \
+            open(f"/proc/{child}/stat").read().split(") ")[1][0] != "Z":
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().split(") ")[1][0] == "Z"
