@@ -77,6 +77,8 @@ class Lab:
         self._threads: list[threading.Thread] = []
         self._loadgen: subprocess.Popen | None = None
         self._loadgen_lock = threading.Lock()
+        self._endpoints: dict[str, list[list[str]]] = {}
+        self._endpoints_lock = threading.Lock()
         self._requests_file = None
         self._train_lock = threading.Lock()
         self._torn_down = False
@@ -148,6 +150,7 @@ class Lab:
                 raise LabError("the lanes did not become ready within "
                                f"{SETUP_TIMEOUT:.0f} s; see {self.dir / 'logs'}")
             time.sleep(0.05)
+        self._publish_endpoints()  # traffic must not start before the generator knows the ready replicas
 
     def start(self) -> None:
         """Starts the scenario clock: traffic flows and the timeline plays."""
@@ -349,14 +352,10 @@ class Lab:
     def _watch_environment(self) -> None:
         """Pushes ready endpoints to the load generator (like Endpoints → kube-proxy) and reports sync."""
         assert self.env is not None
-        known: dict[str, list[list[str]]] = {}
         syncs: dict[str, tuple[str, str | None]] = {}
         while not self._stop.wait(0.05):
+            self._publish_endpoints()
             for lane in self.lane_names:
-                endpoints = sorted([e.url, e.version] for e in self.env.endpoints(lane))
-                if endpoints != known.get(lane):
-                    known[lane] = endpoints
-                    self._send_loadgen({"op": "endpoints", "lane": lane, "endpoints": endpoints})
                 live = self.env.observe(lane)
                 desired = self.desired.get(lane)
                 head = self.repo.head if self.repo else None
@@ -373,6 +372,15 @@ class Lab:
                     syncs[lane] = (sync, live_rev)
                     self.recorder.emit("sync", lane, state=sync, head=head, live=live_rev,
                                        live_version=live.spec.version if live.spec else None)
+
+    def _publish_endpoints(self) -> None:
+        assert self.env is not None
+        with self._endpoints_lock:
+            for lane in self.lane_names:
+                endpoints = sorted([e.url, e.version] for e in self.env.endpoints(lane))
+                if endpoints != self._endpoints.get(lane):
+                    self._endpoints[lane] = endpoints
+                    self._send_loadgen({"op": "endpoints", "lane": lane, "endpoints": endpoints})
 
     # --- traffic process ------------------------------------------------------------------------------
     def _start_loadgen(self) -> None:

@@ -83,6 +83,7 @@ def test_release_reaches_all_traffic_in_both_lanes_and_only_pull_self_heals(tmp_
     pull_change = summary["lanes"]["pull"]["live_changes"][0]
     assert pull_change["reverted_after"] is not None and summary["lanes"]["push"]["live_changes"][0]["reverted_after"] is None
     assert "| push (push)" in (results / "summary.md").read_text()
+    assert summary["lanes"]["push"]["errors"] == 0 and summary["lanes"]["pull"]["errors"] == 0
     metrics = [e for e in events if e["kind"] == "metrics" and e["lane"] == "push"]
     assert metrics and all(m["p99"] is None or m["p99"] > 0 for m in metrics)
     requests = (results / "requests.jsonl").read_text().splitlines()
