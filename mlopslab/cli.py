@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SCENARIO = "push-vs-pull"
-QUIET_KINDS = {"metrics", "sync", "replica_started", "lab_prepared"}
+QUIET_KINDS = {"metrics", "sync", "replica_started", "lab_prepared", "drift_score", "accuracy"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     verbs.add_parser("doctor", help="which environments are usable here, and how to fix what is missing")
     clean = verbs.add_parser("clean", help="remove containers and networks left by earlier runs")
     clean.add_argument("--run", help="only this run id")
+    clean.add_argument("--images", action="store_true", help="also remove the run's model and agent images")
 
     verbs.add_parser("scenarios", help="list the shipped scenarios")
 
@@ -175,14 +176,13 @@ def _doctor(args: argparse.Namespace) -> int:
 
     checks = doctor.diagnose()
     print(doctor.format(checks))
-    return 0
+    return doctor.exit_code(checks)
 
 
 def _clean(args: argparse.Namespace) -> int:
     from mlopslab.envs import cleanup
 
-    removed = cleanup.clean(run_id=args.run)
-    print(f"removed {len(removed)} leftover object(s)" + "".join(f"\n  {r}" for r in removed))
+    print(cleanup.clean(run_id=args.run, images=args.images).summary())
     return 0
 
 

@@ -29,13 +29,15 @@ class EnvRepo:
             config.set_value("user", "email", "lab@mlopslab.invalid")
         self._lock = threading.Lock()
         self._hooks: list[tuple[str, str]] = []  # (url, secret): secrets stay in memory, never in the repo
+        self._head: str | None = self.git.head.commit.hexsha if self.git.head.is_valid() else None
 
     def add_hook(self, url: str, secret: str) -> None:
         self._hooks.append((url, secret))
 
     @property
     def head(self) -> str | None:
-        return None if not self.git.head.is_valid() else self.git.head.commit.hexsha
+        """The last commit, without touching git: GitPython's Repo is not safe to share across threads."""
+        return self._head
 
     def commit_lanes(self, specs: list[DeploymentSpec], message: str, *, notify: Callable[[str], None] | None = None) -> str:
         """Writes the lanes' manifests and commits them in one commit; then delivers the push webhooks."""
@@ -52,6 +54,7 @@ class EnvRepo:
             self.git.index.add([str(p.relative_to(self.path)) for p in self.path.rglob("*")
                                 if p.is_file() and ".git" not in p.parts])
             sha = self.git.index.commit(message).hexsha
+            self._head = sha
         if notify is not None:
             notify(sha)
         payload = {"ref": f"refs/heads/{BRANCH}", "after": sha, "repository": str(self.path)}

@@ -1,0 +1,113 @@
+"""`mlopslab doctor`: which environments are usable on this machine, and how to fix what is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+    environments: tuple[str, ...] = field(default_factory=tuple)  # environments that need this check
+
+
+def _docker_checks() -> list[Check]:
+    from mlopslab.envs import images
+
+    checks: list[Check] = []
+    try:
+        import docker
+    except ImportError:
+        return [Check("docker engine", False, "the Docker SDK for Python is not installed",
+                      "pip install 'docker>=7'", ("docker",))]
+    try:
+        client = docker.from_env(timeout=5)
+        version = client.version()
+    except Exception as exc:
+        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        fix = ("apt-get install -y docker.io && dockerd >/tmp/dockerd.log 2>&1 &   (or: .ci/docker.sh); "
+               "if the socket exists, check you may use it (group docker)")
+        return [Check("docker engine", False, f"not reachable at {host}: {exc.__class__.__name__}", fix, ("docker",))]
+    checks.append(Check("docker engine", True, f"Docker {version.get('Version')} (API {version.get('ApiVersion')}, "
+                        f"{version.get('Os')}/{version.get('Arch')})", environments=("docker",)))
+    base = images.base_image_from_env()
+    if images.image_present(client, base):
+        size = client.images.get(base).attrs["Size"] / 1e6
+        checks.append(Check("base image", True, f"{base} ({size:.0f} MB)", environments=("docker",)))
+    else:
+        offline = images.image_present(client, images.OFFLINE_BASE)
+        fix = (f"export MLOPSLAB_BASE_IMAGE={images.OFFLINE_BASE}" if offline else
+               f"docker pull {base}   (with a registry), or offline: python -m mlopslab.envs.images && "
+               f"export MLOPSLAB_BASE_IMAGE={images.OFFLINE_BASE}   (needs debootstrap and a Debian mirror)")
+        checks.append(Check("base image", False, f"{base} is not present", fix, ("docker",)))
+    agent_base = images.agent_base_from_env()
+    if images.image_present(client, agent_base):
+        has = images.AGENT_PACKAGES if set(images.AGENT_PACKAGES) <= images.base_packages(client, agent_base) else ()
+        checks.append(Check("agent base image", True, f"{agent_base}"
+                            + ("" if has else " (git, GitPython, PyYAML, docker are installed at build: needs a network)"),
+                            environments=("docker",)))
+    else:
+        checks.append(Check("agent base image", False, f"{agent_base} is not present (the pull agent's container)",
+                            f"python -m mlopslab.envs.images && export MLOPSLAB_AGENT_BASE_IMAGE="
+                            f"{images.OFFLINE_AGENT_BASE}", ("docker",)))
+    sock = "/var/run/docker.sock"
+    if os.path.exists(sock):
+        checks.append(Check("engine socket", True, f"{sock}: mounted into the pull agent's container "
+                            "(root-equivalent on this host)", environments=("docker",)))
+    return checks
+
+
+def _kube_checks() -> list[Check]:
+    checks = []
+    for tool, fix in (("kind", "go install sigs.k8s.io/kind@latest  (or a release binary)"),
+                      ("kubectl", "apt-get install -y kubernetes-client  (or a release binary)")):
+        path = shutil.which(tool)
+        detail = ""
+        if path:
+            args = [tool, "version"] if tool == "kind" else [tool, "version", "--client"]
+            try:
+                detail = subprocess.run(args, capture_output=True, text=True, timeout=5).stdout.strip().splitlines()[0]
+            except Exception:
+                detail = path
+        checks.append(Check(tool, bool(path), detail or ("" if path else "not found on PATH"), "" if path else fix,
+                            ("kubernetes",)))
+    return checks
+
+
+def diagnose() -> list[Check]:
+    """Every check, in the order `format` prints them."""
+    return [Check("local processes", True, "always available (model servers as child processes)",
+                  environments=("local",))] + _docker_checks() + _kube_checks()
+
+
+def usable(checks: list[Check]) -> dict[str, bool]:
+    """{environment: usable here}."""
+    result: dict[str, bool] = {}
+    for check in checks:
+        for environment in check.environments:
+            result[environment] = result.get(environment, True) and check.ok
+    return result
+
+
+def format(checks: list[Check]) -> str:  # the CLI calls it `doctor.format`
+    """The doctor's report as plain text: one line per check, fixes indented, a verdict per environment."""
+    lines = []
+    for check in checks:
+        lines.append(f"{'ok ' if check.ok else 'NO '} {check.name:<18} {check.detail}")
+        if not check.ok and check.fix:
+            lines.append(f"    fix: {check.fix}")
+    lines.append("")
+    for environment, ok in usable(checks).items():
+        lines.append(f"environment {environment:<11} {'usable' if ok else 'not usable here'}")
+    return "\n".join(lines)
+
+
+def exit_code(checks: list[Check]) -> int:
+    """0 when every environment is usable, 1 otherwise (for scripts)."""
+    return 0 if all(usable(checks).values()) else 1
