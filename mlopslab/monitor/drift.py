@@ -1,0 +1,544 @@
+"""Drift of features and predictions against a training reference: PSI, KS, Wasserstein, Jensen–Shannon.
+
+Every statistic is the one Evidently's stattest of the same name computes, so a verdict here means what it
+means there (`evidently/legacy/calculations/stattests/`):
+
+- ``psi``: shares per bin from ``get_binned_data`` (empty bins filled with a tiny share), summed as
+  ``(ref - cur) * ln(ref / cur)``; drift when the value is >= 0.1.
+- ``ks``: ``scipy.stats.ks_2samp`` (method 'auto'), judged by its p-value; drift when p <= 0.05.
+- ``wasserstein``: ``scipy.stats.wasserstein_distance(ref, cur) / max(std(ref), 0.001)`` (population std);
+  drift when >= 0.1.
+- ``jensenshannon``: ``scipy.spatial.distance.jensenshannon`` of the binned shares, empty bins left empty;
+  drift when >= 0.1.
+
+Binning is Evidently's: a numerical column whose reference has more than 20 distinct values is cut into
+equal-width Sturges bins over the range of reference and current together; otherwise each distinct value
+is its own bin. The dataset drifts when the share of drifted features reaches ``drift_share`` (0.5, as in
+Evidently's DataDriftPreset).
+
+Everything is numpy: each feature's reference is sorted once (`DriftReference`) and each window's current
+once; PSI and Jensen–Shannon count the sorted samples into bins by binary search, KS and Wasserstein read
+one merge of the two. Scipy is imported lazily for the KS p-value alone (its exact small-sample path, or
+the ``kstwo`` survival function for large samples), so the p-value is scipy's own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+Method = Literal["psi", "ks", "wasserstein", "jensenshannon"]
+
+METHODS: tuple[Method, ...] = ("wasserstein", "psi", "jensenshannon", "ks")
+THRESHOLDS: Mapping[Method, float] = {"psi": 0.1, "ks": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1}
+DRIFT_SHARE = 0.5
+
+_MAX_VALUE_BINS = 20  # reference distinct values up to which Evidently bins by value
+_SMALL_REFERENCE = 1000  # Evidently's default stattest is ks up to this many reference rows
+_FEW_VALUES = 5  # ... and jensenshannon above it when reference+current hold this few values
+_MAX_EXACT_KS = 10_000  # ks_2samp 'auto' computes the exact p-value while both samples are this small
+_MIN_NORM = 0.001  # Evidently's floor on the reference std in the normed Wasserstein distance
+
+
+def stattest_drifted(method: Method, value: float, threshold: float | None = None) -> bool:
+    """Evidently's verdict: a p-value (ks) drifts at or below its threshold, a distance at or above it."""
+    limit = THRESHOLDS[method] if threshold is None else threshold
+    return value <= limit if method == "ks" else value >= limit
+
+
+def is_dataset_drift(drifted: Sequence[bool], drift_share: float = DRIFT_SHARE) -> bool:
+    """The dataset drifts when the share of drifted features is at least `drift_share`."""
+    if not drifted:
+        return False
+    return sum(drifted) / len(drifted) >= drift_share
+
+
+@dataclass(frozen=True)
+class KSResult:
+    statistic: float
+    pvalue: float
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One feature's statistics; `drifted` is the verdict of `method` against `threshold`."""
+
+    name: str
+    method: Method
+    threshold: float
+    drifted: bool
+    psi: float | None = None
+    ks_statistic: float | None = None
+    ks_pvalue: float | None = None
+    wasserstein: float | None = None
+    jensenshannon: float | None = None
+
+    def value(self, method: Method) -> float:
+        """The value Evidently reports for `method` (for ks, the p-value)."""
+        value = {
+            "psi": self.psi,
+            "ks": self.ks_pvalue,
+            "wasserstein": self.wasserstein,
+            "jensenshannon": self.jensenshannon,
+        }[method]
+        if value is None:
+            raise KeyError(f"{method} was not computed for feature {self.name!r}")
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "method": self.method,
+            "threshold": self.threshold,
+            "drifted": self.drifted,
+            "psi": self.psi,
+            "ks_statistic": self.ks_statistic,
+            "ks_pvalue": self.ks_pvalue,
+            "wasserstein": self.wasserstein,
+            "jensenshannon": self.jensenshannon,
+        }
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Per-feature drift of one current window against the reference, and the dataset verdict."""
+
+    features: tuple[FeatureDrift, ...]
+    n_reference: int
+    n_current: int
+    drift_share: float = DRIFT_SHARE
+
+    @property
+    def drifted_features(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.drifted)
+
+    @property
+    def share_drifted(self) -> float:
+        return len(self.drifted_features) / len(self.features) if self.features else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        return is_dataset_drift([f.drifted for f in self.features], self.drift_share)
+
+    def feature(self, name: str) -> FeatureDrift:
+        for result in self.features:
+            if result.name == name:
+                return result
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "drift_share": self.drift_share,
+            "share_drifted": self.share_drifted,
+            "dataset_drift": self.dataset_drift,
+            "drifted_features": list(self.drifted_features),
+            "features": [f.to_dict() for f in self.features],
+        }
+
+
+class DriftReference:
+    """A training reference prepared once — columns sorted, spread and distinct values counted — for
+    comparing many current windows against it."""
+
+    def __init__(self, reference: np.ndarray, feature_names: Sequence[str] | None = None) -> None:
+        array = _as_table(reference, "reference")
+        columns = np.array(array.T, order="C")
+        columns.sort(axis=1)
+        _check_finite(columns[:, 0], columns[:, -1], "reference")
+        if feature_names is None:
+            feature_names = [f"x{i}" for i in range(columns.shape[0])]
+        if len(feature_names) != columns.shape[0]:
+            raise ValueError(f"{len(feature_names)} feature names for {columns.shape[0]} features")
+        self.feature_names: tuple[str, ...] = tuple(feature_names)
+        self._columns = columns
+        self._norms = np.maximum([np.std(column) for column in columns], _MIN_NORM)
+        self._distinct = np.array([_count_distinct(column) for column in columns])
+
+    @property
+    def n_rows(self) -> int:
+        return int(self._columns.shape[1])
+
+    @property
+    def n_features(self) -> int:
+        return int(self._columns.shape[0])
+
+    def compare(
+        self,
+        current: np.ndarray,
+        methods: Sequence[Method] = METHODS,
+        stattest: Method | None = None,
+        thresholds: Mapping[Method, float] | None = None,
+        drift_share: float = DRIFT_SHARE,
+    ) -> DriftReport:
+        """Drift of `current` (rows × the reference's features) against this reference.
+
+        `methods` are computed for every feature; `stattest` decides each feature's verdict (None picks
+        Evidently's default: ks for a reference of at most 1000 rows, else jensenshannon when reference
+        and current hold at most five distinct values, else wasserstein). `thresholds` override the
+        per-method defaults.
+        """
+        table = _as_table(current, "current")
+        if table.shape[1] != self.n_features:
+            raise ValueError(f"current has {table.shape[1]} features, the reference {self.n_features}")
+        unknown = [m for m in (*methods, stattest) if m is not None and m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown drift methods {unknown}; known: {METHODS}")
+        limits = {**THRESHOLDS, **(thresholds or {})}
+        merge = _Merge(self.n_rows, table.shape[0])
+        features = []
+        for j, name in enumerate(self.feature_names):
+            merge.load(self._columns[j], table[:, j])
+            method = stattest or self._default_stattest(j, merge)
+            values = self._values(j, merge, set(methods) | {method})
+            features.append(
+                FeatureDrift(
+                    name=name,
+                    method=method,
+                    threshold=limits[method],
+                    drifted=stattest_drifted(method, values[method], limits[method]),
+                    psi=values.get("psi"),
+                    ks_statistic=values.get("ks_statistic"),
+                    ks_pvalue=values.get("ks"),
+                    wasserstein=values.get("wasserstein"),
+                    jensenshannon=values.get("jensenshannon"),
+                )
+            )
+        return DriftReport(tuple(features), self.n_rows, int(table.shape[0]), drift_share)
+
+    def _default_stattest(self, j: int, merge: _Merge) -> Method:
+        # Evidently picks chi-square or z for <= 5 values on a small reference; both are out of scope here.
+        if self.n_rows <= _SMALL_REFERENCE:
+            return "ks"
+        few = self._distinct[j] <= _FEW_VALUES and merge.n_distinct() <= _FEW_VALUES
+        return "jensenshannon" if few else "wasserstein"
+
+    def _values(self, j: int, merge: _Merge, wanted: set[Method]) -> dict[str, float]:
+        values: dict[str, float] = {}
+        if wanted & {"psi", "jensenshannon"}:
+            ref, cur = merge.shares(bool(self._distinct[j] <= _MAX_VALUE_BINS))
+            if "psi" in wanted:
+                values["psi"] = _psi(_fill_zeros(ref), _fill_zeros(cur))
+            if "jensenshannon" in wanted:
+                values["jensenshannon"] = js_distance(ref, cur)
+        if "wasserstein" in wanted:
+            values["wasserstein"] = merge.wasserstein() / float(self._norms[j])
+        if "ks" in wanted:
+            ks = merge.ks()
+            values["ks"], values["ks_statistic"] = ks.pvalue, ks.statistic
+        return values
+
+
+def feature_drift_report(
+    reference: np.ndarray | DriftReference,
+    current: np.ndarray,
+    feature_names: Sequence[str] | None = None,
+    methods: Sequence[Method] = METHODS,
+    stattest: Method | None = None,
+    thresholds: Mapping[Method, float] | None = None,
+    drift_share: float = DRIFT_SHARE,
+) -> DriftReport:
+    """Drift of every feature of `current` (n_cur × d) against `reference` (n_ref × d, or prepared once as
+    a `DriftReference`, whose own feature names then apply). See `DriftReference.compare`."""
+    if not isinstance(reference, DriftReference):
+        reference = DriftReference(reference, feature_names)
+    return reference.compare(current, methods, stattest, thresholds, drift_share)
+
+
+# --- one feature at a time --------------------------------------------------------------------------
+
+
+def psi(reference: np.ndarray, current: np.ndarray) -> float:
+    """Population stability index as Evidently's `psi` stattest computes it."""
+    return _psi(*binned_shares(reference, current))
+
+
+def ks_2samp(reference: np.ndarray, current: np.ndarray) -> KSResult:
+    """Two-sample Kolmogorov–Smirnov test, two-sided, equal to `scipy.stats.ks_2samp` (method 'auto')."""
+    return _Merge.of(reference, current).ks()
+
+
+def wasserstein_distance(reference: np.ndarray, current: np.ndarray) -> float:
+    """First Wasserstein distance between two samples, equal to `scipy.stats.wasserstein_distance`."""
+    return _Merge.of(reference, current).wasserstein()
+
+
+def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
+    """Wasserstein distance in reference standard deviations, as Evidently's `wasserstein` stattest."""
+    merge = _Merge.of(reference, current)
+    return merge.wasserstein() / max(float(np.std(merge.reference)), _MIN_NORM)
+
+
+def jensenshannon(reference: np.ndarray, current: np.ndarray) -> float:
+    """Jensen–Shannon distance of the binned samples, as Evidently's `jensenshannon` stattest."""
+    return js_distance(*binned_shares(reference, current, fill_zeros=False))
+
+
+def binned_shares(reference: np.ndarray, current: np.ndarray, fill_zeros: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Evidently's `get_binned_data` for a numerical column: the share of each sample in each bin."""
+    merge = _Merge.of(reference, current)
+    ref, cur = merge.shares(_count_distinct(merge.reference) <= _MAX_VALUE_BINS)
+    return (_fill_zeros(ref), _fill_zeros(cur)) if fill_zeros else (ref, cur)
+
+
+def js_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen–Shannon distance (natural log) of two histograms, as `scipy.spatial.distance.jensenshannon`."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    p = p / np.sum(p)
+    q = q / np.sum(q)
+    m = (p + q) / 2.0
+    # Python's math functions are the C library's, as in scipy's rel_entr; numpy's SIMD log may differ.
+    left = np.array([_rel_entr(a, b) for a, b in zip(p.tolist(), m.tolist(), strict=True)])
+    right = np.array([_rel_entr(a, b) for a, b in zip(q.tolist(), m.tolist(), strict=True)])
+    return float(np.sqrt((np.sum(left) + np.sum(right)) / 2.0))
+
+
+# --- predictions --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PredictionDrift:
+    """How the distribution of predicted classes moved: a label-shift signal that needs no labels."""
+
+    classes: tuple[Any, ...]
+    reference_shares: tuple[float, ...]
+    current_shares: tuple[float, ...]
+    jensenshannon: float
+    psi: float
+    method: Literal["jensenshannon", "psi"]
+    threshold: float
+    drifted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "classes": list(self.classes),
+            "reference_shares": list(self.reference_shares),
+            "current_shares": list(self.current_shares),
+            "jensenshannon": self.jensenshannon,
+            "psi": self.psi,
+            "method": self.method,
+            "threshold": self.threshold,
+            "drifted": self.drifted,
+        }
+
+
+def prediction_drift(
+    reference_predictions: np.ndarray,
+    current_predictions: np.ndarray,
+    method: Literal["jensenshannon", "psi"] = "jensenshannon",
+    threshold: float | None = None,
+) -> PredictionDrift:
+    """Compare the shares of predicted classes (e.g. of predicted positives) in two windows.
+
+    Uses Evidently's categorical treatment: one bin per class seen in either window; PSI fills empty
+    bins with a tiny share, Jensen–Shannon leaves them empty.
+    """
+    reference_predictions = np.asarray(reference_predictions).ravel()
+    current_predictions = np.asarray(current_predictions).ravel()
+    if reference_predictions.size == 0 or current_predictions.size == 0:
+        raise ValueError("both windows need at least one prediction")
+    classes = np.union1d(reference_predictions, current_predictions)
+    ref = _class_counts(reference_predictions, classes) / reference_predictions.size
+    cur = _class_counts(current_predictions, classes) / current_predictions.size
+    js = js_distance(ref, cur)
+    psi_value = _psi(_fill_zeros(ref), _fill_zeros(cur))
+    limit = THRESHOLDS[method] if threshold is None else threshold
+    return PredictionDrift(
+        classes=tuple(classes.tolist()),
+        reference_shares=tuple(ref.tolist()),
+        current_shares=tuple(cur.tolist()),
+        jensenshannon=js,
+        psi=psi_value,
+        method=method,
+        threshold=limit,
+        drifted=stattest_drifted(method, js if method == "jensenshannon" else psi_value, limit),
+    )
+
+
+# --- internals ----------------------------------------------------------------------------------------
+
+
+class _Merge:
+    """One feature's sorted reference and current samples, and (on demand) their merge.
+
+    PSI and Jensen–Shannon need only the two sorted samples; KS and Wasserstein read the merge, which is
+    made once per feature. The arrays are allocated once per report and reused feature after feature: a
+    fresh array of 100,000s of values costs a page fault per 4 KiB, a large share of a report's time.
+    """
+
+    def __init__(self, n: int, m: int) -> None:
+        size = n + m
+        self.n, self.m = n, m
+        self.reference = np.empty(n)
+        self.current = np.empty(m)
+        self.both = np.empty(size)
+        self.merged = np.empty(size)
+        self.from_current = np.empty(size, dtype=bool)
+        self.current_counts = np.empty(size)
+        self.reference_counts = np.empty(size)
+        self.gap = np.empty(size)
+        self.scratch = np.empty(size)
+        self.scratch2 = np.empty(size)
+        self.distinct = np.empty(size - 1, dtype=bool)
+        self.ordinals = np.arange(1.0, size + 1.0)
+        self.is_merged = False
+
+    @classmethod
+    def of(cls, reference: np.ndarray, current: np.ndarray) -> _Merge:
+        ref = _as_table(reference, "reference")
+        cur = _as_table(current, "current")
+        if ref.shape[1] != 1 or cur.shape[1] != 1:
+            raise ValueError("expected one feature: 1-D samples or single columns")
+        merge = cls(ref.shape[0], cur.shape[0])
+        merge.reference[:] = ref[:, 0]
+        merge.reference.sort()
+        _check_finite(merge.reference[:1], merge.reference[-1:], "reference")
+        merge.load(merge.reference, cur[:, 0])
+        return merge
+
+    def load(self, sorted_reference: np.ndarray, current: np.ndarray) -> None:
+        """Take the next feature: its sorted reference and its (unsorted) current values."""
+        self.reference = sorted_reference
+        self.current[:] = current
+        self.current.sort()
+        _check_finite(self.current[:1], self.current[-1:], "current")
+        self.is_merged = False
+
+    def merge(self) -> None:
+        if self.is_merged:
+            return
+        n, m = self.n, self.m
+        np.concatenate((self.reference, self.current), out=self.both)
+        order = np.argsort(self.both, kind="stable")  # two sorted runs: a linear merge
+        np.take(self.both, order, out=self.merged)
+        # How many of each sample lie at or before each merged position (whole numbers, exact in float64).
+        np.greater_equal(order, n, out=self.from_current)
+        np.cumsum(self.from_current, dtype=np.float64, out=self.current_counts)
+        np.subtract(self.ordinals, self.current_counts, out=self.reference_counts)
+        # F_ref - F_cur just after each merged value; inside a run of ties only the run's last is exact.
+        np.divide(self.reference_counts, n, out=self.gap)
+        np.subtract(self.gap, np.divide(self.current_counts, m, out=self.scratch), out=self.gap)
+        np.not_equal(self.merged[1:], self.merged[:-1], out=self.distinct)
+        self.is_merged = True
+
+    def n_distinct(self) -> int:
+        """Distinct values in reference and current together."""
+        self.merge()
+        return 1 + int(np.count_nonzero(self.distinct))
+
+    def run_ends(self) -> np.ndarray:
+        """Positions of the last of each run of equal merged values."""
+        self.merge()
+        return np.flatnonzero(np.append(self.distinct, True))
+
+    def ks(self) -> KSResult:
+        """KS statistic (max |F_ref - F_cur| over the data) and the p-value ks_2samp's 'auto' method gives."""
+        if self.n_distinct() == self.merged.size:
+            statistic = float(np.max(np.abs(self.gap, out=self.scratch)))
+        else:
+            statistic = float(np.max(np.abs(self.gap[self.run_ends()])))
+        n, m = self.n, self.m
+        if max(n, m) <= _MAX_EXACT_KS:
+            from scipy.stats import ks_2samp as scipy_ks_2samp
+
+            # The exact path reports the statistic as a whole number of steps of 1/lcm(n, m).
+            lcm = n // math.gcd(n, m) * m
+            return KSResult(round(statistic * lcm) / lcm, float(scipy_ks_2samp(self.reference, self.current).pvalue))
+        from scipy.stats import kstwo
+
+        pvalue = float(np.clip(kstwo.sf(statistic, np.round(n * m / (n + m))), 0, 1))
+        return KSResult(statistic, pvalue)
+
+    def wasserstein(self) -> float:
+        # Between successive merged values both ECDFs are flat; terms inside tie runs have zero width.
+        self.merge()
+        size = self.merged.size - 1
+        heights = np.abs(self.gap[:-1], out=self.scratch[:size])
+        widths = np.subtract(self.merged[1:], self.merged[:-1], out=self.scratch2[:size])
+        return float(np.vecdot(heights, widths))
+
+    def shares(self, value_binned: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Share of each sample per bin: one bin per distinct value, or Sturges bins over both samples."""
+        if value_binned:
+            ends = self.run_ends()
+            ref_counts = np.diff(self.reference_counts[ends], prepend=0.0)
+            cur_counts = np.diff(self.current_counts[ends], prepend=0.0)
+        else:
+            low = min(self.reference[0], self.current[0])
+            high = max(self.reference[-1], self.current[-1])
+            edges = _sturges_edges(low, high, self.n + self.m)
+            ref_counts = _histogram_sorted(self.reference, edges)
+            cur_counts = _histogram_sorted(self.current, edges)
+        return ref_counts / self.n, cur_counts / self.m
+
+
+def _as_table(x: np.ndarray, what: str) -> np.ndarray:
+    """A (rows × features) float array; a 1-D sample is one feature."""
+    array = np.asarray(x, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{what} must be a non-empty (rows × features) array, got shape {array.shape}")
+    return array
+
+
+def _count_distinct(sorted_values: np.ndarray) -> int:
+    return 1 + int(np.count_nonzero(sorted_values[1:] != sorted_values[:-1]))
+
+
+def _check_finite(smallest: np.ndarray, largest: np.ndarray, what: str) -> None:
+    # NaN sorts last and ±inf sit at the ends, so the extremes of sorted data tell whether all is finite.
+    if not (np.isfinite(smallest).all() and np.isfinite(largest).all()):
+        raise ValueError(f"{what} holds NaN or infinite values; drop or impute them first")
+
+
+def _sturges_edges(low: np.float64, high: np.float64, size: int) -> np.ndarray:
+    """`np.histogram_bin_edges(data, bins="sturges")` from the data's extremes and size alone, step for step
+    as numpy computes it (so the edges are the same floats)."""
+    width = (high - low) / (np.log2(size) + 1.0)
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    count = int(np.ceil((high - low) / width)) if width else 1
+    edges = np.linspace(low, high, count + 1, endpoint=True)
+    if np.any(edges[:-1] >= edges[1:]):
+        raise ValueError(f"values span too narrow a range for {count} Sturges bins")
+    return edges
+
+
+def _histogram_sorted(sample: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """`np.histogram(sample, edges)[0]` for a sorted sample: half-open bins, the last one closed."""
+    cumulative = np.concatenate(
+        (np.searchsorted(sample, edges[:-1], side="left"), np.searchsorted(sample, edges[-1:], side="right"))
+    )
+    return np.diff(cumulative)
+
+
+def _fill_zeros(shares: np.ndarray) -> np.ndarray:
+    """Evidently's fill for empty bins: a millionth of the smallest share, or 1e-4 if that is larger."""
+    smallest = float(np.min(shares[shares != 0]))
+    filled = shares.copy()
+    filled[filled == 0] = smallest / 10**6 if smallest <= 0.0001 else 0.0001
+    return filled
+
+
+def _psi(reference: np.ndarray, current: np.ndarray) -> float:
+    return float(np.sum((reference - current) * np.log(reference / current)))
+
+
+def _rel_entr(x: float, y: float) -> float:
+    """`scipy.special.rel_entr`, branch for branch: log1p where x and y are within a factor of two."""
+    if x > 0 and y > 0:
+        ratio = x / y
+        return x * math.log1p((x - y) / y) if 0.5 < ratio < 2 else x * math.log(ratio)
+    return 0.0 if x == 0 and y >= 0 else math.inf
+
+
+def _class_counts(predictions: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    ordered = np.sort(predictions)
+    return np.searchsorted(ordered, classes, side="right") - np.searchsorted(ordered, classes, side="left")
