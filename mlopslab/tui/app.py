@@ -1,0 +1,107 @@
+"""The Textual app: which screen to open first, quitting with clean-up, and the entry points the CLI calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from mlopslab.scenario import Scenario
+from mlopslab.tui.commands import LabCommands
+from mlopslab.tui.screens.confirm import ConfirmScreen
+from mlopslab.tui.screens.help import HelpScreen
+from mlopslab.tui.screens.picker import PickerScreen
+from mlopslab.tui.screens.run import RunScreen
+from mlopslab.tui.sources import LiveRun, ReplayRun
+
+
+class LabApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "mlopslab"
+    COMMANDS = App.COMMANDS | {LabCommands}
+    COMMAND_PALETTE_BINDING = "ctrl+p"
+    BINDINGS = [
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("colon", "command_palette", "commands", key_display=":", show=False),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(self, *, scenario: Scenario | None = None, files: list[Path] | None = None,
+                 replay: Path | None = None, speed: float = 10.0, at: float | None = None, playing: bool = True,
+                 results: Path | None = None) -> None:
+        super().__init__()
+        self.scenario, self.files, self.results = scenario, files or [], results
+        self.replay, self.speed, self.at, self.playing = replay, speed, at, playing
+        self.source: LiveRun | ReplayRun | None = None
+        self._quitting = False
+
+    def on_mount(self) -> None:
+        self.theme = "textual-dark"
+        if self.replay is not None:
+            self.source = ReplayRun(self.replay, speed=self.speed, at=self.at, playing=self.playing)
+            self.push_screen(RunScreen(self.source))
+        elif self.scenario is not None:
+            self.start_run(self.scenario)
+        else:
+            self.push_screen(PickerScreen(self.files))
+
+    def start_run(self, scenario: Scenario) -> None:
+        self.source = LiveRun(scenario, self.results)
+        self.push_screen(RunScreen(self.source))
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    async def action_quit(self) -> None:
+        source = self.source
+        if self._quitting:
+            return
+        if source is None or not source.active:
+            self._quitting = True
+            self.exit(0)
+            return
+
+        def answered(stop: bool | None) -> None:
+            if stop:
+                self._quitting = True
+                self.notify("stopping the run and cleaning up (replicas, load generator)…", timeout=30)
+                self._close(source)
+
+        self.push_screen(ConfirmScreen("Stop the run and quit?", "Replicas and the load generator are stopped, "
+                                       "the summary is written to the results directory.", yes="Stop and quit"),
+                         answered)
+
+    def _close(self, source: LiveRun | ReplayRun) -> None:
+        def close() -> None:
+            source.close()
+            self.call_from_thread(self.exit, 0)
+
+        self.run_worker(close, thread=True, name="close", group="close")
+
+
+def run_app(scenario: str | None = None, files: list[Path] | None = None) -> int:
+    """`mlopslab` / `mlopslab tui [SCENARIO]`: the picker, or straight to the run screen."""
+    from mlopslab import scenario as scenarios
+
+    loaded = None
+    if scenario is not None:
+        try:
+            loaded = scenarios.load(scenarios.find(scenario))
+        except scenarios.ScenarioError as exc:
+            for problem in exc.problems:
+                print(problem)
+            return 2
+    app = LabApp(scenario=loaded, files=files)
+    try:
+        code = app.run()
+    finally:
+        if app.source is not None:
+            app.source.close()
+    return code or 0
+
+
+def run_replay(events_path: Path, speed: float = 10.0) -> int:
+    """`mlopslab replay RESULTS_DIR`: the same screens over a recorded run."""
+    return LabApp(replay=events_path, speed=speed).run() or 0

@@ -1,0 +1,1 @@
+"""The screens: picker, run, help, confirm."""

@@ -1,0 +1,80 @@
+"""The `?` screen: every key of the screen below, and what the colours and marks on it mean."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+from mlopslab.tui.palette import MARK_STYLES, SYNC_COLORS, VERSION_COLORS
+
+SYNC_MEANING = {
+    "Synced": "live state matches the repo's HEAD",
+    "OutOfSync": "the repo has a change not applied yet, or live was changed by hand",
+    "Progressing": "a rollout is under way",
+    "Degraded": "the rollout failed (progress deadline) or replicas are unhealthy",
+}
+MARK_MEANING = {"commit": "commit to the env repo", "detected": "the delivery noticed it",
+                "applied": "rollout done (all replicas updated)", "100%": "every request hits the new version",
+                "alarm": "drift alarm"}
+
+
+def keys(screen: Screen) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold #ffd75f", no_wrap=True)
+    table.add_column()
+    seen: set[str] = set()
+    for node in [screen, screen.app]:
+        for bindings in node._bindings.key_to_bindings.values():
+            for b in bindings:
+                name = b.action.split("(")[0]
+                if not b.description or b.action in seen or node.check_action(name, ()) is False:
+                    continue
+                seen.add(b.action)
+                table.add_row(b.key_display or screen.app.get_key_display(b), b.tooltip or b.description)
+    table.add_row(": / ctrl+p", "command palette: every action, by name (try `scale push 2`)")
+    return table
+
+
+def legend() -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column()
+    for state, meaning in SYNC_MEANING.items():
+        table.add_row(Text(f"● {state}", style=f"bold {SYNC_COLORS[state]}"), meaning)
+    table.add_row("", "")
+    for phase, meaning in MARK_MEANING.items():
+        glyph, color = MARK_STYLES[phase]
+        table.add_row(Text(f"│{glyph}", style=f"bold {color}"), meaning)
+    table.add_row("", "")
+    versions = Text()
+    for i, color in enumerate(VERSION_COLORS[:5], start=1):
+        versions.append(f" v{i} ", style=f"bold #101010 on {color}")
+        versions.append(" ")
+    table.add_row(versions, "model versions: replicas and rollout lines share these colours")
+    table.add_row(Text(" v2…", style=f"{VERSION_COLORS[1]} on #303030"), "a replica that is starting (not ready)")
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "close", show=True)]
+
+    def __init__(self, under: Screen) -> None:
+        super().__init__()
+        self.under = under
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Static(Text("Keys", style="bold underline"))
+            yield Static(keys(self.under))
+            yield Static(Text("\nWhat you see", style="bold underline"))
+            yield Static(legend())
+            yield Static(Text("\nThe mouse works too: click a lane, a tab, a footer key. Esc closes this.",
+                              style="italic #8a8a8a"))
+
+    def on_mount(self) -> None:
+        self.query_one("#help").border_title = "help"

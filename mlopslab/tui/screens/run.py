@@ -1,0 +1,309 @@
+"""The run screen: one column per lane side by side (tabs when narrow), narration, events and summary.
+
+One timer pulls a snapshot (`source.view()`, copied under the lab's lock) 8 times a second and updates
+every widget inside one `batch_update`; nothing reacts per event, so drawing never slows the run. Actions
+(release, manual change, kill) are real work on git, MLflow and processes: they run in thread workers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Static, Tab, TabbedContent, TabPane, Tabs
+
+from mlopslab.tui.sources import LiveRun, ReplayRun
+from mlopslab.tui.view import RunView
+from mlopslab.tui.widgets.lane import LanePanel
+from mlopslab.tui.widgets.log import EventLog
+from mlopslab.tui.widgets.narration import Narration
+from mlopslab.tui.widgets.summary import SummaryTable
+
+FPS = 8
+NARROW = 120   # below this many columns the lanes become tabs
+SHORT = 36     # below this many rows the bottom panels shrink
+LIVE_ONLY = {"release", "manual_change", "kill"}
+REPLAY_ONLY = {"seek", "faster", "slower", "seek_start", "seek_end"}
+MANUAL_REPLICAS = 1
+
+
+class StatusBar(Static):
+    pass
+
+
+def status(source: LiveRun | ReplayRun, view: RunView) -> Text:
+    text = Text()
+    text.append(" mlopslab ", style="bold #101010 on #5aa9ff")
+    text.append(f" {source.title}", style="bold")
+    env = view.scenario.get("environment")
+    if env:
+        text.append(f" · {env}", style="#b0b0b0")
+    if isinstance(source, ReplayRun):
+        pb = source.playback
+        state = "▶ playing" if pb.playing else ("■ end" if pb.at_end else "⏸ paused")
+        text.append(f"  replay {state} {pb.speed:g}×", style="bold #d98cff")
+        text.append(f"  t {pb.position:6.1f} / {pb.last:.1f} s", style="bold")
+    else:
+        lab = source.lab
+        phase = {"preparing": "setting up (training v1, first rollout)…", "running": "▶ running",
+                 "created": "starting…"}.get(lab.status, f"■ {lab.status}")
+        if source.done.is_set():
+            phase = f"■ finished ({lab.status})"
+        text.append(f"  {phase}", style="bold #6fd36f" if lab.status == "running" else "bold #ffb347")
+        if view.started:
+            text.append(f"  t {view.now:6.1f} / {view.duration:.0f} s", style="bold")
+    if view.started and not view.finished:
+        text.append("  traffic ", style="#b0b0b0")
+        text.append("paused" if view.paused else "flowing", style="bold #ffb347" if view.paused else "#6fd36f")
+    if view.finished:
+        text.append(f"  finished: {view.finished.get('status')}", style="bold")
+    text.append(f"  {source.results_dir.name}", style="#6a6a6a")
+    return text
+
+
+class RunScreen(Screen):
+    BINDINGS = [
+        Binding("space", "space", "pause", priority=True, tooltip="live: pause or resume traffic; replay: play or pause"),
+        Binding("c", "release", "release", tooltip="release a new model version (train, register, commit)"),
+        Binding("m", "manual_change", "manual", tooltip="scale the active lane to 1 replica by hand (not via git)"),
+        Binding("k", "kill", "kill", tooltip="kill one replica of the active lane"),
+        Binding("left", "seek(-5)", "-5s", tooltip="seek back 5 s (shift: 30 s)", priority=True),
+        Binding("right", "seek(5)", "+5s", tooltip="seek forward 5 s (shift: 30 s)", priority=True),
+        Binding("shift+left", "seek(-30)", "-30s", show=False, priority=True),
+        Binding("shift+right", "seek(30)", "+30s", show=False, priority=True),
+        Binding("minus", "slower", "slower", key_display="-"),
+        Binding("plus,equals_sign", "faster", "faster", key_display="+"),
+        Binding("home", "seek_start", "start", show=False, priority=True),
+        Binding("end", "seek_end", "end", show=False, priority=True),
+        Binding("l", "next_lane", "lane", tooltip="make the next lane active (m and k act on it)"),
+        Binding("e", "details('events')", "events", show=False, tooltip="show the event log"),
+        Binding("t", "details('summary')", "summary", show=False, tooltip="show the summary table"),
+        Binding("s", "export", "svg", tooltip="save an SVG screenshot into the results directory"),
+    ]
+
+    def __init__(self, source: LiveRun | ReplayRun) -> None:
+        super().__init__()
+        self.source = source
+        self.lanes = source.lane_names
+        self.active_lane = self.lanes[0] if self.lanes else ""
+        self.view: RunView | None = None
+        self._view_key: Any = None
+        self._last = time.monotonic()
+        self._finished_seen = False
+        self._error_shown = False
+        self._ticks = 0
+
+    # --- layout -----------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield Tabs(*[Tab(name, id=f"tab-{name}") for name in self.lanes], id="lane-tabs")
+        with Horizontal(id="lanes"):
+            for name in self.lanes:
+                yield LanePanel(name)
+        with Horizontal(id="bottom"):
+            yield Narration(id="narration")
+            with TabbedContent(id="details"):
+                with TabPane("events", id="events"):
+                    yield EventLog(id="log")
+                with TabPane("summary", id="summary"):
+                    yield SummaryTable(id="summary-table")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#narration").border_title = "narration"
+        self._layout(self.size.width, self.size.height)
+        self._mark_active()
+        if self.lanes:
+            self.query_one(f"#lane-{self.active_lane}", LanePanel).focus()
+        if isinstance(self.source, LiveRun):
+            self.run_worker(self.source.run, thread=True, name="lab", group="lab", exit_on_error=False)
+        self.refresh_view()
+        self.set_interval(1 / FPS, self.refresh_view, name="snapshot")
+
+    def on_resize(self, event: Any) -> None:
+        self._layout(event.size.width, event.size.height)
+
+    def _layout(self, width: int, height: int) -> None:
+        self.set_class(width < NARROW, "-narrow")
+        self.set_class(height < SHORT, "-short")
+        self._mark_active()
+
+    def _mark_active(self) -> None:
+        narrow = self.has_class("-narrow")
+        for panel in self.query(LanePanel):
+            panel.set_class(panel.lane == self.active_lane, "-active")
+            panel.display = not narrow or panel.lane == self.active_lane
+
+    # --- the one timer ---------------------------------------------------------------------------------------
+    def refresh_view(self) -> None:
+        now = time.monotonic()
+        elapsed, self._last = now - self._last, now
+        if not self.is_current:
+            return
+        if isinstance(self.source, ReplayRun):
+            self.source.tick(elapsed)
+        view = self.source.view()
+        key = (view.now, len(view.log), view.log[-1] if view.log else None, view.paused, bool(view.finished),
+               getattr(self.source, "playback", None) and self.source.playback.position, self.source.running,
+               getattr(self.source, "playback", None) and (self.source.playback.playing, self.source.playback.speed))
+        self._ticks += 1
+        if key == self._view_key and self._ticks % FPS:
+            return
+        self._view_key, self.view = key, view
+        with self.app.batch_update():
+            self.draw(view)
+
+    def draw(self, view: RunView) -> None:
+        self.query_one(StatusBar).update(status(self.source, view))
+        for lane in view.lanes:
+            if lane.name in self.lanes:
+                self.query_one(f"#lane-{lane.name}", LanePanel).show(lane, view)
+        self.query_one(Narration).show(view.narration, view.errors)
+        self.query_one(EventLog).show(view.log)
+        error = getattr(self.source, "error", None)
+        if error and not self._error_shown:
+            self._error_shown = True
+            self.notify(f"{error}\nlogs: {self.source.results_dir / 'logs'}", title="the run failed",
+                        severity="error", timeout=20)
+        details = self.query_one(TabbedContent)
+        if view.finished and not self._finished_seen:
+            self._finished_seen = True
+            self.query_one(SummaryTable).show(self.source.summary())
+            details.active = "summary"
+            if isinstance(self.source, LiveRun):
+                self.notify(f"results in {self.source.results_dir}", title="run finished", timeout=8)
+        elif not view.finished:
+            self._finished_seen = False
+            if details.active == "summary" and self._ticks % FPS == 0:
+                self.query_one(SummaryTable).show(self.source.summary())
+
+    # --- lanes --------------------------------------------------------------------------------------------------
+    @on(Tabs.TabActivated, "#lane-tabs")
+    def _tab_activated(self, event: Tabs.TabActivated) -> None:
+        if event.tab.id:
+            self.active_lane = event.tab.id.removeprefix("tab-")
+            self._mark_active()
+
+    def on_descendant_focus(self, event: Any) -> None:
+        for node in event.widget.ancestors_with_self:
+            if isinstance(node, LanePanel):
+                self._activate(node.lane)
+                break
+
+    def _activate(self, lane: str) -> None:
+        if lane != self.active_lane:
+            self.active_lane = lane
+            self.query_one("#lane-tabs", Tabs).active = f"tab-{lane}"
+            self._mark_active()
+
+    def action_next_lane(self) -> None:
+        if self.lanes:
+            self._activate(self.lanes[(self.lanes.index(self.active_lane) + 1) % len(self.lanes)])
+
+    def action_details(self, pane: str) -> None:
+        self.query_one(TabbedContent).active = pane
+        if pane == "summary":
+            self.query_one(SummaryTable).show(self.source.summary())
+
+    # --- actions ------------------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        live = isinstance(self.source, LiveRun)
+        if action in LIVE_ONLY:
+            return live
+        if action in REPLAY_ONLY:
+            return not live
+        return True
+
+    def _ready(self) -> bool:
+        if isinstance(self.source, LiveRun) and self.source.running:
+            return True
+        what = "setting up: try again once traffic flows" if self.source.active else "the run has ended"
+        self.notify(what, severity="warning", timeout=3)
+        return False
+
+    def action_space(self) -> None:
+        if isinstance(self.source, ReplayRun):
+            self.source.playback.toggle()
+            self._last = time.monotonic()  # playing resumes from now, not from the last tick
+            self.refresh_view()
+        elif self._ready():
+            self.source.toggle_traffic()
+
+    def action_release(self) -> None:
+        if self._ready():
+            self.notify("training and registering a new version…", timeout=2)
+            self._release()
+
+    @work(thread=True, group="actions")
+    def _release(self) -> None:
+        assert isinstance(self.source, LiveRun)
+        try:
+            sha = self.source.release()
+            self.app.call_from_thread(self.notify, f"committed {sha[:7]} to the env repo", title="release")
+        except Exception as exc:
+            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title="release failed",
+                                      severity="error")
+
+    def action_manual_change(self, lane: str | None = None, replicas: int = MANUAL_REPLICAS) -> None:
+        if self._ready():
+            self._manual_change(lane or self.active_lane, replicas)
+
+    @work(thread=True, group="actions")
+    def _manual_change(self, lane: str, replicas: int) -> None:
+        assert isinstance(self.source, LiveRun)
+        try:
+            self.source.manual_change(lane, replicas)
+            self.app.call_from_thread(self.notify, f"{lane}: scaled to {replicas} by hand, not through git",
+                                      title="manual live change")
+        except Exception as exc:
+            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", severity="error")
+
+    def action_kill(self, lane: str | None = None) -> None:
+        if self._ready():
+            self._kill(lane or self.active_lane)
+
+    @work(thread=True, group="actions")
+    def _kill(self, lane: str) -> None:
+        assert isinstance(self.source, LiveRun)
+        try:
+            name = self.source.kill(lane)
+            self.app.call_from_thread(self.notify, f"{lane}: killed {name or 'nothing (no replica)'}",
+                                      title="replica killed")
+        except Exception as exc:
+            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", severity="error")
+
+    def action_seek(self, seconds: float) -> None:
+        if isinstance(self.source, ReplayRun):
+            self.source.playback.seek_by(seconds)
+            self.refresh_view()
+
+    def action_seek_start(self) -> None:
+        if isinstance(self.source, ReplayRun):
+            self.source.playback.seek(self.source.playback.first)
+            self.refresh_view()
+
+    def action_seek_end(self) -> None:
+        if isinstance(self.source, ReplayRun):
+            self.source.playback.seek(self.source.playback.last)
+            self.refresh_view()
+
+    def action_faster(self) -> None:
+        if isinstance(self.source, ReplayRun):
+            self.source.playback.faster()
+            self.refresh_view()
+
+    def action_slower(self) -> None:
+        if isinstance(self.source, ReplayRun):
+            self.source.playback.slower()
+            self.refresh_view()
+
+    def action_export(self) -> None:
+        t = self.source.playback.position if isinstance(self.source, ReplayRun) else (self.view.now if self.view else 0)
+        path = self.app.save_screenshot(filename=f"run-screen-{t:05.1f}s.svg", path=str(self.source.results_dir))
+        self.notify(path, title="SVG saved", timeout=6)

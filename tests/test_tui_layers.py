@@ -1,0 +1,83 @@
+"""The TUI's edges: the domain stays free of Textual, drift plots appear with data, SVG export works."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+from pathlib import Path
+
+import mlopslab
+from mlopslab.tui.app import LabApp
+from mlopslab.tui.export import export_svg
+from mlopslab.tui.widgets.chart import Chart, ansi_text
+
+PACKAGE = Path(mlopslab.__file__).parent
+RECORDED = Path(__file__).parent / "data" / "short-run" / "events.jsonl"
+
+
+def test_the_domain_never_imports_textual() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if "tui" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "textual" or n.startswith("textual.") for n in names):
+                offenders.append(str(path.relative_to(PACKAGE)))
+    assert not offenders
+
+
+def test_plotext_ansi_keeps_text_and_foreground_drops_background() -> None:
+    text = ansi_text("\x1b[0m\x1b[38;2;1;2;3;48;5;0mab\x1b[0mc\x1b[1;31md")
+    assert text.plain == "abcd"
+    assert [s.style.color.name for s in text.spans] == ["rgb(1,2,3)", "color(1)"]
+    assert text.spans[1].style.bold
+    assert all(s.style.bgcolor is None for s in text.spans)
+
+
+def test_drift_plot_appears_once_drift_is_measured(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    origin = 0.0
+    with open(events, "w") as handle:
+        for line in RECORDED.read_text().splitlines():
+            handle.write(line + "\n")
+            event = json.loads(line)
+            origin = event["t"] if event["kind"] == "run_started" else origin
+            if event["kind"] == "metrics" and event["lane"] == "pull" and 3 < event["t"] - origin < 10:
+                handle.write(json.dumps({**event, "kind": "drift_score", "score": 0.02 * event["window"]}) + "\n")
+
+    async def drive() -> None:
+        app = LabApp(replay=events, at=10.5, playing=False)  # the recording's own scores start at 11 s
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            pull = app.screen.query_one("#lane-pull .drift", Chart)
+            push = app.screen.query_one("#lane-push .drift", Chart)
+            assert pull.has_data and not pull.has_class("-empty")
+            assert "drift" in pull.render().plain and "┤" in pull.render().plain
+            assert not push.has_data and "no drift measured yet" in push.render().plain
+
+    asyncio.run(drive())
+
+
+def test_export_svg_saves_the_final_run_screen_into_the_results(tmp_path: Path) -> None:
+    (tmp_path / "events.jsonl").write_text(RECORDED.read_text())
+    path = export_svg(tmp_path)
+    assert path == tmp_path / "run-screen.svg"
+    svg = path.read_text()
+    assert svg.startswith("<svg") and "short-push-pull" in svg and "summary" in svg
+
+
+def test_s_saves_an_svg_of_the_screen_into_the_results_directory(tmp_path: Path) -> None:
+    (tmp_path / "events.jsonl").write_text(RECORDED.read_text())
+
+    async def drive() -> None:
+        app = LabApp(replay=tmp_path / "events.jsonl", at=10.0, playing=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.press("s")
+            await pilot.pause()
+
+    asyncio.run(drive())
+    assert [p.name for p in tmp_path.glob("*.svg")] == ["run-screen-010.0s.svg"]

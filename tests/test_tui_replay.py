@@ -1,0 +1,204 @@
+"""The replay: a playback clock over a recorded run, and the same screens driven by keys and the palette."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import pytest
+
+from mlopslab.events import read_events
+from mlopslab.monitor.timeline import RunState
+from mlopslab.tui.app import LabApp
+from mlopslab.tui.replay import Playback
+from mlopslab.tui.screens.help import HelpScreen
+from mlopslab.tui.screens.run import RunScreen
+from mlopslab.tui.widgets.chart import Chart
+from mlopslab.tui.widgets.log import EventLog
+
+RECORDED = Path(__file__).parent / "data" / "short-run" / "events.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def _no_blink(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.widgets import Input
+
+    monkeypatch.setattr(Input, "cursor_blink", False, raising=False)
+
+
+def _plain(screen: object) -> str:
+    from rich.console import Console
+
+    from mlopslab.tui.screens.help import keys
+
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(keys(screen))  # type: ignore[arg-type]
+    return console.export_text()
+
+
+def _plain_legend() -> str:
+    from rich.console import Console
+
+    from mlopslab.tui.screens.help import legend
+
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(legend())
+    return console.export_text()
+
+
+def _state_at(position: float) -> RunState:
+    events = list(read_events(RECORDED))
+    origin = next(e["t"] for e in events if e["kind"] == "run_started")
+    state = RunState()
+    for event in events:
+        if event["t"] - origin <= position:
+            state.apply(event)
+    return state
+
+
+def test_playback_seek_backwards_rebuilds_the_same_state_as_playing_forward() -> None:
+    playback = Playback.load(RECORDED, playing=False)
+    playback.seek(20.0)
+    playback.seek(8.0)
+    expected = _state_at(8.0)
+    assert playback.position == 8.0
+    assert playback.state.now == expected.now
+    assert {n: len(l.latency) for n, l in playback.state.lanes.items()} == \
+           {n: len(l.latency) for n, l in expected.lanes.items()}
+    assert len(playback.state.log) == len(expected.log)
+
+
+def test_playback_advances_by_wall_time_times_speed_and_stops_at_the_end() -> None:
+    playback = Playback.load(RECORDED, speed=10.0, playing=True)
+    playback.seek(0.0)
+    playback.advance(0.5)
+    assert playback.position == pytest.approx(5.0)
+    playback.speed = 100.0
+    playback.advance(10.0)
+    assert playback.at_end and not playback.playing
+    assert playback.state.finished is not None
+
+
+def test_playback_speed_steps_stay_within_1x_and_100x() -> None:
+    playback = Playback.load(RECORDED, speed=500.0)
+    assert playback.speed == 100.0
+    for _ in range(10):
+        playback.slower()
+    assert playback.speed == 1.0
+    playback.faster()
+    assert playback.speed == 2.0
+
+
+def test_replay_of_a_crashed_run_plays_up_to_the_crash(tmp_path: Path) -> None:
+    lines = RECORDED.read_text().splitlines()
+    torn = tmp_path / "events.jsonl"
+    torn.write_text("\n".join(lines[: len(lines) // 2]) + '\n{"t": 12.5, "kind": "metr')
+    playback = Playback.load(torn, playing=False)
+    playback.seek(playback.last)
+    assert playback.state.finished is None and playback.state.lanes
+
+
+def test_replay_keys_seek_and_change_speed() -> None:
+    async def drive() -> None:
+        app = LabApp(replay=RECORDED, speed=10.0, at=10.0, playing=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, RunScreen)
+            playback = screen.source.playback
+            await pilot.press("right", "right")
+            assert playback.position == pytest.approx(20.0)
+            await pilot.press("left")
+            assert playback.position == pytest.approx(15.0)
+            await pilot.press("plus", "plus")
+            assert playback.speed == 50.0
+            await pilot.press("minus")
+            assert playback.speed == 20.0
+            await pilot.press("home")
+            assert playback.position == playback.first
+            await pilot.press("end")
+            assert playback.at_end
+            await pilot.pause(0.3)
+            assert app.screen.query_one("#details").active == "summary"   # the run ended: its summary shows
+            await pilot.press("left")
+            await pilot.press(*["minus"] * 6)
+            assert playback.speed == 1.0
+            before = playback.position
+            await pilot.press("space")
+            assert playback.playing
+            await pilot.pause(0.5)
+            assert before + 0.2 < playback.position < before + 3
+            log = screen.query_one(EventLog)
+            assert log.lines, "the event log shows the replayed events"
+            plotted = [c for c in screen.query(Chart) if c.has_data]
+            assert len(plotted) == 6  # latency, rollout and drift (measured from 11 s on) per lane
+            await pilot.press("home")
+            drift = screen.query_one(".drift", Chart)
+            assert not drift.has_data and "no drift measured yet" in drift.render().plain
+
+    asyncio.run(drive())
+
+
+def test_help_lists_the_screens_keys_and_closes_with_escape() -> None:
+    async def drive() -> None:
+        app = LabApp(replay=RECORDED, at=5.0, playing=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            text = _plain(app.screen.under) + _plain_legend()
+            assert "seek back 5 s" in text and "Synced" in text and "command palette" in text
+            assert "release a new model" not in text   # live-only keys are not offered in a replay
+            await pilot.press("escape")
+            await pilot.pause()
+            assert isinstance(app.screen, RunScreen)
+
+    asyncio.run(drive())
+
+
+async def _palette_open(pilot, app) -> None:  # type: ignore[no-untyped-def]
+    from textual.command import CommandPalette
+
+    for _ in range(50):  # typed too early, "s" would be the export key, not a letter of the query
+        if isinstance(app.screen, CommandPalette):
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the command palette did not open")
+
+
+def test_command_palette_runs_our_commands() -> None:
+    async def drive() -> None:
+        app = LabApp(replay=RECORDED, at=5.0, playing=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.press("colon")
+            await _palette_open(pilot, app)
+            await pilot.press(*"speed 100")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, RunScreen)
+            assert app.screen.source.playback.speed == 100.0
+            await pilot.press("ctrl+p")
+            await _palette_open(pilot, app)
+            await pilot.press(*"seek to the end")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            assert app.screen.source.playback.at_end
+
+    asyncio.run(drive())
+
+
+def test_quit_from_a_replay_does_not_ask() -> None:
+    async def drive() -> None:
+        app = LabApp(replay=RECORDED, at=5.0, playing=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await pilot.press("q")
+            await pilot.pause()
+        assert app.return_code == 0
+
+    asyncio.run(drive())

@@ -1,0 +1,38 @@
+"""SVG snapshots of the run screen, made deterministic by replaying a recorded run, paused at a fixed time.
+
+Create or refresh the baselines with `pytest tests/test_tui_snapshots.py --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlopslab.tui.app import LabApp
+
+RECORDED = Path(__file__).parent / "data" / "short-run" / "events.jsonl"
+AT = 16.0   # after the release and the manual change, before the end
+
+
+@pytest.fixture(autouse=True)
+def _no_blink(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.widgets import Input
+
+    monkeypatch.setattr(Input, "cursor_blink", False, raising=False)
+
+
+def _app(at: float = AT) -> LabApp:
+    return LabApp(replay=RECORDED, at=at, playing=False)
+
+
+def test_run_screen_at_80x24_shows_one_lane_as_a_tab(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(), terminal_size=(80, 24))
+
+
+def test_run_screen_at_160x48_shows_lanes_side_by_side(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(), terminal_size=(160, 48))
+
+
+def test_run_screen_at_the_end_shows_the_summary(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(at=1000.0), terminal_size=(160, 48))
