@@ -23,9 +23,11 @@ from typing import Any
 from mlopslab.envs.base import DeploymentSpec, Environment, Strategy
 from mlopslab.events import Recorder
 from mlopslab.ml.data import DataSpec, DataStream
+from mlopslab.ml.pipeline import PipelineHost, Pipelines
 from mlopslab.ml.registry import CHAMPION, ModelVersion, Registry, TrainParams
 from mlopslab.monitor.timeline import RunState
 from mlopslab.monitor.traffic import TrafficMonitor
+from mlopslab.monitor.watch import DriftWatch
 from mlopslab.scenario import LaneSpec, Scenario, TimelineEvent
 
 SETUP_TIMEOUT = 120.0
@@ -82,6 +84,20 @@ class Lab:
         self._requests_file = None
         self._train_lock = threading.Lock()
         self._torn_down = False
+        # MLOps levels: an online drift monitor per lane, and each lane's retraining pipeline
+        self.watch = DriftWatch(self.lane_names, self.stream.feature_names, self.recorder.emit,
+                                label_delay=scenario.label_delay, config=scenario.drift_detection,
+                                on_alarm=self._on_drift_alarm)
+        self.recorder.subscribe(self.watch.on_event)
+        self.pipelines = Pipelines(
+            {lane.name: lane.level for lane in scenario.lanes},
+            PipelineHost(emit=self.recorder.emit, now=self.recorder.now, labelled=self.watch.labelled,
+                         drift_report=self.watch.drift_report, champion_version=lambda lane: self.desired[lane].version,
+                         deliver=self._deliver_lane, add_training_rows=self.watch.add_training_rows,
+                         stopped=self._stop.is_set, registry=self.registry, model_name=scenario.model_name,
+                         feature_names=self.stream.feature_names, train_lock=self._train_lock, run_id=self.run_id),
+            self.dir)
+        self.recorder.subscribe(self.pipelines.on_event)
 
     # --- state for consumers ------------------------------------------------------------------------
     def _update_state(self, event: dict[str, Any]) -> None:
@@ -132,6 +148,7 @@ class Lab:
                            lanes=lanes, results_dir=str(self.dir))
         self.status = "preparing"
         first = self.train(note="initial version")
+        self.pipelines.bootstrap()
         self.repo = EnvRepo(self.dir / "envrepo")
         for lane in sc.lanes:
             self.desired[lane.name] = self._spec(lane, first.version)
@@ -160,6 +177,7 @@ class Lab:
         self._send_loadgen({"op": "resume"})
         self._spawn(self._play_timeline, "timeline")
         self._spawn(self._tick_monitor, "monitor")
+        self._spawn(self._tick_watch, "drift-watch")
 
     def stop(self) -> None:
         """Asks a running scenario to end now (the TUI's quit, a test)."""
@@ -183,6 +201,7 @@ class Lab:
             self.env.teardown()
         for thread in self._threads:
             thread.join(timeout=3)
+        self.pipelines.join(timeout=3)
         self.monitor.tick(float("inf"))
         duration = round(self.scenario_time(), 3)
         self.recorder.emit("run_finished", None, status=self.status, duration=duration)
@@ -210,6 +229,7 @@ class Lab:
                 tags={"mlopslab.run": self.run_id, "note": note})
             self.registry.set_alias(mv.name, CHAMPION, mv.version)
             self.versions.append(mv)
+            self.watch.add_training_rows(mv.version, X)  # the drift reference of lanes that will serve it
         self.recorder.emit("model_registered", None, model=mv.name, version=mv.version, run_id=mv.run_id,
                            accuracy=round(mv.accuracy, 4), uri=mv.uri, note=note, params=mv.params)
         return mv
@@ -264,9 +284,37 @@ class Lab:
         drift = {"kind": kind, "at": at, "size": size, "features": features, "ramp": ramp}
         self.stream.add_drift(Drift(kind, self.scenario_time(), size, tuple(features) if features else None, ramp))
         self._send_loadgen({"op": "drift", **drift})
-        self.recorder.emit("drift_injected", None, **{k: v for k, v in drift.items() if k != "at"}, change_point=at)
+        # the drift's kind goes in `drift`: `kind` is the event's own kind
+        self.recorder.emit("drift_injected", None, drift=kind, size=size, features=features, ramp=ramp, change_point=at)
+
+    def retrain(self, lane: str = "all") -> None:
+        """A person starts the lane's retraining pipeline (the only way at MLOps level 0)."""
+        for name in self.lane_names if lane == "all" else [lane]:
+            if name not in self.pipelines.lanes:
+                raise LabError(f"no lane {name!r}")
+            self.recorder.emit("human_action", name, action="retrain")
+            self.pipelines.lanes[name].trigger("human")
+
+    def pipeline_commit(self, lane: str, tests_pass: bool = True, note: str = "") -> bool:
+        """A person commits a change of the lane's training pipeline code (at level 2 it goes through CI)."""
+        ok = True
+        for name in self.lane_names if lane == "all" else [lane]:
+            if name not in self.pipelines.lanes:
+                raise LabError(f"no lane {name!r}")
+            self.recorder.emit("human_action", name, action="pipeline_commit", note=note)
+            ok = self.pipelines.lanes[name].commit_code(bool(tests_pass), str(note)) and ok
+        return ok
 
     # --- internals ------------------------------------------------------------------------------------
+    def _on_drift_alarm(self, lane: str, alarm: dict[str, Any]) -> None:
+        if self.status == "running" and not self._stop.is_set():
+            self.pipelines.on_alarm(lane, alarm)
+
+    def _deliver_lane(self, lane: str, version: str, message: str) -> str:
+        """A retrained version goes to one lane only, through the env repo like any release."""
+        self.desired[lane] = replace(self.desired[lane], version=str(version))
+        return self.commit([lane], str(version), message)
+
     def _spec(self, lane: LaneSpec, version: str) -> DeploymentSpec:
         return DeploymentSpec(lane=lane.name, model=self.scenario.model_name, version=str(version),
                               replicas=lane.replicas, readiness_period=lane.readiness_period, warmup=lane.warmup,
@@ -274,6 +322,9 @@ class Lab:
 
     def _credential(self, lane: LaneSpec) -> str:
         env = self.env.credential() if self.env else "?"
+        if lane.delivery == "pull" and self.scenario.environment.kind == "docker":
+            return (f"the agent container mlopslab-{self.run_id}-agent-{lane.name} holds the engine socket "
+                    "(/var/run/docker.sock mounted); it has no network and reads the repo read-only")
         if lane.delivery == "push":
             return f"CI runner holds environment access: {env}"
         return f"agent beside the environment holds it: {env}; outside needs only read access to the repo"
@@ -287,6 +338,13 @@ class Lab:
             runner = PushRunner(lane.name, self.repo.path, work, self.env, self.recorder.emit, self.registry.exists)
             self.repo.add_hook(runner.hook_url, runner.secret)
             return runner
+        if self.scenario.environment.kind == "docker":  # the agent runs in a container beside the engine
+            from mlopslab.envs.docker_agent import DockerAgent
+
+            return DockerAgent(lane.name, self.repo.path, self.env, self.recorder.emit, models_dir=self.registry.cache,
+                               clock=self.recorder.now, interval=lane.poll_interval, jitter=lane.poll_jitter,
+                               self_heal=lane.self_heal, seed=self.scenario.seed + len(self.deliveries),
+                               log_dir=self.dir / "logs")
         from mlopslab.gitops.pull import PullAgent
 
         agent = PullAgent(lane.name, self.repo.path, work, self.env, self.recorder.emit,
@@ -349,6 +407,10 @@ class Lab:
         while not self._stop.wait(0.25):
             self.monitor.tick(self.recorder.now())
 
+    def _tick_watch(self) -> None:
+        while not self._stop.wait(1.0):
+            self.watch.tick(self.recorder.now())
+
     def _watch_environment(self) -> None:
         """Pushes ready endpoints to the load generator (like Endpoints → kube-proxy) and reports sync."""
         assert self.env is not None
@@ -400,8 +462,10 @@ class Lab:
             record = json.loads(line)
             if "s" in record:
                 self.monitor.add_sample(record)
+                self.watch.add_sample(record)
             else:
                 self.monitor.add_result(record)
+                self.watch.add_result(record)
                 if self._requests_file and not self._requests_file.closed:
                     self._requests_file.write(line)
 
@@ -442,6 +506,7 @@ class Lab:
 def _quiet_mlflow() -> None:
     """mlflow logs registrations and warns about environment inference on stderr; the lab reports instead."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     warnings.filterwarnings("ignore", module=r"mlflow.*")
     warnings.filterwarnings("ignore", category=UserWarning)

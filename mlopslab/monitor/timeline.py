@@ -57,6 +57,8 @@ class LaneState:
     shares: deque = field(default_factory=lambda: deque(maxlen=SERIES))   # (t, {version: share})
     accuracy: deque = field(default_factory=lambda: deque(maxlen=SERIES))  # (t, accuracy)
     drift: deque = field(default_factory=lambda: deque(maxlen=SERIES))    # (t, score)
+    label_accuracy: deque = field(default_factory=lambda: deque(maxlen=SERIES))  # (t, accuracy) once labels arrived
+    pipeline_version: str = "builtin"                                      # training pipeline code in use
     marks: list[tuple[float, str, str]] = field(default_factory=list)     # (t, phase, version)
     releases: dict[str, Release] = field(default_factory=dict)            # sha -> Release
     changes: list[LiveChange] = field(default_factory=list)
@@ -79,6 +81,8 @@ class RunState:
         self.versions: dict[str, dict[str, Any]] = {}  # version -> model_registered event
         self.drifts: list[dict[str, Any]] = []
         self.alarms: list[dict[str, Any]] = []
+        self.retrains: dict[str, dict[str, Any]] = {}   # retrain id -> phases (t), outcome, timings
+        self.pipeline_changes: list[dict[str, Any]] = []  # pipeline_accepted / pipeline_rejected events
 
     def rel(self, t: float) -> float:
         return round(t - (self.start or 0.0), 4)
@@ -96,7 +100,7 @@ class RunState:
         handler = getattr(self, f"_on_{kind}", None)
         if handler is not None:
             handler(event, t, self.lane(name) if name else None)
-        if kind not in ("metrics", "sync"):
+        if kind not in ("metrics", "sync", "drift_score", "accuracy"):  # per-second series, not log lines
             self.log.append((t, kind, name, _describe(event)))
 
     # --- handlers --------------------------------------------------------------------------------------
@@ -247,6 +251,54 @@ class RunState:
         self.alarms.append({**e, "rel": t})
         if lane:
             lane.marks.append((t, "alarm", ""))
+
+    def _on_accuracy(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        if lane and e.get("value") is not None:
+            lane.label_accuracy.append((self.rel(e["window"]), e["value"]))
+
+    def _retrain_phase(self, e: dict[str, Any], t: float, lane: LaneState | None, phase: str) -> dict[str, Any]:
+        record = self.retrains.setdefault(e.get("retrain", "?"), {"lane": e.get("lane"), "reason": e.get("reason"),
+                                                                   "phases": {}})
+        record["phases"][phase] = t
+        for key in ("version", "sha", "promoted", "challenger_acc", "champion_acc", "outcome", "timings",
+                    "human_actions", "level", "pipeline_version", "error"):
+            if key in e:
+                record[key] = e[key]
+        return record
+
+    def _on_retrain_started(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self._retrain_phase(e, t, lane, "started")
+        if lane:
+            lane.marks.append((t, "retrain", ""))
+
+    def _on_retrain_trained(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self._retrain_phase(e, t, lane, "trained")
+
+    def _on_retrain_validated(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self._retrain_phase(e, t, lane, "validated")
+
+    def _on_retrain_registered(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self._retrain_phase(e, t, lane, "registered")
+
+    def _on_retrain_committed(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self._retrain_phase(e, t, lane, "committed")
+
+    def _on_retrain_delivered(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self._retrain_phase(e, t, lane, "delivered")
+
+    def _on_retrain_done(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self._retrain_phase(e, t, lane, "done")
+
+    def _on_retrain_failed(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self._retrain_phase(e, t, lane, "failed")
+
+    def _on_pipeline_accepted(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self.pipeline_changes.append({**e, "rel": t})
+        if lane:
+            lane.pipeline_version = str(e.get("version"))
+
+    def _on_pipeline_rejected(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        self.pipeline_changes.append({**e, "rel": t})
 
     def _on_traffic_paused(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
         self.paused = True

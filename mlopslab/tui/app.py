@@ -20,10 +20,9 @@ class LabApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "mlopslab"
     COMMANDS = App.COMMANDS | {LabCommands}
-    COMMAND_PALETTE_BINDING = "ctrl+p"
     BINDINGS = [
         Binding("question_mark", "help", "help", key_display="?"),
-        Binding("colon", "command_palette", "commands", key_display=":", show=False),
+        Binding("colon,ctrl+p", "command_palette", "commands", key_display=":", show=False, priority=True),
         Binding("q", "quit", "quit"),
     ]
 
