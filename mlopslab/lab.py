@@ -461,7 +461,6 @@ class Lab:
         for line in self._loadgen.stdout:
             record = json.loads(line)
             if "s" in record:
-                self.monitor.add_sample(record)
                 self.watch.add_sample(record)
             else:
                 self.monitor.add_result(record)

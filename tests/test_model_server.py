@@ -12,7 +12,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 
 from mlopslab.ml.registry import Registry
@@ -54,8 +53,11 @@ def _post(url: str, body: object | str, content_type: str = "application/json") 
 
 
 def test_predictions_equal_mlflow_pyfunc_for_every_input_format(server: str, registry: Registry, stream) -> None:
+    import mlflow
     import mlflow.pyfunc
     import pandas as pd
+
+    mlflow.set_registry_uri(registry.tracking_uri)  # this test's registry, whatever ran before
 
     X, _ = stream.sample(300)
     columns = stream.feature_names

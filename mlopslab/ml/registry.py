@@ -87,6 +87,9 @@ class Registry:
         pipeline.fit(pd.DataFrame(X, columns=feature_names), y)
         accuracy = float((pipeline.predict(pd.DataFrame(X_val, columns=feature_names)) == y_val).mean())
         with self._lock:
+            # mlflow's fluent API works on one process-wide store: point it at ours for this run only
+            mlflow.set_tracking_uri(self.tracking_uri)
+            mlflow.set_registry_uri(self.tracking_uri)
             with mlflow.start_run(experiment_id=self._experiment_id, tags=tags or {}) as run:
                 mlflow.log_params({"C": params.C, "max_iter": params.max_iter, "n_train": len(X),
                                    "n_features": X.shape[1]})

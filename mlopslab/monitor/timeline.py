@@ -55,9 +55,8 @@ class LaneState:
     replicas: dict[str, tuple[str, str]] = field(default_factory=dict)   # name -> (version, state)
     latency: deque = field(default_factory=lambda: deque(maxlen=SERIES))  # (t, p50, p95, p99)
     shares: deque = field(default_factory=lambda: deque(maxlen=SERIES))   # (t, {version: share})
-    accuracy: deque = field(default_factory=lambda: deque(maxlen=SERIES))  # (t, accuracy)
+    accuracy: deque = field(default_factory=lambda: deque(maxlen=SERIES))  # (t, accuracy) once labels arrived
     drift: deque = field(default_factory=lambda: deque(maxlen=SERIES))    # (t, score)
-    label_accuracy: deque = field(default_factory=lambda: deque(maxlen=SERIES))  # (t, accuracy) once labels arrived
     pipeline_version: str = "builtin"                                      # training pipeline code in use
     marks: list[tuple[float, str, str]] = field(default_factory=list)     # (t, phase, version)
     releases: dict[str, Release] = field(default_factory=dict)            # sha -> Release
@@ -230,8 +229,6 @@ class RunState:
         total = sum(e["versions"].values())
         if total:
             lane.shares.append((window, {v: n / total for v, n in e["versions"].items()}))
-        if e.get("accuracy") is not None:
-            lane.accuracy.append((window, e["accuracy"]))
         for release in lane.releases.values():  # requests while a rollout was under way
             start, end = release.times.get("apply_started"), release.times.get("traffic_100")
             if start is not None and start <= raw + 1 and (end is None or raw <= end):
@@ -254,7 +251,7 @@ class RunState:
 
     def _on_accuracy(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
         if lane and e.get("value") is not None:
-            lane.label_accuracy.append((self.rel(e["window"]), e["value"]))
+            lane.accuracy.append((self.rel(e["window"]), e["value"]))
 
     def _retrain_phase(self, e: dict[str, Any], t: float, lane: LaneState | None, phase: str) -> dict[str, Any]:
         record = self.retrains.setdefault(e.get("retrain", "?"), {"lane": e.get("lane"), "reason": e.get("reason"),

@@ -26,8 +26,6 @@ class _Window:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     versions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    correct: int = 0
-    labelled: int = 0
 
 
 class TrafficMonitor:
@@ -38,7 +36,6 @@ class TrafficMonitor:
         self._windows: dict[tuple[str, int], _Window] = {}
         self._history: dict[str, deque[tuple[float, str | None, bool]]] = {lane: deque() for lane in lanes}
         self._targets: dict[str, tuple[str, float]] = {}   # lane -> (version, decide after t)
-        self._labels: dict[int, int] = {}
         self._closed_before = 0
         self.totals: dict[str, dict[str, int]] = {lane: {"requests": 0, "errors": 0} for lane in lanes}
 
@@ -48,13 +45,6 @@ class TrafficMonitor:
         if event["kind"] == "rollout_done" and event.get("lane") in self._history:
             with self._lock:
                 self._targets[event["lane"]] = (str(event["version"]), event["t"] + SETTLE)
-
-    def add_sample(self, record: dict[str, Any]) -> None:
-        with self._lock:
-            self._labels[record["s"]] = record["y"]
-            if len(self._labels) > 100_000:
-                for key in list(self._labels)[:50_000]:
-                    del self._labels[key]
 
     def add_result(self, record: dict[str, Any]) -> None:
         lane, t = record["lane"], record["t"]
@@ -66,10 +56,6 @@ class TrafficMonitor:
             totals["requests"] += 1
             if ok:
                 window.versions[str(record["v"])] += 1
-                label = self._labels.get(record["i"])
-                if label is not None and record.get("p") is not None:
-                    window.labelled += 1
-                    window.correct += int(record["p"] == label)
             else:
                 window.errors += 1
                 totals["errors"] += 1
@@ -94,8 +80,7 @@ class TrafficMonitor:
                         decisions.append((lane, version, mark))
                         del self._targets[lane]
         for (lane, second), window in closed:
-            self.emit("metrics", lane, **summarise(window.latencies, window.errors, window.versions),
-                      window=second, accuracy=round(window.correct / window.labelled, 4) if window.labelled else None)
+            self.emit("metrics", lane, **summarise(window.latencies, window.errors, window.versions), window=second)
         for lane, version, mark in decisions:
             self.emit("traffic_100", lane, version=version, at=round(mark, 4))
 
