@@ -56,8 +56,13 @@ def main(argv: list[str] | None = None) -> int:
 def _load(name: str) -> Any:
     from mlopslab import scenario
 
+    path = scenario.find(name)
+    if not path.exists():
+        names = ", ".join(p.stem for p in scenario.shipped())
+        print(f"mlopslab: no scenario {name!r}: not a file, and not a shipped name ({names})", file=sys.stderr)
+        raise SystemExit(2)
     try:
-        return scenario.load(scenario.find(name))
+        return scenario.load(path)
     except scenario.ScenarioError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

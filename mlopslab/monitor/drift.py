@@ -381,10 +381,8 @@ class _Merge:
         self.merged = np.empty(size)
         self.from_current = np.empty(size, dtype=bool)
         self.current_counts = np.empty(size)
-        self.reference_counts = np.empty(size)
         self.gap = np.empty(size)
         self.scratch = np.empty(size)
-        self.scratch2 = np.empty(size)
         self.distinct = np.empty(size - 1, dtype=bool)
         self.ordinals = np.arange(1.0, size + 1.0)
         self.is_merged = False
@@ -420,9 +418,9 @@ class _Merge:
         # How many of each sample lie at or before each merged position (whole numbers, exact in float64).
         np.greater_equal(order, n, out=self.from_current)
         np.cumsum(self.from_current, dtype=np.float64, out=self.current_counts)
-        np.subtract(self.ordinals, self.current_counts, out=self.reference_counts)
         # F_ref - F_cur just after each merged value; inside a run of ties only the run's last is exact.
-        np.divide(self.reference_counts, n, out=self.gap)
+        reference_counts = np.subtract(self.ordinals, self.current_counts, out=self.gap)
+        np.divide(reference_counts, n, out=self.gap)
         np.subtract(self.gap, np.divide(self.current_counts, m, out=self.scratch), out=self.gap)
         np.not_equal(self.merged[1:], self.merged[:-1], out=self.distinct)
         self.is_merged = True
@@ -460,15 +458,15 @@ class _Merge:
         self.merge()
         size = self.merged.size - 1
         heights = np.abs(self.gap[:-1], out=self.scratch[:size])
-        widths = np.subtract(self.merged[1:], self.merged[:-1], out=self.scratch2[:size])
+        widths = np.subtract(self.merged[1:], self.merged[:-1], out=self.both[:size])  # free after the merge
         return float(np.vecdot(heights, widths))
 
     def shares(self, value_binned: bool) -> tuple[np.ndarray, np.ndarray]:
         """Share of each sample per bin: one bin per distinct value, or Sturges bins over both samples."""
         if value_binned:
             ends = self.run_ends()
-            ref_counts = np.diff(self.reference_counts[ends], prepend=0.0)
             cur_counts = np.diff(self.current_counts[ends], prepend=0.0)
+            ref_counts = np.diff(ends + 1.0 - self.current_counts[ends], prepend=0.0)
         else:
             low = min(self.reference[0], self.current[0])
             high = max(self.reference[-1], self.current[-1])
