@@ -246,3 +246,63 @@ def test_a_killed_lab_leaves_nothing_once_its_agent_sees_the_heartbeat_stop(dock
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+PULL_SCENARIO = """\
+name: pull-rollout-docker
+seed: 3
+duration: 120
+environment: {{kind: docker, base_image: {base}}}
+model: {{name: churn, data: {{n_samples: 800}}}}
+traffic: {{rate: 40}}
+lanes:
+  - name: pull
+    delivery: pull
+    replicas: 2
+    warmup: 0.2
+    readiness: {{period: 0.1}}
+    rollout: {{maxSurge: 1, maxUnavailable: 0}}
+    poll: {{interval: 1, jitter: 0}}
+timeline:
+  - at: 1
+    release: {{C: 0.2, note: v2}}
+"""
+
+
+def test_pull_lane_rollout_under_traffic_has_no_errors(docker_client, base_image, agent_base, run_id, tmp_path,
+                                                       monkeypatch):
+    """The agent container's controller drains a replica out of the lab's Endpoints before SIGTERM, as
+    Kubernetes removes an endpoint before the pod is signalled: no request of the pull lane fails."""
+    from mlopslab import report, scenario
+    from mlopslab.lab import Lab
+
+    monkeypatch.setenv("MLOPSLAB_AGENT_BASE_IMAGE", agent_base)
+    sc = scenario.parse(PULL_SCENARIO.format(base=base_image))
+    lab = Lab(sc, tmp_path / run_id)  # the results dir's name is the run id (containers carry its label)
+    try:
+        lab.prepare()
+        lab.start()
+
+        def on_v2_only():  # stopping containers stay listed (terminating) until they are removed
+            live = lab.env.observe("pull")
+            return live.complete and [r.version for r in live.replicas] == ["2", "2"]
+
+        wait_until(on_v2_only, 60, what="the pull lane on v2 with every v1 container gone")
+        time.sleep(1.0)  # requests sent just before the last v1 container went have come back
+    finally:
+        lab.stop()
+        lab.shutdown()
+    assert no_leftovers(docker_client, run_id) == []
+
+    summary = report.summarise(lab.state)
+    release = next(r for r in summary["lanes"]["pull"]["releases"] if r["version"] == "2")
+    assert release["lead"]["traffic_100"] is not None
+    assert release["requests_during_rollout"] > 20
+    stopped = [json.loads(line) for line in (tmp_path / run_id / "events.jsonl").read_text().splitlines()]
+    stopped = [e for e in stopped if e["kind"] == "replica_stopped" and e["lane"] == "pull" and e["version"] == "1"]
+    assert len(stopped) == 2  # both v1 containers were stopped while traffic flowed
+    requests = [json.loads(line) for line in (tmp_path / run_id / "requests.jsonl").read_text().splitlines()]
+    pull = [r for r in requests if r["lane"] == "pull"]
+    failed = [r for r in pull if r["st"] != 200]
+    assert len(pull) > 100 and failed == [], failed[:10]
+    assert summary["lanes"]["pull"]["errors"] == 0 and release["errors_during_rollout"] == 0

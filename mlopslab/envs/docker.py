@@ -18,10 +18,20 @@ a Deployment controller picks up `kubectl edit`.
 Who controls a lane. The process that `apply`s a lane runs its controller: the lab for the push lane
 (its CI runner holds the engine), the agent container for the pull lane (it holds the engine's socket).
 For a lane it does not control, an environment answers from engine state: `observe` and `endpoints` list
-the lane's containers by label (health from the engine, published port from the engine) and take the
-spec and the terminating replicas from the records; `change_live` edits the spec record; `kill_replica`
-kills a container. The process that owns the run (`owns_run=True`, the lab) creates the run's network
-and, at teardown, removes every container and the network carrying the run's label.
+the lane's running containers by label (health and published port from the engine) and take the spec and
+each replica's state from the records; `change_live` edits the spec record; `kill_replica` kills a
+container.
+
+Endpoints across processes. As in Kubernetes, a replica leaves Endpoints before it is asked to stop: a
+replica is an endpoint of an observed lane only while the controller's status record lists it `ready`
+*and* the engine reports its container running and healthy. The controller publishes the record as soon
+as it marks replicas terminating (before it blocks starting containers), keeps listing a replica as
+`terminating` until its container is removed (so a stopping container never counts as ready again), and
+drains for `drain` seconds, long enough for an observer's refresh (the lab's 50 ms) and the load
+generator's in-flight requests, before it sends SIGTERM.
+
+The process that owns the run (`owns_run=True`, the lab) creates the run's network and, at teardown,
+removes every container and the network carrying the run's label.
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ from mlopslab.envs.base import (
     Emit,
     Endpoint,
     LiveState,
+    Replica,
     ReplicaDriver,
     ReplicaView,
     Strategy,
@@ -94,7 +105,7 @@ class StateStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(PermissionError):
             os.chmod(self.dir, 0o777)  # the agent container runs as uid 10001
-        self._cache: dict[Path, tuple[int, Any]] = {}
+        self._cache: dict[Path, tuple[tuple[int, int, int], Any]] = {}
 
     @contextlib.contextmanager
     def _locked(self) -> Any:
@@ -110,9 +121,10 @@ class StateStore:
 
     def _read(self, path: Path) -> Any:
         try:
-            stamp = path.stat().st_mtime_ns
+            stat = path.stat()
         except FileNotFoundError:
             return None
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # a write is a new inode (os.replace)
         cached = self._cache.get(path)
         if cached and cached[0] == stamp:
             return cached[1]
@@ -168,6 +180,8 @@ class Container:
     id: str
     name: str
     started: float
+    lane: str = ""
+    replica: str = ""
 
 
 @dataclass(frozen=True)
@@ -243,7 +257,7 @@ class ContainerDriver(ReplicaDriver):
                          "interval": int(interval * 1e9), "timeout": int(1e9), "retries": 3,
                          "start_period": int((spec.warmup + 30) * 1e9)},
         )
-        handle = Container(container.id, container.name, time.monotonic())
+        handle = Container(container.id, container.name, time.monotonic(), spec.lane, name)
         ports = self.client.api.inspect_container(container.id)["NetworkSettings"]["Ports"]
         url = f"http://{self.host}:{ports[f'{SERVER_PORT}/tcp'][0]['HostPort']}"
         with self._lock:
@@ -318,6 +332,10 @@ def _seen(summary: dict[str, Any], host: str) -> Seen:
 # --- the environment -----------------------------------------------------------------------------------------
 class DockerEnvironment(ControlledEnvironment):
     kind = "docker"
+    # A terminating replica stays out of Endpoints this long before SIGTERM. Longer than the local
+    # environment's 0.4 s: observers in other processes (the lab, for the agent's lane) learn it through
+    # the status record and their own refresh, then the load generator finishes its in-flight requests.
+    drain = 1.0
 
     def __init__(self, resolve_model: ModelResolver, emit: Emit, log_dir: Path | None = None, *, run_id: str,
                  base_image: str | None = None, state_dir: Path | None = None, client: Any = None,
@@ -343,6 +361,7 @@ class DockerEnvironment(ControlledEnvironment):
         self.driver: ContainerDriver
         self._generation: dict[str, int] = {}
         self._published: dict[str, Any] = {}
+        self._stopping: dict[str, tuple[str, str]] = {}  # replica being stopped -> (lane, version)
         self._torn_down = False
         if owns_run:
             threading.Thread(target=self._beat, name="docker-heartbeat", daemon=True).start()
@@ -443,11 +462,38 @@ class DockerEnvironment(ControlledEnvironment):
         super().reconcile(lane)
         self._publish_status(lane)
 
+    def _start_replica(self, lane: str, spec: DeploymentSpec, now: float) -> None:
+        # Starting a container blocks for a while: publish first, so observers in other processes take the
+        # replicas this pass marked terminating out of Endpoints now, not after the start.
+        self._publish_status(lane)
+        super()._start_replica(lane, spec, now)
+
+    def _stop_later(self, replica: Replica) -> None:
+        """Stops off the control loop; the container stays `terminating` in the status until it is gone."""
+        handle: Container = replica.handle
+        with self._lock:
+            self._stopping[replica.name] = (handle.lane, replica.version)
+
+        def stop() -> None:
+            try:
+                self.driver.stop(handle, self.grace)
+            finally:
+                with self._lock:
+                    self._stopping.pop(replica.name, None)
+
+        thread = threading.Thread(target=stop, name=f"stop-{replica.name}", daemon=True)
+        thread.start()
+        with self._lock:
+            self._stoppers = [t for t in self._stoppers if t.is_alive()] + [thread]
+
     def _publish_status(self, lane: str) -> None:
         state = super().observe(lane)
+        with self._lock:
+            stopping = [ReplicaView(name, version, "terminating", "")
+                        for name, (of, version) in self._stopping.items() if of == lane]
         status = {"generation": self._generation.get(lane, 0), "condition": state.condition,
                   "updated": state.updated, "ready": state.ready, "controller": self.actor,
-                  "replicas": [dataclasses.asdict(r) for r in state.replicas]}
+                  "replicas": [dataclasses.asdict(r) for r in (*state.replicas, *stopping)]}
         if status != self._published.get(lane):
             self.store.write_status(lane, status)
             self._published[lane] = status
@@ -455,13 +501,16 @@ class DockerEnvironment(ControlledEnvironment):
     def _observe_engine(self, lane: str) -> LiveState:
         generation, spec = self.store.read_spec(lane)
         status = self.store.read_status(lane)
-        terminating = {r["name"] for r in status.get("replicas", []) if r["state"] == "terminating"}
+        recorded = {r["name"]: r["state"] for r in status.get("replicas", [])}
         views = []
         for seen in sorted(self.driver.lane_containers(lane), key=lambda s: s.replica):
             if not seen.running:
                 continue
-            state = ("terminating" if seen.replica in terminating else
-                     "ready" if seen.health == "healthy" else "starting")
+            # The controller's word first: terminating (draining or stopping) is never ready again, and a
+            # container the record does not (yet) list is starting, whatever its health.
+            said = recorded.get(seen.replica)
+            state = ("terminating" if said == "terminating" else
+                     "ready" if said == "ready" and seen.health == "healthy" else "starting")
             views.append(ReplicaView(seen.replica, seen.version, state, seen.url))
         updated = sum(1 for r in views if spec and r.version == spec.version and r.state != "terminating")
         ready = sum(1 for r in views if r.state == "ready")
