@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
     tui = verbs.add_parser("tui", help="open the lab (the default verb)")
-    tui.add_argument("scenario", nargs="?", help="scenario file or shipped name; omit to pick one")
+    tui.add_argument("files", nargs="*", metavar="SCENARIO", help="scenario files or shipped names: one runs at "
+                     "once, several are listed first in the picker; omit to pick a shipped one")
 
     run = verbs.add_parser("run", help="run a scenario headless and print the side-by-side summary")
     run.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO, help=f"file or shipped name "
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     replay = verbs.add_parser("replay", help="replay a recorded run in the TUI")
     replay.add_argument("results", type=Path, help="a results directory (or its events.jsonl)")
     replay.add_argument("--speed", type=float, default=10.0, help="playback speed, 1–100 (default 10)")
+    replay.add_argument("--at", type=float, metavar="SECONDS", help="start at this scenario time (0 = the run's "
+                        "start; negative: during the setup)")
 
     validate = verbs.add_parser("validate", help="check scenario files; problems as file:line: field: message")
     validate.add_argument("files", nargs="+")
@@ -160,9 +163,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _tui(args: argparse.Namespace) -> int:
+    from mlopslab import scenario
     from mlopslab.tui.app import run_app
 
-    return run_app(scenario=getattr(args, "scenario", None))
+    files = getattr(args, "files", None) or []
+    if len(files) == 1:
+        return run_app(scenario=files[0])
+    return run_app(files=[scenario.find(name) for name in files])
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -173,7 +180,7 @@ def _replay(args: argparse.Namespace) -> int:
     if not events.exists():
         print(f"mlopslab: no events.jsonl at {path}", file=sys.stderr)
         return 2
-    return run_replay(events, speed=args.speed)
+    return run_replay(events, speed=args.speed, at=args.at)
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -1,6 +1,8 @@
-"""The side-by-side summary of a run: per lane, lead time per phase, rollouts, errors, latency, self-heal.
+"""The side-by-side summary of a run: per lane, lead time per phase, rollouts, errors, latency, self-heal,
+and — when models were retrained — the ML loop (detect, wait for labels, train, validate, deliver).
 
-Built from a RunState (live or replayed), written as summary.json and summary.md, printed as a table.
+Built from a RunState (live or replayed), written as summary.json and summary.md, printed as a table;
+`rows(summary)` is the one place the table's rows are built (the TUI's summary widget shows the same).
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ from typing import Any
 import numpy as np
 
 from mlopslab.monitor.timeline import PHASES, RunState
+
+LEVELS = {0: "L0 manual", 1: "L1 retrain on alarm", 2: "L2 + pipeline CI"}
+FINAL_ACCURACY_WINDOW = 10.0  # seconds of labelled windows averaged into the final accuracy
+RETRAIN_STEPS = (("wait_labels", "wait for labels"), ("train", "train"), ("validate", "validate"),
+                 ("deliver", "deliver (commit → 100%)"))
 
 PHASE_LABELS = {"detected": "detect", "pipeline_done": "pipeline", "apply_started": "apply",
                 "first_ready": "1st ready", "rollout_done": "rolled out", "traffic_100": "100% traffic"}
@@ -45,7 +52,47 @@ def summarise(state: RunState) -> dict[str, Any]:
     return {"scenario": state.scenario, "status": (state.finished or {}).get("status", "running"),
             "duration": (state.finished or {}).get("duration"), "lanes": lanes,
             "versions": {v: {"accuracy": e.get("accuracy"), "note": e.get("note")} for v, e in state.versions.items()},
-            "drift_alarms": state.alarms}
+            "drift_alarms": state.alarms, "ml_loop": ml_loop(state)}
+
+
+def ml_loop(state: RunState) -> dict[str, Any]:
+    """Per lane: its MLOps level, each retrain (reason, outcome, step times), detection delays, human
+    actions and the accuracy at the end (the mean of the last labelled windows)."""
+    changes = sorted(d["rel"] for d in state.drifts)
+    out: dict[str, Any] = {}
+    for name, lane in state.lanes.items():
+        retrains = []
+        for rid, record in state.retrains.items():
+            if record.get("lane") != name:
+                continue
+            phases = record.get("phases", {})
+            started = phases.get("started")
+            change = max((c for c in changes if started is not None and c <= started), default=None)
+            delivered = None
+            if "delivered" in phases:  # when the version took all traffic, else when the pipeline heard of it
+                delivered = next((t for t, phase, version in lane.marks if phase == "100%" and
+                                  version == str(record.get("version")) and t >= (started or 0)), phases["delivered"])
+            retrains.append({
+                "id": rid, "reason": record.get("reason"), "version": record.get("version"),
+                "outcome": record.get("outcome") or ("failed" if "failed" in phases else "running"),
+                "error": record.get("error"), "promoted": record.get("promoted"),
+                "challenger_acc": record.get("challenger_acc"), "champion_acc": record.get("champion_acc"),
+                "pipeline_version": record.get("pipeline_version"), "human_actions": record.get("human_actions"),
+                "started": started, "timings": dict(record.get("timings") or {}),
+                "change_to_delivered": None if change is None or delivered is None else round(delivered - change, 3),
+            })
+        detect = [a["delay_seconds"] for a in state.alarms
+                  if a.get("lane") == name and a.get("first") and a.get("delay_seconds") is not None]
+        end = lane.accuracy[-1][0] if lane.accuracy else None
+        recent = [v for t, v in lane.accuracy if end is not None and t > end - FINAL_ACCURACY_WINDOW]
+        out[name] = {
+            "level": lane.settings.get("level"), "pipeline_version": lane.pipeline_version,
+            "retrains": retrains, "detect_delays": detect,
+            "alarms": sum(1 for a in state.alarms if a.get("lane") == name),
+            "human_actions": sum(int(r["human_actions"] or 0) for r in retrains),
+            "accuracy_final": round(float(np.mean(recent)), 4) if recent else None,
+        }
+    return out
 
 
 def _diff(times: dict[str, float], a: str, b: str) -> float | None:
@@ -60,37 +107,82 @@ def _fmt(value: Any, unit: str = "s") -> str:
     return f"{value}{unit}"
 
 
-def table(summary: dict[str, Any]) -> str:
-    """A markdown table: one column per lane, one row block per release."""
+def rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The summary table as (header, rows): one column per lane after the row label. A row whose lane
+    cells are all empty is a section title (`is_section`); the markdown makes it bold, the TUI too."""
     lanes = summary["lanes"]
     names = list(lanes)
-    rows: list[list[str]] = []
+    out: list[list[str]] = []
     versions = sorted({r["version"] for lane in lanes.values() for r in lane["releases"] if not r["setup"]},
                       key=_version_key)
     for version in versions:
-        per_lane = {n: next((r for r in lanes[n]["releases"] if r["version"] == version and not r["setup"]), None)
-                    for n in names}
-        rows.append([f"**v{version}**"] + ["" for _ in names])
+        per_lane = [next((r for r in lanes[n]["releases"] if r["version"] == version and not r["setup"]), None)
+                    for n in names]
+        out.append(_section(f"v{version}", names))
         for phase in PHASES[1:]:
-            rows.append([f"  commit → {PHASE_LABELS[phase]}"] +
-                        [_fmt(r["lead"][phase]) if r else "—" for r in per_lane.values()])
-        rows.append(["  rollout (apply → 100%)"] + [_fmt(r["rollout_duration"]) if r else "—" for r in per_lane.values()])
-        rows.append(["  errors during rollout"] + [
-            f"{r['errors_during_rollout']}/{r['requests_during_rollout']}" if r else "—" for r in per_lane.values()])
-        rows.append(["  p99 during rollout"] + [_fmt(r["p99_during_rollout_ms"], " ms") if r else "—"
-                                               for r in per_lane.values()])
-    rows.append(["**live changes**"] + ["" for _ in names])
-    rows.append(["  self-heal (changed → reverted)"] + [
+            out.append([f"  commit → {PHASE_LABELS[phase]}"] +
+                       [_fmt(r["lead"][phase]) if r else "—" for r in per_lane])
+        out.append(["  rollout (apply → 100%)"] + [_fmt(r["rollout_duration"]) if r else "—" for r in per_lane])
+        out.append(["  errors during rollout"] + [
+            f"{r['errors_during_rollout']}/{r['requests_during_rollout']}" if r else "—" for r in per_lane])
+        out.append(["  p99 during rollout"] + [_fmt(r["p99_during_rollout_ms"], " ms") if r else "—"
+                                              for r in per_lane])
+    out.append(_section("live changes", names))
+    out.append(["  self-heal (changed → reverted)"] + [
         ", ".join(_fmt(c["reverted_after"]) if c["reverted_after"] is not None else "never"
                   for c in lanes[n]["live_changes"]) or "—" for n in names])
-    rows.append(["**whole run**"] + ["" for _ in names])
-    rows.append(["  requests / errors"] + [f"{lanes[n]['requests']} / {lanes[n]['errors']}" for n in names])
-    rows.append(["  p99 (median of 1 s windows)"] + [_fmt(lanes[n]["p99_ms_median_of_windows"], " ms") for n in names])
+    loop = summary.get("ml_loop") or {}
+    if any(lane.get("retrains") for lane in loop.values()):
+        out += _ml_loop_rows(loop, names)
+    out.append(_section("whole run", names))
+    out.append(["  requests / errors"] + [f"{lanes[n]['requests']} / {lanes[n]['errors']}" for n in names])
+    out.append(["  p99 (median of 1 s windows)"] + [_fmt(lanes[n]["p99_ms_median_of_windows"], " ms") for n in names])
     header = ["", *[f"{n} ({lanes[n]['delivery']})" for n in names]]
-    widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
+    return header, out
+
+
+def _ml_loop_rows(loop: dict[str, Any], names: list[str]) -> list[list[str]]:
+    lanes = [loop.get(n, {}) for n in names]
+
+    def per_retrain(cell: Any) -> list[str]:
+        """One cell per lane: the value for each of its retrains, comma-separated."""
+        return [", ".join(cell(r) for r in lane.get("retrains", [])) or "—" for lane in lanes]
+
+    def reasons(lane: dict[str, Any]) -> str:
+        retrains = lane.get("retrains", [])
+        return f"{len(retrains)} ({', '.join(str(r['reason']) for r in retrains)})" if retrains else "0"
+
+    out = [_section("ML loop", names)]
+    out.append(["  MLOps level"] + [LEVELS.get(lane.get("level"), "—") for lane in lanes])
+    out.append(["  retrains (reason)"] + [reasons(lane) for lane in lanes])
+    out.append(["  outcome"] + per_retrain(lambda r: str(r["outcome"])))
+    out.append(["  detect (change → alarm)"] + [", ".join(_fmt(d) for d in lane.get("detect_delays", [])) or "—"
+                                                for lane in lanes])
+    for key, label in RETRAIN_STEPS:
+        out.append([f"  {label}"] + per_retrain(lambda r, key=key: _fmt(r["timings"].get(key))))
+    out.append(["  change → retrained at 100%"] + per_retrain(lambda r: _fmt(r["change_to_delivered"])))
+    out.append(["  human actions"] + [str(lane.get("human_actions", 0)) for lane in lanes])
+    out.append([f"  final accuracy (last {FINAL_ACCURACY_WINDOW:g} s)"] + [
+        "—" if lane.get("accuracy_final") is None else f"{lane['accuracy_final']:.3f}" for lane in lanes])
+    return out
+
+
+def _section(title: str, names: list[str]) -> list[str]:
+    return [title] + ["" for _ in names]
+
+
+def is_section(row: list[str]) -> bool:
+    return not row[0].startswith(" ") and all(cell == "" for cell in row[1:])
+
+
+def table(summary: dict[str, Any]) -> str:
+    """A markdown table: one column per lane, one row block per release (and the ML loop, if any)."""
+    header, body = rows(summary)
+    body = [[f"**{row[0]}**", *row[1:]] if is_section(row) else row for row in body]
+    widths = [max(len(row[i]) for row in body + [header]) for i in range(len(header))]
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     out = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out += [line(row) for row in rows]
+    out += [line(row) for row in body]
     return "\n".join(out)
 
 

@@ -7,6 +7,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 import mlopslab
 from mlopslab.tui.app import LabApp
 from mlopslab.tui.export import export_svg
@@ -81,3 +83,35 @@ def test_s_saves_an_svg_of_the_screen_into_the_results_directory(tmp_path: Path)
 
     asyncio.run(drive())
     assert [p.name for p in tmp_path.glob("*.svg")] == ["run-screen-010.0s.svg"]
+
+
+def test_cli_tui_takes_several_scenarios_and_replay_starts_at_a_time(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mlopslab import cli
+    from mlopslab.tui import app
+
+    calls: list[tuple[str, dict]] = []
+    monkeypatch.setattr(app, "run_app", lambda **kw: calls.append(("tui", kw)) or 0)
+    monkeypatch.setattr(app, "run_replay", lambda events, **kw: calls.append(("replay", {"events": events, **kw})) or 0)
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    assert cli.main(["tui", str(a), str(b)]) == 0
+    assert cli.main(["tui", str(a)]) == 0
+    (tmp_path / "events.jsonl").write_text(RECORDED.read_text())
+    assert cli.main(["replay", str(tmp_path), "--at", "12.5"]) == 0
+    assert calls[0] == ("tui", {"files": [a, b]})
+    assert calls[1] == ("tui", {"scenario": str(a)})
+    assert calls[2] == ("replay", {"events": tmp_path / "events.jsonl", "speed": 10.0, "at": 12.5})
+
+
+def test_summary_widget_and_markdown_table_share_one_row_builder() -> None:
+    from mlopslab import report
+    from mlopslab.tui.replay import Playback
+
+    playback = Playback.load(RECORDED)
+    playback.seek(playback.last)
+    summary = report.summarise(playback.state)
+    header, body = report.rows(summary)
+    table = report.table(summary).splitlines()
+    assert len(table) == len(body) + 2 and "**live changes**" in table[2 + body.index(["live changes", "", ""])]
+    assert "ML loop" not in report.table(summary)       # no retrains in this run: no ML loop block
+    assert summary["ml_loop"]["push"]["retrains"] == [] and summary["ml_loop"]["push"]["accuracy_final"] is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import time
 from pathlib import Path
@@ -107,3 +108,83 @@ def test_pick_run_release_manual_change_and_quit_cleans_up(tmp_path: Path) -> No
     assert (results / "summary.json").exists()
     kinds = (results / "events.jsonl").read_text()
     assert '"kind":"live_change"' in kinds and '"kind":"run_finished"' in kinds
+
+
+ML_SCENARIO = """\
+name: tui-ml
+description: A quick real run for the TUI's ML keys.
+seed: 3
+duration: 40
+environment: local
+model: {name: quick, data: {n_features: 4, n_samples: 600}}
+traffic: {rate: 10, label_delay: 1}
+lanes:
+  - {name: solo, delivery: push, level: 0, replicas: 1, warmup: 0.1, rollout: {maxSurge: 1, maxUnavailable: 0}}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_d_injects_drift_and_r_retrains_the_active_lane_by_hand(tmp_path: Path) -> None:
+    from rich.console import Console
+    from textual.command import CommandPalette
+
+    from mlopslab.lab import Lab
+    from mlopslab.scenario import load
+    from mlopslab.tui.screens.help import keys
+    from mlopslab.tui.widgets.lane import LanePanel
+
+    path = tmp_path / "ml.yaml"
+    path.write_text(ML_SCENARIO)
+
+    def kinds(lab: Lab) -> list[tuple[str, str | None, str]]:
+        return lab.snapshot(lambda s: [(kind, lane, detail) for _, kind, lane, detail in s.log])
+
+    async def drive() -> None:
+        app = LabApp(scenario=load(path), results=tmp_path / "results")
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, RunScreen)
+            lab = app.source.lab
+            assert screen.check_action("drift", ()) and screen.check_action("retrain", ())   # in the footer
+            console = Console(width=160, record=True, file=io.StringIO())
+            console.print(keys(screen))
+            help_text = console.export_text()
+            assert "inject drift: covariate shift" in help_text and "retrain the active lane" in help_text
+            await _until(pilot, lambda: app.source.running, 60, "the run to start")
+
+            await pilot.press("d")
+            await _until(pilot, lambda: lab.snapshot(lambda s: len(s.drifts)) == 1, 10, "drift_injected")
+            drift = lab.snapshot(lambda s: s.drifts[0])
+            assert drift["drift"] == "covariate" and drift["size"] == 2.0 and drift["features"] is None
+
+            await pilot.press("r")
+            await _until(pilot, lambda: ("retrain_started", "solo") in [(k, n) for k, n, _ in kinds(lab)], 10,
+                         "retrain_started")
+            log = kinds(lab)
+            assert ("human_action", "solo", "action=retrain") in log
+            assert "reason=human" in next(d for k, _, d in log if k == "retrain_started")
+            header = screen.query_one("#lane-solo", LanePanel).query_one(".lane-header")
+            await _until(pilot, lambda: "L0 pipeline" in str(header.render()), 5, "the level in the header")
+
+            await pilot.press("colon")
+            for _ in range(50):
+                if isinstance(app.screen, CommandPalette):
+                    break
+                await pilot.pause(0.05)
+            await pilot.press(*"inject concept drift")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await _until(pilot, lambda: lab.snapshot(lambda s: len(s.drifts)) == 2, 10, "the palette's drift")
+            assert lab.snapshot(lambda s: s.drifts[1]["drift"]) == "concept"
+
+            await pilot.press("q")
+            await pilot.pause()
+            await pilot.press("y")
+            await _until(pilot, lambda: app.source.done.is_set(), 30, "the clean-up")
+            await pilot.pause(0.3)
+            assert not [detail for kind, _, detail in kinds(lab) if kind == "error"]
+            assert app.source.lab.status == "stopped"
+
+    asyncio.run(drive())

@@ -132,7 +132,7 @@ def test_replay_keys_seek_and_change_speed() -> None:
             log = screen.query_one(EventLog)
             assert log.lines, "the event log shows the replayed events"
             plotted = [c for c in screen.query(Chart) if c.has_data]
-            assert len(plotted) == 6  # latency, rollout and drift (measured from 11 s on) per lane
+            assert len(plotted) == 8  # latency, rollout, accuracy and drift (measured from 11 s on) per lane
             await pilot.press("home")
             drift = screen.query_one(".drift", Chart)
             assert not drift.has_data and "no drift measured yet" in drift.render().plain
@@ -200,5 +200,77 @@ def test_quit_from_a_replay_does_not_ask() -> None:
             await pilot.press("q")
             await pilot.pause()
         assert app.return_code == 0
+
+    asyncio.run(drive())
+
+
+DRIFT_LEVELS = Path(__file__).parent / "data" / "drift-levels-short" / "events.jsonl"
+ALARM = "rgb(255,107,107)"   # MARK_STYLES["alarm"]
+
+
+def _colours(chart: Chart) -> set[str]:
+    """The colours drawn in the plot (below the heading line)."""
+    text = chart.render()
+    body = text.plain.index("\n")
+    return {span.style.color.name for span in text.spans
+            if span.start > body and not isinstance(span.style, str) and span.style.color is not None}
+
+
+def test_replay_of_a_drift_levels_run_plots_accuracy_and_drift_with_alarm_and_retrain_marks() -> None:
+    """A real 45 s run: covariate shift at 10 s, levels 1 and 2 retrain on the alarm, a person retrains
+    level 0 at 30 s. The accuracy and drift plots, the lane headers, the log and the summary show it."""
+    from rich.console import Console
+
+    from mlopslab import report
+    from mlopslab.tui.widgets.lane import LanePanel
+    from mlopslab.tui.widgets.summary import SummaryTable
+
+    async def drive() -> None:
+        app = LabApp(replay=DRIFT_LEVELS, at=4.5, playing=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, RunScreen)
+            early = screen.query_one("#lane-level0 .accuracy", Chart)
+            assert not early.has_data and "no labels yet" in early.render().plain   # labels come 3 s late
+            await pilot.press("right")                                 # 9.5 s: labels, no alarm yet
+            assert early.has_data and "!" not in early.render().plain
+
+            await pilot.press("right", "right")                       # 19.5 s: alarms raised, retrains under way
+            await pilot.pause()
+            for lane in ("level0", "level1", "level2"):
+                accuracy = screen.query_one(f"#lane-{lane} .accuracy", Chart)
+                drift = screen.query_one(f"#lane-{lane} .drift", Chart)
+                assert accuracy.has_data and drift.has_data
+                assert "!" in accuracy.render().plain                   # the alarm's glyph over its line
+                assert ALARM in _colours(accuracy) and ALARM in _colours(drift)
+            level1 = screen.query_one("#lane-level1", LanePanel)
+            header = level1.query_one(".lane-header").render()
+            assert "L1" in str(header) and "⟳ retrain: awaiting labels" in str(header)
+            assert "R" in screen.query_one("#lane-level1 .rollout", Chart).render().plain
+            assert not screen.check_action("drift", ()) and not screen.check_action("retrain", ())
+            assert "inject drift" not in _plain(screen)                  # live-only keys hidden in a replay
+
+            await pilot.press("end")
+            await pilot.pause(0.3)
+            level0 = screen.query_one("#lane-level0 .accuracy", Chart).render().plain
+            assert "R" in level0 and "✓" in level0    # the person's retrain, then its version at 100%
+            assert "pipeline 62e40f6" in str(screen.query_one("#lane-level2 .lane-header").render())
+            console = Console(width=300, record=True, file=io.StringIO())
+            for entry in screen.query_one(EventLog).lines:
+                console.print(entry.text)
+            log = console.export_text()
+            assert "level1-1 delivered: detect 0.51s, labels 13.90s" in log
+            assert "a person starts a retrain of this lane" in log and "CUSUM alarm" in log
+
+            table = screen.query_one(SummaryTable)
+            summary = screen.source.summary()
+            header, body = report.rows(summary)
+            assert table.row_count == len(body)
+            assert [str(c.label) for c in table.columns.values()][1:] == header[1:]
+            loop = {row[0].strip(): row[1:] for row in body}
+            assert loop["retrains (reason)"] == ["1 (human)", "1 (alarm)", "1 (alarm)"]
+            assert loop["human actions"] == ["1", "0", "0"]
+            assert "**ML loop**" in report.table(summary)
 
     asyncio.run(drive())

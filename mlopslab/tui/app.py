@@ -81,7 +81,8 @@ class LabApp(App[int]):
 
 
 def run_app(scenario: str | None = None, files: list[Path] | None = None) -> int:
-    """`mlopslab` / `mlopslab tui [SCENARIO]`: the picker, or straight to the run screen."""
+    """`mlopslab` / `mlopslab tui [SCENARIO...]`: one scenario goes straight to the run screen; otherwise the
+    picker, the named `files` listed first."""
     from mlopslab import scenario as scenarios
 
     loaded = None
@@ -101,6 +102,6 @@ def run_app(scenario: str | None = None, files: list[Path] | None = None) -> int
     return code or 0
 
 
-def run_replay(events_path: Path, speed: float = 10.0) -> int:
-    """`mlopslab replay RESULTS_DIR`: the same screens over a recorded run."""
-    return LabApp(replay=events_path, speed=speed).run() or 0
+def run_replay(events_path: Path, speed: float = 10.0, at: float | None = None) -> int:
+    """`mlopslab replay RESULTS_DIR [--at SECONDS]`: the same screens over a recorded run."""
+    return LabApp(replay=events_path, speed=speed, at=at).run() or 0

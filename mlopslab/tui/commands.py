@@ -9,7 +9,7 @@ from functools import partial
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from mlopslab.tui.replay import SPEEDS
-from mlopslab.tui.screens.run import RunScreen
+from mlopslab.tui.screens.run import DRIFTS, RunScreen
 from mlopslab.tui.sources import LiveRun
 
 Command = tuple[str, Callable[[], object], str]
@@ -28,6 +28,12 @@ class LabCommands(Provider):
                     out.append((f"manual change {lane}: scale to 1 replica", partial(screen.action_manual_change, lane),
                                 "a live edit, not through git (m); `scale LANE N` for another count"))
                     out.append((f"kill a replica in {lane}", partial(screen.action_kill, lane), "(k)"))
+                for kind, (_, what) in DRIFTS.items():
+                    out.append((f"inject {kind} drift", partial(screen.action_drift, kind),
+                                what + (" (d)" if kind == "covariate" else "")))
+                for lane in screen.lanes:
+                    out.append((f"retrain {lane} by hand", partial(screen.action_retrain, lane),
+                                "start the lane's retraining pipeline: a human action (r)"))
                 out.append(("pause or resume traffic", screen.action_space, "(space)"))
             else:
                 out.append(("play or pause the replay", screen.action_space, "(space)"))

@@ -11,6 +11,9 @@ MARK_STYLES = {  # rollout timeline marks: phase -> (glyph, colour)
     "applied": ("A", "#4fd6d6"),
     "100%": ("✓", "#6fd36f"),
     "alarm": ("!", "#ff6b6b"),
+    "retrain": ("R", "#e6d65a"),
+    "retrain_validated": ("V", "#b0b0ff"),
+    "retrain_failed": ("✗", "#ff7a7a"),
 }
 
 

@@ -77,6 +77,13 @@ class LiveRun:
     def toggle_traffic(self) -> None:
         self.lab.toggle_traffic()
 
+    def inject_drift(self, kind: str, size: float) -> None:
+        self.lab.inject_drift(kind, size)
+
+    def retrain(self, lane: str) -> None:
+        """A person starts the lane's retraining pipeline (the pipeline itself runs on its own thread)."""
+        self.lab.retrain(lane)
+
     def stop(self) -> None:
         self.lab.stop()
 

@@ -29,15 +29,22 @@ class LaneView:
     latency: tuple[tuple[float, float, float, float], ...]
     shares: tuple[tuple[float, dict[str, float]], ...]
     drift: tuple[tuple[float, float], ...]
-    marks: tuple[tuple[float, str, str], ...]
+    marks: tuple[tuple[float, str, str], ...]                # (t, phase, version), retrain phases included
     requests: int
     errors: int
     changes: int
     reverted: int
+    accuracy: tuple[tuple[float, float], ...] = ()          # (t, accuracy) of windows whose labels arrived
+    pipeline_version: str = "builtin"
+    retraining: str | None = None                           # the phase of a retrain under way
 
     @property
     def desired_replicas(self) -> int | None:
         return self.settings.get("replicas")
+
+    @property
+    def level(self) -> int | None:
+        return self.settings.get("level")
 
 
 @dataclass(frozen=True)
@@ -54,10 +61,16 @@ class RunView:
     drifts: tuple[dict[str, Any], ...]
     alarms: tuple[dict[str, Any], ...]
     errors: tuple[str, ...] = field(default=())
+    retrains: dict[str, dict[str, Any]] = field(default_factory=dict)   # retrain id -> record (phases copied)
 
     @property
     def duration(self) -> float:
         return float(self.scenario.get("duration") or 0.0)
+
+    @property
+    def levels(self) -> bool:
+        """The scenario sets MLOps levels (some lane above level 0), or the run retrained a model."""
+        return bool(self.retrains) or any(lane.level for lane in self.lanes)
 
     def lane(self, name: str) -> LaneView | None:
         return next((lane for lane in self.lanes if lane.name == name), None)
@@ -66,25 +79,37 @@ class RunView:
 EMPTY = RunView({}, False, 0.0, None, False, (), (), (), (), (), ())
 
 
+RETRAIN_MARKS = ("validated", "failed")   # retrain phases drawn beside the lane's own marks ("retrain" is one)
+RETRAIN_ENDS = ("done", "failed")
+
+
 def take(state: RunState) -> RunView:
     """Copies what the run screen draws. Called under the lab's state lock: copy, do not compute."""
-    lanes = tuple(_lane(state, lane) for lane in state.lanes.values())
+    retrains = {rid: {**record, "phases": dict(record.get("phases", {}))} for rid, record in state.retrains.items()}
+    lanes = tuple(_lane(state, lane, retrains) for lane in state.lanes.values())
     log = list(state.log)[-LOG_LINES:]
     errors = tuple(text for _, kind, _, text in log if kind == "error")
     return RunView(dict(state.scenario), state.start is not None, state.now, state.finished, state.paused, lanes,
                    tuple(state.narration), tuple(log), tuple(state.versions), tuple(state.drifts),
-                   tuple(state.alarms), errors)
+                   tuple(state.alarms), errors, retrains)
 
 
-def _lane(state: RunState, lane: LaneState) -> LaneView:
+def _lane(state: RunState, lane: LaneState, retrains: dict[str, dict[str, Any]]) -> LaneView:
     head_version = None
     if lane.head and lane.head in state.commits:
         head_version = str(state.commits[lane.head].get("version"))
     replicas = tuple((name, version, status) for name, (version, status) in sorted(lane.replicas.items()))
+    own = [r for r in retrains.values() if r.get("lane") == lane.name]
+    marks = list(lane.marks) + [(r["phases"][phase], f"retrain_{phase}", str(r.get("version") or ""))
+                                for r in own for phase in RETRAIN_MARKS if phase in r["phases"]]
+    marks.sort(key=lambda mark: mark[0])
+    running = [r for r in own if not any(end in r["phases"] for end in RETRAIN_ENDS)]
+    retraining = max(running[-1]["phases"].items(), key=lambda item: item[1])[0] if running else None
     return LaneView(lane.name, lane.delivery, dict(lane.settings), lane.sync, lane.head, head_version,
                     lane.live_revision, lane.live_version, replicas, tuple(lane.latency), tuple(lane.shares),
-                    tuple(lane.drift), tuple(lane.marks), lane.requests, lane.errors, len(lane.changes),
-                    sum(1 for c in lane.changes if c.reverted is not None))
+                    tuple(lane.drift), tuple(marks), lane.requests, lane.errors, len(lane.changes),
+                    sum(1 for c in lane.changes if c.reverted is not None), tuple(lane.accuracy),
+                    lane.pipeline_version, retraining)
 
 
 def series_key(series: tuple[Any, ...]) -> tuple[Any, ...]:

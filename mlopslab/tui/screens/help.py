@@ -19,8 +19,14 @@ SYNC_MEANING = {
     "Degraded": "the rollout failed (progress deadline) or replicas are unhealthy",
 }
 MARK_MEANING = {"commit": "commit to the env repo", "detected": "the delivery noticed it",
-                "applied": "rollout done (all replicas updated)", "100%": "every request hits the new version",
-                "alarm": "drift alarm"}
+                "applied": "rollout done (all replicas updated)", "100%": "every request hits the new version "
+                "(on the accuracy plot: a retrained one)", "alarm": "drift alarm (the lane's drift monitor)",
+                "retrain": "a retraining run starts (on an alarm, or by hand)",
+                "retrain_validated": "the retrained challenger was validated against the champion",
+                "retrain_failed": "a retraining run failed"}
+PLOTS = ("accuracy: each second of predictions scored once its labels arrived (they come late, so the "
+         "plot lags the run); drift: share of features whose recent rows differ from the training rows; "
+         "orange: drift injected")
 
 
 def keys(screen: Screen) -> Table:
@@ -50,6 +56,7 @@ def legend() -> Table:
     for phase, meaning in MARK_MEANING.items():
         glyph, color = MARK_STYLES[phase]
         table.add_row(Text(f"│{glyph}", style=f"bold {color}"), meaning)
+    table.add_row(Text("━ plots", style="bold #6fd3a0"), PLOTS)
     table.add_row("", "")
     versions = Text()
     for i, color in enumerate(VERSION_COLORS[:5], start=1):

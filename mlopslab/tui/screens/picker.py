@@ -50,7 +50,8 @@ def describe(entry: Entry) -> Text:
         extra = (f"poll {lane.poll_interval:g}s ±{lane.poll_jitter:g}s" + (", webhook" if lane.webhook else "")
                  + (", self-heal" if lane.self_heal else "")) if lane.delivery == "pull" else "runs on each commit"
         text.append(f"  lane {lane.name}: ", style="bold")
-        text.append(f"{lane.delivery}, {lane.replicas} replicas, {extra}\n")
+        level = f", MLOps level {lane.level}" if any(other.level for other in sc.lanes) else ""
+        text.append(f"{lane.delivery}, {lane.replicas} replicas, {extra}{level}\n")
     if sc.timeline:
         text.append("\ntimeline\n", style="bold")
         for event in sc.timeline:

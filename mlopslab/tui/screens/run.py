@@ -2,7 +2,8 @@
 
 One timer pulls a snapshot (`source.view()`, copied under the lab's lock) 8 times a second and updates
 every widget inside one `batch_update`; nothing reacts per event, so drawing never slows the run. Actions
-(release, manual change, kill) are real work on git, MLflow and processes: they run in thread workers.
+(release, manual change, kill, inject drift, retrain) are real work on git, MLflow and processes: they run
+in thread workers.
 """
 
 from __future__ import annotations
@@ -28,9 +29,14 @@ from mlopslab.tui.widgets.summary import SummaryTable
 FPS = 8
 NARROW = 120   # below this many columns the lanes become tabs
 SHORT = 36     # below this many rows the bottom panels shrink
-LIVE_ONLY = {"release", "manual_change", "kill"}
+LIVE_ONLY = {"release", "manual_change", "kill", "drift", "retrain"}
 REPLAY_ONLY = {"seek", "faster", "slower", "seek_start", "seek_end"}
 MANUAL_REPLICAS = 1
+DRIFTS = {  # kind -> (size, what it does): the `d` key injects the first, the palette offers all three
+    "covariate": (2.0, "half of the features move by 2σ"),
+    "prior": (0.85, "85% of the labels become positive"),
+    "concept": (2.0, "the decision rule turns (weights move by 2 along a fixed direction)"),
+}
 
 
 class StatusBar(Static):
@@ -73,6 +79,9 @@ class RunScreen(Screen):
         Binding("c", "release", "release", tooltip="release a new model version (train, register, commit)"),
         Binding("m", "manual_change", "manual", tooltip="scale the active lane to 1 replica by hand (not via git)"),
         Binding("k", "kill", "kill", tooltip="kill one replica of the active lane"),
+        Binding("d", "drift", "drift", tooltip="inject drift: covariate shift, half of the features move by 2σ "
+                "(palette: prior, concept)"),
+        Binding("r", "retrain", "retrain", tooltip="retrain the active lane's model by hand (a level-0 human action)"),
         Binding("left", "seek(-5)", "-5s", tooltip="seek back 5 s (shift: 30 s)", priority=True),
         Binding("right", "seek(5)", "+5s", tooltip="seek forward 5 s (shift: 30 s)", priority=True),
         Binding("shift+left", "seek(-30)", "-30s", show=False, priority=True),
@@ -81,7 +90,7 @@ class RunScreen(Screen):
         Binding("plus,equals_sign", "faster", "faster", key_display="+"),
         Binding("home", "seek_start", "start", show=False, priority=True),
         Binding("end", "seek_end", "end", show=False, priority=True),
-        Binding("l", "next_lane", "lane", tooltip="make the next lane active (m and k act on it)"),
+        Binding("l", "next_lane", "lane", tooltip="make the next lane active (m, k and r act on it)"),
         Binding("e", "details('events')", "events", show=False, tooltip="show the event log"),
         Binding("t", "details('summary')", "summary", show=False, tooltip="show the summary table"),
         Binding("s", "export", "svg", tooltip="save an SVG screenshot into the results directory"),
@@ -165,7 +174,7 @@ class RunScreen(Screen):
             if lane.name in self.lanes:
                 self.query_one(f"#lane-{lane.name}", LanePanel).show(lane, view)
         self.query_one(Narration).show(view.narration, view.errors)
-        self.query_one(EventLog).show(view.log)
+        self.query_one(EventLog).show(view.log, view)
         error = getattr(self.source, "error", None)
         if error and not self._error_shown:
             self._error_shown = True
@@ -275,6 +284,34 @@ class RunScreen(Screen):
             name = self.source.kill(lane)
             self.app.call_from_thread(self.notify, f"{lane}: killed {name or 'nothing (no replica)'}",
                                       title="replica killed")
+        except Exception as exc:
+            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", severity="error")
+
+    def action_drift(self, kind: str = "covariate") -> None:
+        if self._ready():
+            self._drift(kind)
+
+    @work(thread=True, group="actions")
+    def _drift(self, kind: str) -> None:
+        assert isinstance(self.source, LiveRun)
+        size, what = DRIFTS[kind]
+        try:
+            self.source.inject_drift(kind, size)
+            self.app.call_from_thread(self.notify, f"{kind}: {what}", title="drift injected")
+        except Exception as exc:
+            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", severity="error")
+
+    def action_retrain(self, lane: str | None = None) -> None:
+        if self._ready():
+            self._retrain(lane or self.active_lane)
+
+    @work(thread=True, group="actions")
+    def _retrain(self, lane: str) -> None:
+        assert isinstance(self.source, LiveRun)
+        try:
+            self.source.retrain(lane)
+            self.app.call_from_thread(self.notify, f"{lane}: the pipeline trains on the latest labelled rows "
+                                      "(skipped if a retrain is under way: see the event log)", title="retrain by hand")
         except Exception as exc:
             self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", severity="error")
 

@@ -1,4 +1,5 @@
-"""One lane's column: header (delivery, environment, HEAD vs live, sync), replicas and its three plots."""
+"""One lane's column: header (delivery, environment, HEAD vs live, sync, MLOps level), replicas and its
+plots: latency, rollout timeline, and the ML loop — delayed-label accuracy next to the drift score."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
 from mlopslab.tui.palette import MARK_STYLES, SYNC_COLORS, version_color
@@ -15,7 +16,14 @@ from mlopslab.tui.widgets.chart import Chart, line, thin, vline
 from mlopslab.tui.widgets.replicas import ReplicaStrip
 
 LATENCY = (("p50", "#8fd3ff"), ("p95", "#ffd75f"), ("p99", "#ff7a7a"))
+ACCURACY_COLOR, DRIFT_COLOR, INJECTED_COLOR = "#6fd3a0", "#d98cff", "#ffb347"
 WINDOW = 300.0  # seconds of history on the time axis once a run is longer than this
+LEVELS = {0: "retrain by hand", 1: "retrains on alarm", 2: "retrains on alarm, CI"}
+RETRAINING = {"started": "retrain: awaiting labels", "trained": "retrain: validating",
+              "validated": "retrain: registering", "registered": "retrain: committing",
+              "committed": "retrain: delivering", "delivered": "retrain: finishing"}
+ROLLOUT_MARKS = ("commit", "detected", "applied", "100%", "alarm", "retrain", "retrain_validated", "retrain_failed")
+ACCURACY_MARKS = ("alarm", "retrain", "retrain_failed")
 
 
 def header(lane: LaneView, run: RunView) -> Text:
@@ -33,6 +41,22 @@ def header(lane: LaneView, run: RunView) -> Text:
     text.append(f"  req {lane.requests} err {lane.errors}", style="#8a8a8a" if not lane.errors else "#ff6b6b")
     if lane.changes:
         text.append(f"  live changes {lane.changes}, reverted {lane.reverted}", style="#ffb347")
+    if run.levels:
+        text.append("\n")
+        text.append_text(level(lane))
+    return text
+
+
+def level(lane: LaneView) -> Text:
+    """`L1 pipeline builtin · retrains on alarm`, or the step of the retrain under way."""
+    text = Text()
+    text.append(f"L{lane.level or 0}", style="bold #e6d65a")
+    text.append(" pipeline ", style="#b0b0b0")
+    text.append(lane.pipeline_version, style="bold")
+    if lane.retraining:
+        text.append(f" ⟳ {RETRAINING.get(lane.retraining, lane.retraining)}", style="bold #e6d65a")
+    else:
+        text.append(f" · {LEVELS.get(lane.level or 0, '')}", style="#8a8a8a")
     return text
 
 
@@ -69,31 +93,60 @@ class LanePanel(VerticalScroll, can_focus=True):
         yield ReplicaStrip(classes="replicas")
         yield Chart("latency ms", classes="latency")
         yield Chart("rollout: share per version", classes="rollout")
-        yield Chart("drift", classes="drift")
+        with Horizontal(classes="ml"):
+            yield Chart("accuracy", classes="accuracy")
+            yield Chart("drift", classes="drift")
 
     def show(self, lane: LaneView, run: RunView) -> None:
-        self.border_title = f"{lane.name} ({lane.delivery})"
+        self.border_title = f"{lane.name} ({lane.delivery}{f' · L{lane.level}' if run.levels else ''})"
         self.query_one(".lane-header", Static).update(header(lane, run))
         self.query_one(ReplicaStrip).show(lane)
         x0, x1 = span(run)
         show_latency(self.query_one(".latency", Chart), lane, (x0, x1))
         show_rollout(self.query_one(".rollout", Chart), lane, (x0, x1))
-        drift = self.query_one(".drift", Chart)
+        accuracy, drift = self.query_one(".accuracy", Chart), self.query_one(".drift", Chart)
+        show_accuracy(accuracy, lane, run, (x0, x1))
         show_drift(drift, lane, run, (x0, x1))
-        drift.set_class(not drift.has_data, "-empty")
+        for chart in (accuracy, drift):
+            chart.set_class(not chart.has_data, "-empty")
+        self.query_one(".ml").set_class(not accuracy.has_data and not drift.has_data, "-empty")
 
 
 def _visible(series: tuple[Any, ...], x0: float) -> list[Any]:
     return thin([p for p in series if p[0] >= x0], 400)
 
 
-def _marks(fig: Any, lane: LaneView, x0: float, x1: float, top: float | None = None) -> None:
-    for t, phase, _ in lane.marks:
-        if x0 <= t <= x1 and phase in MARK_STYLES:
-            glyph, color = MARK_STYLES[phase]
-            vline(fig, t, color)
-            if top is not None:
-                fig.draw(fig.text(t, top, glyph))
+def _marks(fig: Any, marks: list[tuple[float, str, str]], top: float, cell: float) -> None:
+    """A coloured line per mark, and its glyph above; glyphs that would fall in one cell (`cell` seconds
+    wide) are written side by side (`!R`: an alarm and the retrain it started)."""
+    groups: list[tuple[float, str]] = []
+    for t, phase, _ in sorted(marks, key=lambda mark: mark[0]):
+        glyph, color = MARK_STYLES[phase]
+        vline(fig, t, color)
+        if groups and t - groups[-1][0] < cell * len(groups[-1][1]):
+            if glyph not in groups[-1][1]:
+                groups[-1] = (groups[-1][0], groups[-1][1] + glyph)
+        else:
+            groups.append((t, glyph))
+    for t, glyphs in groups:
+        fig.draw(fig.text(t, top, glyphs, alignment="left"))
+
+
+def _cell(chart: Chart, xs: tuple[float, float]) -> float:
+    """Seconds per character cell of the chart's plot area (its y labels take about 6 cells)."""
+    return (xs[1] - xs[0]) / max(10, chart.content_size.width - 6)
+
+
+def _shown_marks(lane: LaneView, xs: tuple[float, float], phases: tuple[str, ...]) -> list[tuple[float, str, str]]:
+    return [m for m in lane.marks if xs[0] <= m[0] <= xs[1] and m[1] in phases]
+
+
+def _mark_legend(marks: list[tuple[float, str, str]], words: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """Only the marks that are on the plot, in a fixed order: `(glyph words, colour)`."""
+    present = {phase for _, phase, _ in marks}
+    words = {"100%": "done", "retrain_validated": "validated", "retrain_failed": "failed", **(words or {})}
+    return [(f"{glyph} {words.get(phase, phase)}", color) for phase, (glyph, color) in MARK_STYLES.items()
+            if phase in present]
 
 
 def show_latency(chart: Chart, lane: LaneView, xs: tuple[float, float]) -> None:
@@ -118,20 +171,47 @@ def show_rollout(chart: Chart, lane: LaneView, xs: tuple[float, float]) -> None:
         return
     points = _visible(lane.shares, xs[0])
     versions = sorted({v for _, shares in points for v in shares}, key=lambda v: (len(v), v))
-    legend = [(f"v{v}", version_color(v)) for v in versions]
-    legend += [(f"{glyph} {'done' if phase == '100%' else phase}", color) for phase, (glyph, color)
-               in MARK_STYLES.items() if phase != "alarm"]
+    marks = _shown_marks(lane, xs, ROLLOUT_MARKS)
+    legend = [(f"v{v}", version_color(v)) for v in versions] + _mark_legend(marks)
 
     def paint(fig: Any) -> None:
         x = [p[0] for p in points]
         for version in versions:
             line(fig, x, [shares.get(version, 0.0) for _, shares in points], version_color(version))
-        _marks(fig, lane, *xs, top=1.12)
+        _marks(fig, marks, 1.12, _cell(chart, xs))
         fig.ruler("x").lim(*xs)
         fig.ruler("y").lim(0, 1.2)
         fig.ruler("y").ticks([0, 0.5, 1], ["0", "½", "1"])
 
     chart.plot((series_key(lane.shares), len(lane.marks), xs), paint, legend)
+
+
+def show_accuracy(chart: Chart, lane: LaneView, run: RunView, xs: tuple[float, float]) -> None:
+    """Accuracy of each second of predictions, scored once its labels arrived; alarms, retrains and the
+    moment a retrained version took all traffic (✓) marked, and the injected drift in orange."""
+    if not lane.accuracy:
+        chart.empty("no labels yet")  # the ground truth comes label_delay seconds after each request
+        return
+    points = _visible(lane.accuracy, xs[0])
+    retrained = {str(r.get("version")) for r in run.retrains.values() if r.get("lane") == lane.name}
+    marks = _shown_marks(lane, xs, ACCURACY_MARKS)
+    marks += [m for m in _shown_marks(lane, xs, ("100%",)) if m[2] in retrained]
+    injected = [d["rel"] for d in run.drifts if xs[0] <= d["rel"] <= xs[1]]
+    low = min(0.5, min((p[1] for p in points), default=0.5))
+    low = max(0.0, int(low * 10) / 10)
+    legend = ([("injected", INJECTED_COLOR)] if injected else []) + _mark_legend(marks, {"100%": "retrained"})
+
+    def paint(fig: Any) -> None:
+        line(fig, [p[0] for p in points], [p[1] for p in points], ACCURACY_COLOR)
+        for t in injected:
+            vline(fig, t, INJECTED_COLOR)
+        _marks(fig, marks, 1.0 + (1.0 - low) * 0.12, _cell(chart, xs))
+        fig.ruler("x").lim(*xs)
+        fig.ruler("y").lim(low, 1.0 + (1.0 - low) * 0.2)
+        ticks = [low, round((low + 1) / 2, 2), 1.0]
+        fig.ruler("y").ticks(ticks, [f"{tick:g}" for tick in ticks])
+
+    chart.plot((series_key(lane.accuracy), tuple(marks), tuple(injected), xs), paint, legend)
 
 
 def show_drift(chart: Chart, lane: LaneView, run: RunView, xs: tuple[float, float]) -> None:
@@ -149,13 +229,13 @@ def show_drift(chart: Chart, lane: LaneView, run: RunView, xs: tuple[float, floa
     injected = [d["rel"] for d in run.drifts]
 
     def paint(fig: Any) -> None:
-        line(fig, [p[0] for p in points], [p[1] for p in points], "#d98cff")
+        line(fig, [p[0] for p in points], [p[1] for p in points], DRIFT_COLOR)
         for t in injected:
-            vline(fig, t, "#ffb347")
+            vline(fig, t, INJECTED_COLOR)
         for t in alarms:
             vline(fig, t, MARK_STYLES["alarm"][1])
         fig.ruler("x").lim(*xs)
         fig.ruler("y").lim(0, None)
 
     chart.plot((series_key(lane.drift), len(alarms), len(injected), xs), paint,
-               [("score", "#d98cff"), ("injected", "#ffb347"), ("alarm", MARK_STYLES["alarm"][1])])
+               [("score", DRIFT_COLOR), ("injected", INJECTED_COLOR), ("alarm", MARK_STYLES["alarm"][1])])
