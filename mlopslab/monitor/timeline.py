@@ -133,10 +133,23 @@ class RunState:
                                                setup=self.start is None)
             state.marks.append((t, "commit", str(e["version"])))
 
-    def _phase(self, lane: LaneState | None, sha: str | None, phase: str, t: float, raw: float) -> Release | None:
-        if lane is None or sha is None or sha not in lane.releases:
+    def _release(self, lane: LaneState, sha: str | None) -> Release | None:
+        """The lane's release a commit carries: its own, or — for a later commit that named other lanes
+        (a pull agent may skip straight to it) — the lane's newest release committed before it."""
+        if sha is None:
             return None
-        release = lane.releases[sha]
+        if sha in lane.releases:
+            return lane.releases[sha]
+        commit = self.commits.get(sha)
+        if commit is None:
+            return None
+        earlier = [r for r in lane.releases.values() if r.times["commit"] <= commit["t"]]
+        return max(earlier, key=lambda r: r.times["commit"], default=None)
+
+    def _phase(self, lane: LaneState | None, sha: str | None, phase: str, t: float, raw: float) -> Release | None:
+        release = self._release(lane, sha) if lane is not None else None
+        if release is None:
+            return None
         if phase not in release.times:
             release.times[phase] = raw
             if phase in ("detected", "apply_started"):
@@ -180,14 +193,14 @@ class RunState:
 
     def _on_rollout_done(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
         if lane:
-            release = lane.releases.get(e.get("revision", ""))
+            release = self._release(lane, e.get("revision"))
             if release and "rollout_done" not in release.times:
                 release.times["rollout_done"] = e["t"]
                 lane.marks.append((t, "applied", release.version))
 
     def _on_rollout_failed(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
         if lane:
-            release = lane.releases.get(e.get("revision", ""))
+            release = self._release(lane, e.get("revision"))
             if release:
                 release.failed = e.get("reason")
 
