@@ -147,9 +147,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"mlopslab: the run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # nothing may interrupt the clean-up
-        lab.shutdown()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        lab.shutdown()  # already done by run(); here for a failure before it started
     summary = report.summarise(lab.state)
     if args.svg and code == 0:
         from mlopslab.tui.export import export_svg

@@ -8,14 +8,17 @@ methods, so keys in the TUI, timeline entries and tests all go through one path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -83,6 +86,8 @@ class Lab:
         self._endpoints_lock = threading.Lock()
         self._requests_file = None
         self._train_lock = threading.Lock()
+        self._desired_lock = threading.Lock()
+        self._lane_head: dict[str, str] = {}
         self._torn_down = False
         # MLOps levels: an online drift monitor per lane, and each lane's retraining pipeline
         self.watch = DriftWatch(self.lane_names, self.stream.feature_names, self.recorder.emit,
@@ -186,33 +191,38 @@ class Lab:
         self._stop.set()
 
     def shutdown(self) -> None:
-        """Stops traffic, deliveries and every replica; writes the summary. Idempotent."""
+        """Stops traffic, deliveries and every replica; writes the summary. Idempotent.
+
+        Runs to the end even if Ctrl-C or SIGTERM arrives again meanwhile: on the main thread both are
+        held off until the clean-up is done, and each step runs whatever the one before did.
+        """
         if self._torn_down:
             return
         self._torn_down = True
-        self._stop.set()
-        self._stop_loadgen()
-        for delivery in self.deliveries.values():
+        from mlopslab import report
+
+        with _signals_held():
+            steps = [self._stop.set, self._stop_loadgen, *(d.stop for d in self.deliveries.values()),
+                     *([self.env.teardown] if self.env is not None else []), self._join_threads,
+                     lambda: self.monitor.tick(float("inf"))]
+            for step in steps:
+                try:
+                    step()
+                except Exception as exc:
+                    self.recorder.emit("error", None, message=f"shutdown: {type(exc).__name__}: {exc}")
+            self.recorder.emit("run_finished", None, status=self.status, duration=round(self.scenario_time(), 3))
+            self.recorder.drain()
             try:
-                delivery.stop()
-            except Exception:
-                pass
-        if self.env is not None:
-            self.env.teardown()
+                self.snapshot(lambda state: report.write(self.dir, state))
+            finally:
+                if self._requests_file:
+                    self._requests_file.close()
+                self.recorder.close()
+
+    def _join_threads(self) -> None:
         for thread in self._threads:
             thread.join(timeout=3)
         self.pipelines.join(timeout=3)
-        self.monitor.tick(float("inf"))
-        duration = round(self.scenario_time(), 3)
-        self.recorder.emit("run_finished", None, status=self.status, duration=duration)
-        from mlopslab import report
-
-        try:
-            report.write(self.dir, self.state)
-        finally:
-            if self._requests_file:
-                self._requests_file.close()
-            self.recorder.close()
 
     # --- actions --------------------------------------------------------------------------------------
     def train(self, *, note: str = "", overrides: dict[str, Any] | None = None,
@@ -235,26 +245,31 @@ class Lab:
         return mv
 
     def commit(self, lanes: list[str], version: str, message: str) -> str:
-        specs = [self.desired[name] for name in lanes]
-        notified: dict[str, str] = {}
+        """Sets `version` as the lanes' desired state and commits it, in one step (releases and retrains
+        commit from different threads)."""
+        with self._desired_lock:
+            for name in lanes:
+                self.desired[name] = replace(self.desired[name], version=str(version))
+            specs = [self.desired[name] for name in lanes]
+            self._lane_head.update({name: "" for name in lanes})
 
-        def on_commit(sha: str) -> None:  # recorded before any webhook leaves
-            notified["sha"] = sha
-            self.recorder.emit("commit", None, sha=sha, version=version, message=message, lanes=lanes)
+            def on_commit(sha: str) -> None:  # recorded before any webhook leaves
+                self._lane_head.update({name: sha for name in lanes})
+                self.recorder.emit("commit", None, sha=sha, version=version, message=message, lanes=lanes)
 
-        return self.repo.commit_lanes(specs, message, notify=on_commit)
+            return self.repo.commit_lanes(specs, message, notify=on_commit)
 
     def release(self, *, lanes: list[str] | None = None, note: str = "", overrides: dict[str, Any] | None = None) -> str:
         """A new model version: train, register, commit it to the env repo for `lanes` (default: all)."""
         mv = self.train(note=note, overrides=overrides)
-        names = lanes or self.lane_names
-        for name in names:
-            self.desired[name] = replace(self.desired[name], version=mv.version)
-        return self.commit(names, mv.version, f"release {mv.uri}" + (f": {note}" if note else ""))
+        return self.commit(lanes or self.lane_names, mv.version,
+                           f"release {mv.uri}" + (f": {note}" if note else ""))
 
     def manual_change(self, lane: str, *, replicas: int | None = None, version: str | None = None) -> None:
         """A person edits live state directly (kubectl edit / docker run by hand), not through git."""
         assert self.env is not None
+        if version is not None and not self.registry.exists(self.scenario.model_name, str(version)):
+            raise LabError(f"models:/{self.scenario.model_name}/{version} is not in the registry")
         self.env.change_live(lane, replicas=replicas, version=None if version is None else str(version))
         change = {k: v for k, v in {"replicas": replicas, "version": version}.items() if v is not None}
         self.recorder.emit("live_change", lane, change=change, by="human")
@@ -287,23 +302,17 @@ class Lab:
         # the drift's kind goes in `drift`: `kind` is the event's own kind
         self.recorder.emit("drift_injected", None, drift=kind, size=size, features=features, ramp=ramp, change_point=at)
 
-    def retrain(self, lane: str = "all") -> None:
+    def retrain(self, lane: str) -> None:
         """A person starts the lane's retraining pipeline (the only way at MLOps level 0)."""
-        for name in self.lane_names if lane == "all" else [lane]:
-            if name not in self.pipelines.lanes:
-                raise LabError(f"no lane {name!r}")
-            self.recorder.emit("human_action", name, action="retrain")
-            self.pipelines.lanes[name].trigger("human")
+        self._targets(lane)
+        self.recorder.emit("human_action", lane, action="retrain")
+        self.pipelines.lanes[lane].trigger("human")
 
     def pipeline_commit(self, lane: str, tests_pass: bool = True, note: str = "") -> bool:
         """A person commits a change of the lane's training pipeline code (at level 2 it goes through CI)."""
-        ok = True
-        for name in self.lane_names if lane == "all" else [lane]:
-            if name not in self.pipelines.lanes:
-                raise LabError(f"no lane {name!r}")
-            self.recorder.emit("human_action", name, action="pipeline_commit", note=note)
-            ok = self.pipelines.lanes[name].commit_code(bool(tests_pass), str(note)) and ok
-        return ok
+        self._targets(lane)
+        self.recorder.emit("human_action", lane, action="pipeline_commit", note=note)
+        return self.pipelines.lanes[lane].commit_code(bool(tests_pass), str(note))
 
     # --- internals ------------------------------------------------------------------------------------
     def _on_drift_alarm(self, lane: str, alarm: dict[str, Any]) -> None:
@@ -312,7 +321,6 @@ class Lab:
 
     def _deliver_lane(self, lane: str, version: str, message: str) -> str:
         """A retrained version goes to one lane only, through the env repo like any release."""
-        self.desired[lane] = replace(self.desired[lane], version=str(version))
         return self.commit([lane], str(version), message)
 
     def _spec(self, lane: LaneSpec, version: str) -> DeploymentSpec:
@@ -376,32 +384,42 @@ class Lab:
                 try:
                     self.perform(item)
                 except Exception as exc:
-                    self.recorder.emit("error", None, message=f"timeline at {item.at}s ({item.action}): {exc}")
+                    self.recorder.emit("error", None, message=f"{self.scenario.path or 'scenario'}:{item.line}: "
+                                                              f"timeline ({item.action} at {item.at} s): {exc}")
             else:
                 self.recorder.emit("narration", None, text=item.text)
 
     def perform(self, event: TimelineEvent) -> None:
+        """Plays one timeline entry; `lane: all` means every lane."""
         args = event.args
-        targets = self.lane_names if args.get("lane") == "all" else [args.get("lane")]
-        if event.action == "release":
-            self.release(note=str(args.get("note", "")), overrides={k: v for k, v in args.items() if k != "note"})
-        elif event.action == "manual_change":
-            for lane in targets:
-                self.manual_change(lane, replicas=args.get("replicas"), version=args.get("version"))
-        elif event.action == "kill_replica":
-            for lane in targets:
-                self.kill_replica(lane)
-        elif event.action == "pause_traffic":
-            self.pause_traffic()
-        elif event.action == "resume_traffic":
-            self.resume_traffic()
-        elif event.action == "drift":
-            self.inject_drift(args["kind"], float(args["size"]), args.get("features"), float(args.get("ramp", 0)))
+        per_lane = {
+            "manual_change": lambda lane: self.manual_change(lane, replicas=args.get("replicas"),
+                                                             version=args.get("version")),
+            "kill_replica": self.kill_replica,
+            "retrain": self.retrain,
+            "pipeline_commit": lambda lane: self.pipeline_commit(lane, bool(args.get("tests_pass", True)),
+                                                                 str(args.get("note", ""))),
+        }
+        whole_run = {
+            "release": lambda: self.release(note=str(args.get("note", "")),
+                                            overrides={k: v for k, v in args.items() if k != "note"}),
+            "pause_traffic": self.pause_traffic,
+            "resume_traffic": self.resume_traffic,
+            "drift": lambda: self.inject_drift(args["kind"], float(args["size"]), args.get("features"),
+                                               float(args.get("ramp", 0))),
+        }
+        if event.action in per_lane:
+            for lane in self._targets(args.get("lane", "all")):
+                per_lane[event.action](lane)
         else:
-            handler = getattr(self, event.action, None)
-            if handler is None:
-                raise LabError(f"timeline action {event.action!r} is not supported by this lab")
-            handler(**args)
+            whole_run[event.action]()
+
+    def _targets(self, lane: str) -> list[str]:
+        if lane == "all":
+            return list(self.lane_names)
+        if lane not in self.lane_names:
+            raise LabError(f"no lane {lane!r} (lanes: {', '.join(self.lane_names)})")
+        return [lane]
 
     def _tick_monitor(self) -> None:
         while not self._stop.wait(0.25):
@@ -413,27 +431,29 @@ class Lab:
 
     def _watch_environment(self) -> None:
         """Pushes ready endpoints to the load generator (like Endpoints → kube-proxy) and reports sync."""
-        assert self.env is not None
         syncs: dict[str, tuple[str, str | None]] = {}
         while not self._stop.wait(0.05):
             self._publish_endpoints()
             for lane in self.lane_names:
-                live = self.env.observe(lane)
-                desired = self.desired.get(lane)
-                head = self.repo.head if self.repo else None
-                live_rev = live.spec.revision if live.spec else None
-                if live.condition == "Failed":
-                    sync = "Degraded"
-                elif desired is None or live.spec is None or desired.diff(live.spec) or live_rev != head:
-                    sync = "OutOfSync"
-                elif not live.complete:
-                    sync = "Progressing"
-                else:
-                    sync = "Synced"
-                if syncs.get(lane) != (sync, live_rev):
-                    syncs[lane] = (sync, live_rev)
-                    self.recorder.emit("sync", lane, state=sync, head=head, live=live_rev,
-                                       live_version=live.spec.version if live.spec else None)
+                state = self._sync_state(lane)
+                if syncs.get(lane) != state[:2]:
+                    syncs[lane] = state[:2]
+                    self.recorder.emit("sync", lane, state=state[0], live=state[1], head=self._lane_head.get(lane),
+                                       live_version=state[2])
+
+    def _sync_state(self, lane: str) -> tuple[str, str | None, str | None]:
+        """(state, live revision, live version), as Argo CD judges it: the lane's desired manifests vs live."""
+        assert self.env is not None
+        live = self.env.observe(lane)
+        with self._desired_lock:
+            desired = self.desired.get(lane)
+        revision = live.spec.revision if live.spec else None
+        version = live.spec.version if live.spec else None
+        if live.condition == "Failed":
+            return "Degraded", revision, version
+        if desired is None or desired.diff(live.spec):
+            return "OutOfSync", revision, version
+        return ("Synced" if live.complete else "Progressing"), revision, version
 
     def _publish_endpoints(self) -> None:
         assert self.env is not None
@@ -458,7 +478,16 @@ class Lab:
 
     def _read_loadgen(self) -> None:
         assert self._loadgen is not None and self._loadgen.stdout is not None
-        for line in self._loadgen.stdout:
+        self._read_records(self._loadgen.stdout)
+        if not self._stop.is_set():  # the traffic died under a running scenario: the numbers stop meaning much
+            code = self._loadgen.wait()
+            self.recorder.emit("error", None, message=f"the load generator exited ({code}) during the run; "
+                                                      f"see {self.dir / 'logs' / 'loadgen.log'}")
+            self.status = "failed"
+            self._stop.set()
+
+    def _read_records(self, stream: Any) -> None:
+        for line in stream:
             record = json.loads(line)
             if "s" in record:
                 self.watch.add_sample(record)
@@ -500,6 +529,22 @@ class Lab:
         pids = [self._loadgen.pid] if self._loadgen and self._loadgen.poll() is None else []
         driver = getattr(self.env, "driver", None)
         return pids + (driver.pids() if driver is not None and hasattr(driver, "pids") else [])
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """On the main thread, Ctrl-C and SIGTERM are held off (and dropped) until the block is done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _quiet_mlflow() -> None:

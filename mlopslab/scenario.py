@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from mlopslab.ml.data import DataSpec
+
 ENVIRONMENTS = ("local", "docker", "kubernetes")
 DELIVERIES = ("push", "pull")
 TIMELINE_ACTIONS = ("release", "manual_change", "kill_replica", "pause_traffic", "resume_traffic", "drift",
@@ -44,7 +46,6 @@ class ScenarioError(Exception):
 class EnvironmentSpec:
     kind: str = "local"
     base_image: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -251,24 +252,43 @@ def parse(text: str, file: str = "<scenario>") -> Scenario:
     label_delay = c.number(traffic, "label_delay", "traffic", 5.0, low=0, high=3600)
     lanes = _lanes(c, top.get("lanes"))
     lane_names = {lane.name for lane in lanes}
-    timeline = _timeline(c, top.get("timeline"), lane_names, duration)
+    timeline = _timeline(c, top.get("timeline"), lane_names, duration, data.get("n_features", DataSpec.n_features))
     narration = _narration(c, top.get("narration"))
-    drift_detection = c.mapping(top.get("drift_detection"), "drift_detection",
-                                ("window", "reference", "psi_threshold", "share", "cusum_h", "cusum_k"))
+    drift_detection = _drift_detection(c, top.get("drift_detection"))
+    if environment.kind == "kubernetes":
+        c.fail("environment.kind" if isinstance(top.get("environment"), dict) else "environment",
+               "the kubernetes environment is not available in this version (use local or docker)")
+
     if c.problems:
         raise ScenarioError(c.problems)
     return Scenario(name, description, seed, float(duration), environment, model_name, data, train, float(rate),
                     float(label_delay), tuple(lanes), tuple(timeline), tuple(narration), dict(drift_detection))
 
 
+def _drift_detection(c: _Check, value: Any) -> dict[str, Any]:
+    path = "drift_detection"
+    m = c.mapping(value, path, ("window", "reference", "psi_threshold", "share", "cusum_h", "cusum_k"))
+    checked = {
+        "window": c.number(m, "window", path, None, low=20, high=100_000, integer=True),
+        "psi_threshold": c.number(m, "psi_threshold", path, None, low=0, high=10),
+        "share": c.number(m, "share", path, None, low=0, high=1),
+        "cusum_h": c.number(m, "cusum_h", path, None, low=0.1, high=1000),
+        "cusum_k": c.number(m, "cusum_k", path, None, low=0, high=10),
+    }
+    if "reference" in m and m["reference"] != "training" and not (
+            isinstance(m["reference"], int) and not isinstance(m["reference"], bool) and m["reference"] >= 20):
+        c.fail(f"{path}.reference", f"expected 'training' or a number of rows >= 20, got {m['reference']!r}")
+    elif "reference" in m:
+        checked["reference"] = m["reference"]
+    return {k: v for k, v in checked.items() if v is not None}
+
+
 def _environment(c: _Check, value: Any) -> EnvironmentSpec:
     if isinstance(value, str):
         value = {"kind": value}
-    m = c.mapping(value, "environment", ("kind", "base_image", "context", "namespace_prefix"))
+    m = c.mapping(value, "environment", ("kind", "base_image"))
     kind = c.string(m, "kind", "environment", "local", choices=ENVIRONMENTS)
-    base_image = c.string(m, "base_image", "environment", None)
-    options = {k: v for k, v in m.items() if k not in ("kind", "base_image")}
-    return EnvironmentSpec(kind, base_image, options)
+    return EnvironmentSpec(kind, c.string(m, "base_image", "environment", None))
 
 
 def _train(c: _Check, value: Any, path: str) -> dict[str, Any]:
@@ -310,7 +330,7 @@ def _lanes(c: _Check, value: Any) -> list[LaneSpec]:
             max_surge=c.surge(rollout, "maxSurge", f"{path}.rollout", "25%"),
             max_unavailable=c.surge(rollout, "maxUnavailable", f"{path}.rollout", "25%"),
             progress_deadline=float(c.number(rollout, "progressDeadlineSeconds", f"{path}.rollout", 60, low=1,
-                                             high=3600)),
+                                             high=3600, integer=True)),
             poll_interval=float(c.number(poll, "interval", f"{path}.poll", 10.0, low=0.1, high=3600)),
             poll_jitter=float(c.number(poll, "jitter", f"{path}.poll", 0.0, low=0, high=3600)),
             webhook=c.boolean(m, "webhook", path, False),
@@ -335,7 +355,7 @@ ACTION_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _timeline(c: _Check, value: Any, lanes: set[str], duration: Any) -> list[TimelineEvent]:
+def _timeline(c: _Check, value: Any, lanes: set[str], duration: Any, n_features: int) -> list[TimelineEvent]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -370,12 +390,16 @@ def _timeline(c: _Check, value: Any, lanes: set[str], duration: Any) -> list[Tim
             if "replicas" not in args and "version" not in args:
                 c.fail(apath, "expected replicas and/or version to change")
         if action == "drift":
-            c.string(args, "kind", apath, None, choices=("covariate", "prior", "concept"), required=True)
-            c.number(args, "size", apath, None, low=-100, high=100, required=True)
+            kind = c.string(args, "kind", apath, None, choices=("covariate", "prior", "concept"), required=True)
+            if kind == "prior":
+                c.number(args, "size", apath, None, low=0, high=1, required=True)  # the new positive share
+            else:
+                c.number(args, "size", apath, None, low=-100, high=100, required=True)
             c.number(args, "ramp", apath, None, low=0)
             feats = args.get("features")
-            if feats is not None and not (isinstance(feats, list) and all(isinstance(f, int) for f in feats)):
-                c.fail(f"{apath}.features", f"expected a list of feature indexes, got {feats!r}")
+            if feats is not None and not (isinstance(feats, list) and all(
+                    isinstance(f, int) and not isinstance(f, bool) and 0 <= f < n_features for f in feats)):
+                c.fail(f"{apath}.features", f"expected a list of feature indexes 0..{n_features - 1}, got {feats!r}")
         events.append(TimelineEvent(float(at or 0), action, dict(args), c.located.line(path)))
     return sorted(events, key=lambda e: e.at)
 

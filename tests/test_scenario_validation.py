@@ -85,3 +85,28 @@ def test_run_with_a_bad_scenario_exits_2(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "bad.yaml:1: name:" in result.stderr
+
+
+def test_values_that_would_fail_at_run_time_are_caught_with_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "late.yaml"
+    path.write_text("""\
+name: late
+duration: 30
+environment: kubernetes
+drift_detection: {window: big, cusum_k: oops}
+lanes:
+  - name: a
+    delivery: push
+    rollout: {progressDeadlineSeconds: 1.5}
+timeline:
+  - at: 5
+    drift: {kind: prior, size: 1.7}
+  - at: 3
+    drift: {kind: covariate, size: 1, features: [0, 9]}
+""")
+    with pytest.raises(scenario.ScenarioError) as info:
+        scenario.load(path)
+    found = {(p.line, p.path) for p in info.value.problems}
+    assert found == {(3, "environment"), (4, "drift_detection.window"), (4, "drift_detection.cusum_k"),
+                     (8, "lanes[0].rollout.progressDeadlineSeconds"), (11, "timeline[0].drift.size"),
+                     (13, "timeline[1].drift.features")}

@@ -34,7 +34,8 @@ class PullAgent:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.seen: str | None = None
-        self.desired: DeploymentSpec | None = None
+        self.desired: DeploymentSpec | None = None   # rendered from the newest commit
+        self.applied: DeploymentSpec | None = None   # the content this agent last put live
         self.secret = new_secret() if webhook else None
         self.receiver = WebhookReceiver(self.secret, self._on_push) if self.secret else None
         self._woken_by_hook = False
@@ -95,21 +96,24 @@ class PullAgent:
         self.desired = desired
 
     def reconcile(self) -> None:
-        """Diff desired vs live; apply a new revision, or revert a manual change (self-heal)."""
+        """Diff desired vs live; apply new desired content, or revert a manual change (self-heal).
+
+        Content decides, not commit ids: a commit that did not touch this lane changes nothing here.
+        """
         desired = self.desired
         if desired is None:
             return
-        live = self.env.observe(self.lane).spec
-        diff = desired.diff(live)
-        if not diff and live is not None and live.revision == desired.revision:
+        diff = desired.diff(self.env.observe(self.lane).spec)
+        if not diff:
+            self.applied = desired
             return
-        if live is not None and live.revision == desired.revision:
-            if not self.self_heal:
-                return
-            self.env.apply(desired)
-            self.emit("live_reverted", self.lane, revision=desired.revision,
-                      change={k: [str(v[1]), str(v[0])] for k, v in diff.items()})
+        if self.applied is not None and not desired.diff(self.applied):  # live drifted from what we applied
+            if self.self_heal:
+                self.env.apply(desired)
+                self.emit("live_reverted", self.lane, revision=desired.revision,
+                          change={k: [str(v[1]), str(v[0])] for k, v in diff.items()})
             return
         self.emit("apply_started", self.lane, sha=desired.revision, version=desired.version,
                   revision=desired.revision)
         self.env.apply(desired)
+        self.applied = desired

@@ -7,9 +7,11 @@ that asked for webhooks). Readers (agents, runners) keep clones of their own and
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mlopslab.envs.base import DeploymentSpec
 from mlopslab.gitops import manifests, webhook
@@ -28,11 +30,19 @@ class EnvRepo:
             config.set_value("user", "name", "mlopslab")
             config.set_value("user", "email", "lab@mlopslab.invalid")
         self._lock = threading.Lock()
-        self._hooks: list[tuple[str, str]] = []  # (url, secret): secrets stay in memory, never in the repo
+        self._hooks: list[queue.SimpleQueue] = []  # one per hook; secrets stay in memory, never in the repo
         self._head: str | None = self.git.head.commit.hexsha if self.git.head.is_valid() else None
 
     def add_hook(self, url: str, secret: str) -> None:
-        self._hooks.append((url, secret))
+        """Each hook gets its pushes in commit order, from a delivery thread of its own (like a git host)."""
+        deliveries: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+
+        def deliver() -> None:
+            while True:
+                webhook.deliver(url, secret, deliveries.get())
+
+        threading.Thread(target=deliver, name="webhook-delivery", daemon=True).start()
+        self._hooks.append(deliveries)
 
     @property
     def head(self) -> str | None:
@@ -55,11 +65,11 @@ class EnvRepo:
                                 if p.is_file() and ".git" not in p.parts])
             sha = self.git.index.commit(message).hexsha
             self._head = sha
-        if notify is not None:
-            notify(sha)
-        payload = {"ref": f"refs/heads/{BRANCH}", "after": sha, "repository": str(self.path)}
-        for url, secret in list(self._hooks):
-            threading.Thread(target=webhook.deliver, args=(url, secret, payload), daemon=True).start()
+            if notify is not None:
+                notify(sha)
+            payload = {"ref": f"refs/heads/{BRANCH}", "after": sha, "repository": str(self.path)}
+            for deliveries in self._hooks:
+                deliveries.put(payload)
         return sha
 
 

@@ -68,6 +68,11 @@ class DataStream:
     def add_drift(self, drift: Drift) -> None:
         if drift.kind not in DRIFT_KINDS:
             raise ValueError(f"unknown drift kind {drift.kind!r}, expected one of {DRIFT_KINDS}")
+        if drift.kind == "prior" and not 0.0 <= drift.size <= 1.0:
+            raise ValueError(f"a prior drift's size is the new positive share (0..1), got {drift.size}")
+        bad = [f for f in drift.features or () if not 0 <= f < self.spec.n_features]
+        if bad:
+            raise ValueError(f"feature indexes {bad} out of range 0..{self.spec.n_features - 1}")
         self.drifts.append(drift)
 
     def _shift(self, t: float) -> np.ndarray:
@@ -106,8 +111,9 @@ class DataStream:
         X, y = self._draw(n, t, rng)
         if share is None:
             return X, y
-        # Prior shift: keep P(x | y), resample rows until the positive share is `share`.
-        n_pos = int(round(n * share))
+        # Prior shift: keep P(x | y), resample rows so that each is positive with probability `share`
+        # (a binomial count, so one row at a time has the right share too).
+        n_pos = int(rng.binomial(n, share))
         pos, neg = X[y == 1], X[y == 0]
         while len(pos) < n_pos or len(neg) < n - n_pos:
             X2, y2 = self._draw(n, t, rng)

@@ -1,7 +1,7 @@
 """Turns the load generator's per-request records into per-second windows and the 100 %-traffic mark.
 
-Windows are keyed by intended send time (when the request *should* have left), closed one second after
-they end; each becomes a `metrics` event per lane: rate, errors, p50/p95/p99 latency, requests per
+Windows are keyed by intended send time (when the request *should* have left), closed once no record of
+theirs can still arrive (a timed-out request reports after the load generator's timeout); each becomes a `metrics` event per lane: rate, errors, p50/p95/p99 latency, requests per
 served version. `traffic_100` marks, after a rollout finished, the first moment from which every
 request of the lane was answered by the new version.
 """
@@ -17,8 +17,11 @@ import numpy as np
 
 from mlopslab.envs.base import Emit
 
-SETTLE = 1.0     # seconds after a rollout finishes before the 100 % mark is decided
-HISTORY = 120.0  # seconds of per-request history kept per lane for that decision
+from mlopslab.traffic.loadgen import TIMEOUT
+
+LATE = TIMEOUT + 0.5  # a request's record arrives at most this long after its intended send time
+SETTLE = LATE         # seconds after a rollout finishes before the 100 % mark is decided
+HISTORY = 120.0       # seconds of per-request history kept per lane for that decision
 
 
 @dataclass
@@ -36,15 +39,18 @@ class TrafficMonitor:
         self._windows: dict[tuple[str, int], _Window] = {}
         self._history: dict[str, deque[tuple[float, str | None, bool]]] = {lane: deque() for lane in lanes}
         self._targets: dict[str, tuple[str, float]] = {}   # lane -> (version, decide after t)
+        self._full: dict[str, str] = {}                    # lane -> version that last reached 100 %
         self._closed_before = 0
-        self.totals: dict[str, dict[str, int]] = {lane: {"requests": 0, "errors": 0} for lane in lanes}
 
     # --- inputs ------------------------------------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:
         """Recorder listener: a finished rollout arms the 100 % detector for its lane."""
-        if event["kind"] == "rollout_done" and event.get("lane") in self._history:
+        lane = event.get("lane")
+        if event["kind"] == "rollout_done" and lane in self._history:
             with self._lock:
-                self._targets[event["lane"]] = (str(event["version"]), event["t"] + SETTLE)
+                version = str(event["version"])
+                if self._full.get(lane) != version:  # a scale or self-heal of the same version is no release
+                    self._targets[lane] = (version, event["t"] + SETTLE)
 
     def add_result(self, record: dict[str, Any]) -> None:
         lane, t = record["lane"], record["t"]
@@ -52,13 +58,10 @@ class TrafficMonitor:
         with self._lock:
             window = self._windows.setdefault((lane, max(int(t), self._closed_before)), _Window())
             window.latencies.append(record["lat"])
-            totals = self.totals[lane]
-            totals["requests"] += 1
             if ok:
                 window.versions[str(record["v"])] += 1
             else:
                 window.errors += 1
-                totals["errors"] += 1
             history = self._history[lane]
             history.append((t, str(record["v"]) if ok else None, ok))
             while history and history[0][0] < t - HISTORY:
@@ -66,9 +69,9 @@ class TrafficMonitor:
 
     # --- outputs -----------------------------------------------------------------------------------
     def tick(self, now: float) -> None:
-        """Closes windows that ended more than a second ago and decides pending 100 % marks."""
+        """Closes windows no record can still reach and decides pending 100 % marks."""
         with self._lock:
-            due = sorted(key for key in self._windows if key[1] + 2 <= now)
+            due = sorted(key for key in self._windows if key[1] + 1 + LATE <= now)
             closed = [(key, self._windows.pop(key)) for key in due]
             if due:
                 self._closed_before = max(self._closed_before, max(k[1] for k in due) + 1)
@@ -82,6 +85,7 @@ class TrafficMonitor:
         for (lane, second), window in closed:
             self.emit("metrics", lane, **summarise(window.latencies, window.errors, window.versions), window=second)
         for lane, version, mark in decisions:
+            self._full[lane] = version
             self.emit("traffic_100", lane, version=version, at=round(mark, 4))
 
     def _first_all_new(self, lane: str, version: str) -> float | None:
