@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from mlopslab.ml.pipeline import LEVELS
 from mlopslab.monitor.timeline import PHASES, RunState
 
-LEVELS = {0: "L0 manual", 1: "L1 retrain on alarm", 2: "L2 + pipeline CI"}
 FINAL_ACCURACY_WINDOW = 10.0  # seconds of labelled windows averaged into the final accuracy
 RETRAIN_STEPS = (("wait_labels", "wait for labels"), ("train", "train"), ("validate", "validate"),
                  ("deliver", "deliver (commit → 100%)"))
@@ -36,7 +36,7 @@ def summarise(state: RunState) -> dict[str, Any]:
                 "rollout_duration": _diff(release.times, "apply_started", "traffic_100"),
                 "errors_during_rollout": release.errors_during,
                 "requests_during_rollout": release.requests_during,
-                "p99_during_rollout_ms": max(release.latencies_during) if release.latencies_during else None,
+                "worst_1s_p99_during_rollout_ms": max(release.latencies_during) if release.latencies_during else None,
                 "failed": release.failed,
             })
         changes = [{"at": round(c.at, 3), "change": c.change,
@@ -125,7 +125,7 @@ def rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         out.append(["  rollout (apply → 100%)"] + [_fmt(r["rollout_duration"]) if r else "—" for r in per_lane])
         out.append(["  errors during rollout"] + [
             f"{r['errors_during_rollout']}/{r['requests_during_rollout']}" if r else "—" for r in per_lane])
-        out.append(["  p99 during rollout"] + [_fmt(r["p99_during_rollout_ms"], " ms") if r else "—"
+        out.append(["  worst 1 s p99 during rollout"] + [_fmt(r["worst_1s_p99_during_rollout_ms"], " ms") if r else "—"
                                               for r in per_lane])
     out.append(_section("live changes", names))
     out.append(["  self-heal (changed → reverted)"] + [
@@ -153,7 +153,8 @@ def _ml_loop_rows(loop: dict[str, Any], names: list[str]) -> list[list[str]]:
         return f"{len(retrains)} ({', '.join(str(r['reason']) for r in retrains)})" if retrains else "0"
 
     out = [_section("ML loop", names)]
-    out.append(["  MLOps level"] + [LEVELS.get(lane.get("level"), "—") for lane in lanes])
+    out.append(["  MLOps level"] + [f"L{lane['level']} {LEVELS[lane['level']]}" if lane.get("level") in LEVELS
+                                     else "—" for lane in lanes])
     out.append(["  retrains (reason)"] + [reasons(lane) for lane in lanes])
     out.append(["  outcome"] + per_retrain(lambda r: str(r["outcome"])))
     out.append(["  detect (change → alarm)"] + [", ".join(_fmt(d) for d in lane.get("detect_delays", [])) or "—"

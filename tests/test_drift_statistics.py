@@ -72,8 +72,21 @@ def test_ks_and_wasserstein_handle_ties_like_scipy() -> None:
 @pytest.mark.parametrize(("n", "m"), [(500, 700), (5000, 4000), (100_000, 100_000)])
 def test_wasserstein_normed_is_evidentlys_definition(n: int, m: int) -> None:
     reference, current = samples(n, m, shift=0.3)
+    # Evidently: np.std of the reference column as given (unsorted), then scipy's distance over it.
     expected = stats.wasserstein_distance(reference, current) / max(float(np.std(reference)), 0.001)
-    assert drift.wasserstein_normed(reference, current) == pytest.approx(expected, rel=1e-12)
+    assert drift.wasserstein_normed(reference, current) == expected
+    report = drift.feature_drift_report(reference, current, methods=("wasserstein",), stattest="wasserstein")
+    assert report.features[0].wasserstein == expected
+
+
+@pytest.mark.parametrize("n", [141, 1000, 20_000, 50_000])
+def test_kstwo_shortcut_equals_scipys_kstwo_sf(n: int) -> None:
+    # d spans kstwo's branches: n·d <= 1, Pelz-Good / Durbin (n·d² < 2.2), 2·smirnov (2.2 <= n·d² < 370),
+    # 0 (n·d² >= 370), d >= 0.5, and n·d >= n - 1.
+    for nd2 in (0.3, 1.0, 2.19, 2.2, 5.0, 40.0, 200.0, 369.9, 370.0, 900.0):
+        d = math.sqrt(nd2 / n)
+        for x in (d, 0.9 / n, 0.5, 0.75, 1 - 0.5 / n):
+            assert drift._kstwo_sf(x, n) == float(np.clip(stats.kstwo.sf(x, n), 0, 1)), (n, x)
 
 
 def test_binning_spans_a_constant_sample_like_numpy() -> None:
@@ -163,7 +176,7 @@ def test_report_values_equal_the_single_feature_statistics() -> None:
         assert feature.psi == drift.psi(ref, cur)
         expected_js = distance.jensenshannon(*evidently_binned(ref, cur, fill_zeros=False))
         assert feature.jensenshannon == pytest.approx(expected_js, rel=1e-12)
-        assert feature.wasserstein == pytest.approx(drift.wasserstein_normed(ref, cur), rel=1e-12)
+        assert feature.wasserstein == stats.wasserstein_distance(ref, cur) / max(float(np.std(ref)), 0.001)
     assert report.drifted_features == ("b", "d")
     assert report.dataset_drift  # 2 of 4 drifted: a share of 0.5 reaches the 0.5 threshold
 
@@ -194,6 +207,34 @@ def test_report_to_dict_is_json() -> None:
     assert decoded["dataset_drift"] is True
     assert decoded["drifted_features"] == ["x0", "x1", "x2"]
     assert set(decoded["features"][0]) >= {"psi", "ks_statistic", "ks_pvalue", "wasserstein", "jensenshannon"}
+
+
+def test_value_bins_are_the_values_of_both_samples() -> None:
+    reference = np.array([1.0] * 6 + [2.0] * 3 + [4.0])
+    current = np.array([0.0, 1.0, 1.0, 3.0, 3.0, 3.0, 4.0, 4.0])  # 0 and 3 only in current, 2 only in reference
+    ref, cur = drift.binned_shares(reference, current, fill_zeros=False)
+    np.testing.assert_array_equal(ref, np.array([0, 6, 3, 0, 1]) / 10)
+    np.testing.assert_array_equal(cur, np.array([1, 2, 0, 3, 2]) / 8)
+
+
+def test_reports_of_changing_shapes_reuse_no_stale_arrays() -> None:
+    rng = np.random.default_rng(9)
+    reference = rng.normal(size=(3000, 2))
+    for rows, shift in ((500, 0.0), (800, 0.4), (500, 0.2), (3000, 0.1)):
+        current = rng.normal(shift, 1, size=(rows, 2))
+        report = drift.feature_drift_report(reference, current)
+        for j, feature in enumerate(report.features):
+            ks = stats.ks_2samp(reference[:, j], current[:, j])
+            assert (feature.ks_statistic, feature.ks_pvalue) == (float(ks.statistic), float(ks.pvalue))
+            assert feature.wasserstein == drift.wasserstein_normed(reference[:, j], current[:, j])
+
+
+def test_a_reference_prepared_without_spread_refuses_wasserstein() -> None:
+    rng = np.random.default_rng(10)
+    prepared = drift.DriftReference(rng.normal(size=(2000, 2)), spread=False)
+    assert prepared.compare(rng.normal(size=(300, 2)), ("psi",), "psi").features[0].psi is not None
+    with pytest.raises(ValueError, match="spread"):
+        prepared.compare(rng.normal(size=(300, 2)), ("wasserstein",))
 
 
 def test_prepared_reference_gives_the_same_report_window_after_window() -> None:

@@ -95,13 +95,15 @@ def test_ping_version_and_prometheus_metrics(server: str) -> None:
         assert response.status == 200
     with urllib.request.urlopen(server + "/version", timeout=5) as response:
         assert json.loads(response.read()) == {"name": MODEL, "version": "2", "uri": f"models:/{MODEL}/2"}
-    _post(server, {"inputs": [[0.0] * 8]})
+    assert _post(server, {"inputs": [[0.0] * 8]})[0] == 200
+    assert _post(server, {"inputs": [[0.0] * 3]})[0] == 400
     with urllib.request.urlopen(server + "/metrics", timeout=5) as response:
         text = response.read().decode()
     assert f'mlopslab_model_info{{model="{MODEL}",version="2"}} 1' in text
     count = [line for line in text.splitlines() if line.startswith("mlopslab_request_seconds_count")]
-    assert count and float(count[0].split()[-1]) >= 1
-    assert 'code="200"' in text and 'code="400"' in text or 'code="200"' in text
+    assert count and float(count[0].split()[-1]) >= 2
+    assert f'mlopslab_requests_total{{model="{MODEL}",version="2",code="200"}}' in text
+    assert f'mlopslab_requests_total{{model="{MODEL}",version="2",code="400"}}' in text
 
 
 def test_server_reports_not_ready_during_warmup_and_exits_with_its_parent(registry: Registry) -> None:

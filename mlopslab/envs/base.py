@@ -283,13 +283,17 @@ class ControlledEnvironment(Environment):
 
     # --- the controller -----------------------------------------------------------------------------
     def _control_loop(self, lane: str) -> None:
+        last_error, backoff = "", self.tick
         while not self._stop.is_set():
             try:
                 self.reconcile(lane)
-            except Exception as exc:  # keep converging; report what went wrong
-                self.emit("error", lane, message=f"controller: {exc!r}")
-                time.sleep(0.5)
-            self._stop.wait(self.tick)
+                last_error, backoff = "", self.tick
+            except Exception as exc:  # keep converging with backoff; report each new problem once
+                message = f"controller: {exc!r}"
+                if message != last_error:
+                    self.emit("error", lane, message=message)
+                last_error, backoff = message, min(5.0, max(0.5, backoff * 2))
+            self._stop.wait(backoff)
 
     def reconcile(self, lane: str) -> None:
         """One level-based pass: probe, replace the dead, then roll towards the live spec."""

@@ -7,9 +7,6 @@ model server's warm-up) travel as `mlopslab.io/` annotations and container args.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import yaml
 
 from mlopslab.envs.base import DeploymentSpec, Strategy
@@ -111,14 +108,3 @@ def parse_lane(files: dict[str, str], *, revision: str = "") -> DeploymentSpec:
         if isinstance(exc, ManifestError):
             raise
         raise ManifestError(f"deployment.yaml: missing or malformed field ({exc!r})") from None
-
-
-def read_lane_dir(directory: Path, *, revision: str = "") -> DeploymentSpec:
-    files = {p.name: p.read_text() for p in directory.glob("*.yaml")}
-    return parse_lane(files, revision=revision)
-
-
-def manifests_of(spec: DeploymentSpec) -> list[dict[str, Any]]:
-    """The lane's documents as dicts (for environments that apply manifests, e.g. Kubernetes)."""
-    files = render_lane(spec)
-    return [yaml.safe_load(files[name]) for name in ("namespace.yaml", "deployment.yaml", "service.yaml")]

@@ -175,7 +175,6 @@ class LanePipeline:
         self.work = work
         self.code = default_code(lane, **host.defaults)
         self.history: list[PipelineCode] = [self.code]
-        self.retrains: list[dict[str, Any]] = []
         self._busy = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pending: dict[str, dict[str, Any]] = {}   # version -> retrain record awaiting delivery
@@ -258,7 +257,6 @@ class LanePipeline:
             record["alarm_at"] = alarm.get("at")
             if alarm.get("change_point") is not None and alarm.get("false_alarm") is not True:
                 record["change_point"] = alarm["change_point"]
-        self.retrains.append(record)
         champion = host.champion_version(lane)
         emit("retrain_started", lane, retrain=rid, reason=reason, level=self.level, pipeline_version=code.version,
              champion=champion, detector=(alarm or {}).get("detector"))
@@ -276,6 +274,9 @@ class LanePipeline:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.1)
+        if host.stopped():
+            emit("retrain_failed", lane, retrain=rid, reason=reason, error="the run stopped")
+            return
         if since is None:  # a person asked: the most recent labelled rows
             X, y, t = X[-min_rows:], y[-min_rows:], t[-min_rows:]
         if len(X) < max(50, min_rows // 3) or len(np.unique(y)) < 2:
@@ -335,6 +336,9 @@ class LanePipeline:
             return
 
         # 4. commit to the env repo for this lane only; the lane's delivery takes it from there
+        if host.stopped():
+            emit("retrain_failed", lane, retrain=rid, reason=reason, version=mv.version, error="the run stopped")
+            return
         host.add_training_rows(mv.version, np.asarray(X_train))
         self._pending[mv.version] = record
         sha = host.deliver(lane, mv.version, f"retrain {mv.uri} for {lane} ({reason}, level {self.level})")

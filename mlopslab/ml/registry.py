@@ -26,7 +26,6 @@ CHALLENGER = "challenger"
 class TrainParams:
     C: float = 1.0
     max_iter: int = 200
-    n_samples: int | None = None  # rows; None means the scenario's data spec
 
 
 @dataclass(frozen=True)

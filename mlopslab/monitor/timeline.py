@@ -30,6 +30,16 @@ class Release:
     requests_during: int = 0
     latencies_during: list[float] = field(default_factory=list)
 
+    @property
+    def ended(self) -> bool:
+        return any(p in self.times for p in ("traffic_100", "rollout_failed", "superseded"))
+
+    @property
+    def end(self) -> float | None:
+        """When this release's rollout stopped counting: 100 % reached, failed, or superseded."""
+        ends = [self.times[p] for p in ("traffic_100", "rollout_failed", "superseded") if p in self.times]
+        return min(ends) if ends else None
+
     def lead(self, phase: str) -> float | None:
         if "commit" not in self.times or phase not in self.times:
             return None
@@ -150,6 +160,10 @@ class RunState:
         release = self._release(lane, sha) if lane is not None else None
         if release is None:
             return None
+        if phase == "apply_started":  # a newer release takes over: older unfinished ones end here
+            for other in lane.releases.values():
+                if other is not release and "apply_started" in other.times and not other.ended:
+                    other.times["superseded"] = raw
         if phase not in release.times:
             release.times[phase] = raw
             if phase in ("detected", "apply_started"):
@@ -203,6 +217,7 @@ class RunState:
             release = self._release(lane, e.get("revision"))
             if release:
                 release.failed = e.get("reason")
+                release.times.setdefault("rollout_failed", e["t"])
 
     def _on_traffic_100(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
         if not lane:
@@ -243,7 +258,7 @@ class RunState:
         if total:
             lane.shares.append((window, {v: n / total for v, n in e["versions"].items()}))
         for release in lane.releases.values():  # requests while a rollout was under way
-            start, end = release.times.get("apply_started"), release.times.get("traffic_100")
+            start, end = release.times.get("apply_started"), release.end
             if start is not None and start <= raw + 1 and (end is None or raw <= end):
                 release.requests_during += e["rps"]
                 release.errors_during += e["errors"]

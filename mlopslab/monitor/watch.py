@@ -13,7 +13,7 @@ version) and a sliding window of the request rows that arrived since. Every seco
   2·ln(ARL0)/δ² (δ: the shift of the signal the injected drift causes, covariate drift only);
 - emits `accuracy` {window, value, n, label_delay} per lane and per one-second window of arrivals, once
   the ground truth of that window has arrived: labels are known `label_delay` seconds after the request,
-  not at once (the `metrics` events of TrafficMonitor score every prediction against its label at once).
+  not at once.
 
 It also serves the labelled data a retraining pipeline may use: only rows whose labels have arrived.
 Times are on the run clock (the load generator's `t`, the recorder's `t`).
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from mlopslab.monitor.drift import DriftReference, feature_drift_report
+from mlopslab.monitor.drift import METHODS, DriftReference, feature_drift_report
 from mlopslab.monitor.sequential import Cusum, detection_delay, detection_floor, siegmund_arl
 
 Emit = Callable[..., Any]
@@ -204,7 +204,8 @@ class DriftWatch:
             start = max(state.window_start, end - int(self.config["window"]), self._offset)
             if state.version is None or end - start < 2:
                 return None
-            return {"reference_version": state.version, **self._report(state.version, start, end).to_dict()}
+            report = self._report(state.version, start, end, every_method=True)
+            return {"reference_version": state.version, **report.to_dict()}
 
     def labelled(self, now: float, since: float | None = None, last: int | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -222,15 +223,14 @@ class DriftWatch:
                 return np.empty((0, len(self.feature_names))), np.empty(0, np.int64), np.empty(0)
             return np.vstack([self._x[i] for i in idx]), np.asarray(self._y, np.int64)[idx], t[idx]
 
-    def lane_version(self, lane: str) -> str | None:
-        return self._lanes[lane].version
-
     # --- internals ---------------------------------------------------------------------------------------
-    def _report(self, version: str, start: int, end: int) -> Any:
+    def _report(self, version: str, start: int, end: int, *, every_method: bool = False) -> Any:
         current = np.vstack(self._x[start - self._offset:end - self._offset])
         threshold = self.config["psi_threshold"]
+        stattest = "psi" if threshold is not None else "ks"
+        # the once-a-second score needs only the verdict's statistic; the MLflow artifact gets all four
         return feature_drift_report(self._references[version], current,
-                                    stattest="psi" if threshold is not None else "ks",
+                                    methods=METHODS if every_method else (stattest,), stattest=stattest,
                                     thresholds={"psi": float(threshold)} if threshold is not None else None,
                                     drift_share=float(self.config["share"]))
 

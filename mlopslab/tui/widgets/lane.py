@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
+from mlopslab.ml.pipeline import LEVELS
 from mlopslab.tui.palette import MARK_STYLES, SYNC_COLORS, version_color
 from mlopslab.tui.view import LaneView, RunView, series_key
 from mlopslab.tui.widgets.chart import Chart, line, thin, vline
@@ -18,7 +19,6 @@ from mlopslab.tui.widgets.replicas import ReplicaStrip
 LATENCY = (("p50", "#8fd3ff"), ("p95", "#ffd75f"), ("p99", "#ff7a7a"))
 ACCURACY_COLOR, DRIFT_COLOR, INJECTED_COLOR = "#6fd3a0", "#d98cff", "#ffb347"
 WINDOW = 300.0  # seconds of history on the time axis once a run is longer than this
-LEVELS = {0: "retrain by hand", 1: "retrains on alarm", 2: "retrains on alarm, CI"}
 RETRAINING = {"started": "retrain: awaiting labels", "trained": "retrain: validating",
               "validated": "retrain: registering", "registered": "retrain: committing",
               "committed": "retrain: delivering", "delivered": "retrain: finishing"}
