@@ -128,10 +128,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.duration:
         sc = replace(sc, duration=args.duration)
     from mlopslab import report
-    from mlopslab.lab import Lab, new_results_dir
+    from mlopslab.lab import Lab, LabError, new_results_dir
 
     results = args.results or new_results_dir(sc)
-    lab = Lab(sc, results)
+    try:
+        lab = Lab(sc, results)
+    except LabError as exc:
+        print(f"mlopslab: {exc}", file=sys.stderr)
+        return 2
     if not args.quiet:
         start = [0.0]
         lab.recorder.subscribe(lambda e: _progress(e, start))

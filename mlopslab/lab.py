@@ -59,6 +59,8 @@ class Lab:
     def __init__(self, scenario: Scenario, results_dir: Path) -> None:
         self.scenario = scenario
         self.dir = results_dir.resolve()
+        if (self.dir / "events.jsonl").exists():
+            raise LabError(f"{self.dir} already holds a run; choose another results directory")
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
         self.run_id = self.dir.name

@@ -90,11 +90,15 @@ def test_release_reaches_all_traffic_in_both_lanes_and_only_pull_self_heals(tmp_
     assert len(requests) > 100 and {"lane", "v", "lat", "st"} <= set(json.loads(requests[-1]))
     assert "commit → 100% traffic" in done.stdout
     assert processes_mentioning(str(results)) == []
+    again = subprocess.run([sys.executable, "-m", "mlopslab.cli", "run", str(_write(tmp_path)), "--results",
+                            str(results)], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "already holds a run" in again.stderr  # results are never mixed
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_mid_rollout_leaves_no_child_process(tmp_path: Path, sig: signal.Signals) -> None:
+@pytest.mark.parametrize("sig, twice", [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+                         ids=["ctrl-c", "sigterm", "ctrl-c-twice"])
+def test_interrupt_mid_rollout_leaves_no_child_process(tmp_path: Path, sig: signal.Signals, twice: bool) -> None:
     results = tmp_path / "results"
     proc = subprocess.Popen([sys.executable, "-m", "mlopslab.cli", "run", str(_write(tmp_path, warmup=2.0)),
                              "--results", str(results)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -108,6 +112,9 @@ def test_interrupt_mid_rollout_leaves_no_child_process(tmp_path: Path, sig: sign
     assert started, proc.stderr.read() if proc.poll() is not None else "rollout never started"
     assert processes_mentioning(str(results))  # servers and traffic are running now
     proc.send_signal(sig)
+    if twice:  # an impatient second Ctrl-C while the clean-up runs must not cut it short
+        time.sleep(0.3)
+        proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err
