@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, Tab, TabbedContent, TabPane, Tabs
 
 from mlopslab.tui.sources import LiveRun, ReplayRun
-from mlopslab.tui.view import RunView
+from mlopslab.tui.view import LaneView, RunView, series_key
 from mlopslab.tui.widgets.lane import LanePanel
 from mlopslab.tui.widgets.log import EventLog
 from mlopslab.tui.widgets.narration import Narration
@@ -41,6 +41,13 @@ DRIFTS = {  # kind -> (size, what it does): the `d` key injects the first, the p
 
 class StatusBar(Static):
     pass
+
+
+def _lane_key(lane: LaneView) -> tuple[Any, ...]:
+    """Changes when anything a lane panel draws changes."""
+    return (lane.sync, lane.head, lane.live_revision, lane.replicas, lane.requests, lane.errors, lane.changes,
+            lane.reverted, lane.pipeline_version, lane.retraining, series_key(lane.latency),
+            series_key(lane.shares), series_key(lane.drift), series_key(lane.accuracy), len(lane.marks))
 
 
 def status(source: LiveRun | ReplayRun, view: RunView) -> Text:
@@ -158,13 +165,17 @@ class RunScreen(Screen):
         if isinstance(self.source, ReplayRun):
             self.source.tick(elapsed)
         view = self.source.view()
-        key = (view.now, len(view.log), view.log[-1] if view.log else None, view.paused, bool(view.finished),
-               getattr(self.source, "playback", None) and self.source.playback.position, self.source.running,
-               getattr(self.source, "playback", None) and (self.source.playback.playing, self.source.playback.speed))
+        playback = getattr(self.source, "playback", None)
+        key = (len(view.log), view.log[-1] if view.log else None, view.paused, bool(view.finished),
+               self.source.running, playback and (playback.playing, playback.speed),
+               tuple(_lane_key(lane) for lane in view.lanes), len(view.narration), view.errors)
         self._ticks += 1
-        if key == self._view_key and self._ticks % FPS:
+        self.view = view
+        if key == self._view_key and self._ticks % (FPS * 5):
+            # nothing new but the clock: redraw the status line alone (drawing costs the machine that measures)
+            self.query_one(StatusBar).update(status(self.source, view), layout=False)  # one line, fixed size
             return
-        self._view_key, self.view = key, view
+        self._view_key = key
         with self.app.batch_update():
             self.draw(view)
 
