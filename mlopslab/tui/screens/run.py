@@ -110,6 +110,7 @@ class RunScreen(Screen):
         self.active_lane = self.lanes[0] if self.lanes else ""
         self.view: RunView | None = None
         self._view_key: Any = None
+        self._lane_keys: dict[str, Any] = {}
         self._last = time.monotonic()
         self._finished_seen = False
         self._error_shown = False
@@ -166,16 +167,24 @@ class RunScreen(Screen):
             self.source.tick(elapsed)
         view = self.source.view()
         playback = getattr(self.source, "playback", None)
-        key = (len(view.log), view.log[-1] if view.log else None, view.paused, bool(view.finished),
-               self.source.running, playback and (playback.playing, playback.speed),
-               tuple(_lane_key(lane) for lane in view.lanes), len(view.narration), view.errors)
+        other = (len(view.log), view.log[-1] if view.log else None, view.paused, bool(view.finished),
+                 self.source.running, playback and (playback.playing, playback.speed), len(view.narration),
+                 view.errors)
+        lanes = {lane.name: _lane_key(lane) for lane in view.lanes}
+        dirty = [name for name, key in lanes.items() if self._lane_keys.get(name) != key and name in self.lanes]
         self._ticks += 1
         self.view = view
-        if key == self._view_key and self._ticks % (FPS * 5):
-            # nothing new but the clock: redraw the status line alone (drawing costs the machine that measures)
-            self.query_one(StatusBar).update(status(self.source, view), layout=False)  # one line, fixed size
+        if other == self._view_key and self._ticks % (FPS * 5) and (not dirty or playback is None):
+            # Drawing costs CPU on the machine that measures: the clock alone is a one-line update, and in a
+            # live run lanes with new data are redrawn one per tick, so no tick draws every plot at once.
+            with self.app.batch_update():
+                self.query_one(StatusBar).update(status(self.source, view), layout=False)
+                if dirty:
+                    lane = view.lane(dirty[0])
+                    self.query_one(f"#lane-{dirty[0]}", LanePanel).show(lane, view)
+                    self._lane_keys[dirty[0]] = lanes[dirty[0]]
             return
-        self._view_key = key
+        self._view_key, self._lane_keys = other, lanes
         with self.app.batch_update():
             self.draw(view)
 
