@@ -152,6 +152,10 @@ def _run(args: argparse.Namespace) -> int:
         code = 1
     finally:
         lab.shutdown()  # already done by run(); here for a failure before it started
+        # Everything is stopped and written: a late Ctrl-C must not kill the interpreter while it exits
+        # (Python resets its own handlers to the default at finalization; an ignored signal stays ignored).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     summary = report.summarise(lab.state)
     if args.svg and code == 0:
         from mlopslab.tui.export import export_svg
