@@ -78,20 +78,11 @@ class Models:
 
 
 @pytest.fixture(scope="session")
-def models(tmp_path_factory) -> Models:
-    """Two real versions of one model, trained and registered in MLflow."""
-    from mlopslab.ml.data import DataSpec, DataStream
-    from mlopslab.ml.registry import Registry, TrainParams
+def models(registry) -> Models:
+    """Two real versions of one model, trained and registered in MLflow (conftest's registry)."""
+    from tests.conftest import MODEL
 
-    registry = Registry(tmp_path_factory.mktemp("mlflow"))
-    stream = DataStream(DataSpec(n_samples=600), seed=7)
-    versions = []
-    for c in (1.0, 0.1):
-        X, y = stream.sample(600)
-        X_val, y_val = stream.sample(200)
-        versions.append(registry.train_and_register("churn", X, y, X_val, y_val, stream.feature_names,
-                                                    TrainParams(C=c)).version)
-    return Models(registry, "churn", versions)
+    return Models(registry, MODEL, ["1", "2"])
 
 
 @pytest.fixture
