@@ -144,7 +144,8 @@ def _run(args: argparse.Namespace) -> int:
     _terminate_as_interrupt()
     code = 0
     try:
-        lab.run()
+        if lab.run() == "failed":  # e.g. the load generator died under the run
+            code = 1
     except KeyboardInterrupt:
         code = 130
     except Exception as exc:

@@ -4,6 +4,7 @@ Ctrl-C or SIGTERM mid-rollout leaves no child process and a readable record."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -123,3 +124,25 @@ def test_interrupt_mid_rollout_leaves_no_child_process(tmp_path: Path, sig: sign
     events = list(read_events(results / "events.jsonl"))
     assert events[-1]["kind"] == "run_finished" and events[-1]["status"] == "interrupted"
     assert json.loads((results / "summary.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_a_crashed_load_generator_fails_the_run_cleanly(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "mlopslab.cli", "run", str(_write(tmp_path, duration=30)),
+                             "--results", str(results)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (
+            (results / "events.jsonl").exists()
+            and any(e["kind"] == "run_started" for e in read_events(results / "events.jsonl"))):
+        time.sleep(0.1)
+    loadgen = [pid for pid in processes_mentioning("mlopslab.traffic.loadgen") if pid in
+               processes_mentioning(str(results))]
+    assert len(loadgen) == 1
+    os.kill(loadgen[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in err
+    events = list(read_events(results / "events.jsonl"))
+    assert any(e["kind"] == "error" and "load generator exited" in e["message"] for e in events)
+    assert events[-1]["kind"] == "run_finished" and events[-1]["status"] == "failed"
+    assert processes_mentioning(str(results)) == []
