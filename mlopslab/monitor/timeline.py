@@ -106,6 +106,8 @@ class RunState:
         t = self.rel(event["t"]) if self.start is not None else 0.0
         self.now = max(self.now, t)
         name = event.get("lane")
+        if kind.startswith("retrain_") and kind != "retrain_skipped":  # each phase of one retrain's record
+            self._retrain_phase(event, t, kind.removeprefix("retrain_"))
         handler = getattr(self, f"_on_{kind}", None)
         if handler is not None:
             handler(event, t, self.lane(name) if name else None)
@@ -281,7 +283,7 @@ class RunState:
         if lane and e.get("value") is not None:
             lane.accuracy.append((self.rel(e["window"]), e["value"]))
 
-    def _retrain_phase(self, e: dict[str, Any], t: float, lane: LaneState | None, phase: str) -> dict[str, Any]:
+    def _retrain_phase(self, e: dict[str, Any], t: float, phase: str) -> dict[str, Any]:
         record = self.retrains.setdefault(e.get("retrain", "?"), {"lane": e.get("lane"), "reason": e.get("reason"),
                                                                    "phases": {}})
         record["phases"][phase] = t
@@ -292,30 +294,8 @@ class RunState:
         return record
 
     def _on_retrain_started(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self._retrain_phase(e, t, lane, "started")
         if lane:
             lane.marks.append((t, "retrain", ""))
-
-    def _on_retrain_trained(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self._retrain_phase(e, t, lane, "trained")
-
-    def _on_retrain_validated(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self._retrain_phase(e, t, lane, "validated")
-
-    def _on_retrain_registered(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self._retrain_phase(e, t, lane, "registered")
-
-    def _on_retrain_committed(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self._retrain_phase(e, t, lane, "committed")
-
-    def _on_retrain_delivered(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self._retrain_phase(e, t, lane, "delivered")
-
-    def _on_retrain_done(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self._retrain_phase(e, t, lane, "done")
-
-    def _on_retrain_failed(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self._retrain_phase(e, t, lane, "failed")
 
     def _on_pipeline_accepted(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
         self.pipeline_changes.append({**e, "rel": t})

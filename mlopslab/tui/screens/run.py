@@ -9,6 +9,7 @@ in thread workers.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -266,74 +267,47 @@ class RunScreen(Screen):
 
     def action_release(self) -> None:
         if self._ready():
+            assert isinstance(self.source, LiveRun)
             self.notify("training and registering a new version…", timeout=2)
-            self._release()
-
-    @work(thread=True, group="actions")
-    def _release(self) -> None:
-        assert isinstance(self.source, LiveRun)
-        try:
-            sha = self.source.release()
-            self.app.call_from_thread(self.notify, f"committed {sha[:7]} to the env repo", title="release")
-        except Exception as exc:
-            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title="release failed",
-                                      severity="error")
+            self._act(self.source.release, lambda sha: f"committed {sha[:7]} to the env repo", "release")
 
     def action_manual_change(self, lane: str | None = None, replicas: int = MANUAL_REPLICAS) -> None:
         if self._ready():
-            self._manual_change(lane or self.active_lane, replicas)
+            assert isinstance(self.source, LiveRun)
+            lane = lane or self.active_lane
+            self._act(lambda: self.source.manual_change(lane, replicas),
+                      lambda _: f"{lane}: scaled to {replicas} by hand, not through git", "manual live change")
 
     @work(thread=True, group="actions")
-    def _manual_change(self, lane: str, replicas: int) -> None:
-        assert isinstance(self.source, LiveRun)
+    def _act(self, action: Callable[[], Any], said: Callable[[Any], str], title: str) -> None:
+        """Runs a person's action off the UI loop (real work on git, MLflow or processes), then says how it went."""
         try:
-            self.source.manual_change(lane, replicas)
-            self.app.call_from_thread(self.notify, f"{lane}: scaled to {replicas} by hand, not through git",
-                                      title="manual live change")
+            result = action()
+            self.app.call_from_thread(self.notify, said(result), title=title)
         except Exception as exc:
-            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", severity="error")
+            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", title=f"{title} failed",
+                                      severity="error")
 
     def action_kill(self, lane: str | None = None) -> None:
         if self._ready():
-            self._kill(lane or self.active_lane)
-
-    @work(thread=True, group="actions")
-    def _kill(self, lane: str) -> None:
-        assert isinstance(self.source, LiveRun)
-        try:
-            name = self.source.kill(lane)
-            self.app.call_from_thread(self.notify, f"{lane}: killed {name or 'nothing (no replica)'}",
-                                      title="replica killed")
-        except Exception as exc:
-            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", severity="error")
+            assert isinstance(self.source, LiveRun)
+            lane = lane or self.active_lane
+            self._act(lambda: self.source.kill(lane), lambda name: f"{lane}: killed {name or 'nothing (no replica)'}",
+                      "replica killed")
 
     def action_drift(self, kind: str = "covariate") -> None:
         if self._ready():
-            self._drift(kind)
-
-    @work(thread=True, group="actions")
-    def _drift(self, kind: str) -> None:
-        assert isinstance(self.source, LiveRun)
-        size, what = DRIFTS[kind]
-        try:
-            self.source.inject_drift(kind, size)
-            self.app.call_from_thread(self.notify, f"{kind}: {what}", title="drift injected")
-        except Exception as exc:
-            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", severity="error")
+            assert isinstance(self.source, LiveRun)
+            size, what = DRIFTS[kind]
+            self._act(lambda: self.source.inject_drift(kind, size), lambda _: f"{kind}: {what}", "drift injected")
 
     def action_retrain(self, lane: str | None = None) -> None:
         if self._ready():
-            self._retrain(lane or self.active_lane)
-
-    @work(thread=True, group="actions")
-    def _retrain(self, lane: str) -> None:
-        assert isinstance(self.source, LiveRun)
-        try:
-            self.source.retrain(lane)
-            self.app.call_from_thread(self.notify, f"{lane}: the pipeline trains on the latest labelled rows "
-                                      "(skipped if a retrain is under way: see the event log)", title="retrain by hand")
-        except Exception as exc:
-            self.app.call_from_thread(self.notify, f"{type(exc).__name__}: {exc}", severity="error")
+            assert isinstance(self.source, LiveRun)
+            lane = lane or self.active_lane
+            self._act(lambda: self.source.retrain(lane),
+                      lambda _: f"{lane}: the pipeline trains on the latest labelled rows "
+                                "(skipped if a retrain is under way: see the event log)", "retrain by hand")
 
     def action_seek(self, seconds: float) -> None:
         if isinstance(self.source, ReplayRun):
