@@ -17,7 +17,7 @@ from mlopslab.tui.sources import LiveRun, ReplayRun
 
 
 class LabApp(App[int]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: a subclass elsewhere finds it too
     TITLE = "mlopslab"
     COMMANDS = App.COMMANDS | {LabCommands}
     BINDINGS = [

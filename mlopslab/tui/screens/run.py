@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Static, Tab, TabbedContent, TabPane, Tabs
+from textual.widgets import Footer, Tab, TabbedContent, TabPane, Tabs
 
 from mlopslab.tui.sources import LiveRun, ReplayRun
 from mlopslab.tui.view import LaneView, RunView, series_key
@@ -26,6 +26,7 @@ from mlopslab.tui.widgets.lane import LanePanel
 from mlopslab.tui.widgets.log import EventLog
 from mlopslab.tui.widgets.narration import Narration
 from mlopslab.tui.widgets.summary import SummaryTable
+from mlopslab.tui.widgets.text import TextStatic
 
 FPS = 8
 NARROW = 120   # below this many columns the lanes become tabs
@@ -40,7 +41,7 @@ DRIFTS = {  # kind -> (size, what it does): the `d` key injects the first, the p
 }
 
 
-class StatusBar(Static):
+class StatusBar(TextStatic):
     pass
 
 
@@ -71,7 +72,7 @@ def status(source: LiveRun | ReplayRun, view: RunView) -> Text:
             phase = f"■ finished ({lab.status})"
         text.append(f"  {phase}", style="bold #6fd36f" if lab.status == "running" else "bold #ffb347")
         if view.started:
-            text.append(f"  t {view.now:6.1f} / {view.duration:.0f} s", style="bold")
+            text.append(f"  t {view.now:4.0f} / {view.duration:.0f} s", style="bold")  # whole seconds: one redraw a second
     if view.started and not view.finished:
         text.append("  traffic ", style="#b0b0b0")
         text.append("paused" if view.paused else "flowing", style="bold #ffb347" if view.paused else "#6fd36f")
@@ -110,7 +111,6 @@ class RunScreen(Screen):
         self.lanes = source.lane_names
         self.active_lane = self.lanes[0] if self.lanes else ""
         self.view: RunView | None = None
-        self._view_key: Any = None
         self._lane_keys: dict[str, Any] = {}
         self._last = time.monotonic()
         self._finished_seen = False
@@ -160,6 +160,13 @@ class RunScreen(Screen):
 
     # --- the one timer ---------------------------------------------------------------------------------------
     def refresh_view(self) -> None:
+        """One tick: take a snapshot and redraw only what changed, inside one batch.
+
+        Drawing costs CPU on the machine that measures the lanes (see benchmarks/README.md): a lane is
+        redrawn only when its data changed (about once a second), every lane that changed in the same
+        tick (one screen update instead of one per lane), and nothing asks for a new layout unless a size
+        really changes (a layout of the whole screen costs more than a plot).
+        """
         now = time.monotonic()
         elapsed, self._last = now - self._last, now
         if not self.is_current:
@@ -167,33 +174,32 @@ class RunScreen(Screen):
         if isinstance(self.source, ReplayRun):
             self.source.tick(elapsed)
         view = self.source.view()
-        playback = getattr(self.source, "playback", None)
-        other = (len(view.log), view.log[-1] if view.log else None, view.paused, bool(view.finished),
-                 self.source.running, playback and (playback.playing, playback.speed), len(view.narration),
-                 view.errors)
-        lanes = {lane.name: _lane_key(lane) for lane in view.lanes}
-        dirty = [name for name, key in lanes.items() if self._lane_keys.get(name) != key and name in self.lanes]
         self._ticks += 1
         self.view = view
-        if other == self._view_key and self._ticks % (FPS * 5) and (not dirty or playback is None):
-            # Drawing costs CPU on the machine that measures: the clock alone is a one-line update, and in a
-            # live run lanes with new data are redrawn one per tick, so no tick draws every plot at once.
-            with self.app.batch_update():
-                self.query_one(StatusBar).update(status(self.source, view), layout=False)
-                if dirty:
-                    lane = view.lane(dirty[0])
-                    self.query_one(f"#lane-{dirty[0]}", LanePanel).show(lane, view)
-                    self._lane_keys[dirty[0]] = lanes[dirty[0]]
-            return
-        self._view_key, self._lane_keys = other, lanes
+        keys = {lane.name: _lane_key(lane) for lane in view.lanes if lane.name in self.lanes}
+        dirty = [name for name, key in keys.items() if self._lane_keys.get(name) != key]
         with self.app.batch_update():
-            self.draw(view)
+            self.query_one(StatusBar).show_text(status(self.source, view))
+            for name in dirty:
+                self._show_lane(name, view)
+                self._lane_keys[name] = keys[name]
+            self._show_rest(view)
 
     def draw(self, view: RunView) -> None:
-        self.query_one(StatusBar).update(status(self.source, view))
+        """Everything at once (the frame the benchmark times)."""
+        self.query_one(StatusBar).show_text(status(self.source, view))
         for lane in view.lanes:
             if lane.name in self.lanes:
-                self.query_one(f"#lane-{lane.name}", LanePanel).show(lane, view)
+                self._show_lane(lane.name, view)
+        self._show_rest(view)
+
+    def _show_lane(self, name: str, view: RunView) -> None:
+        lane = view.lane(name)
+        if lane is not None:
+            self.query_one(f"#lane-{name}", LanePanel).show(lane, view)
+
+    def _show_rest(self, view: RunView) -> None:
+        """Narration, the event log, a failed run's error, and the summary once the run ends."""
         self.query_one(Narration).show(view.narration, view.errors)
         self.query_one(EventLog).show(view.log, view)
         error = getattr(self.source, "error", None)

@@ -1,20 +1,24 @@
-"""One small plot widget over plotext ≥ 6: build with plotext's API, render its ANSI as a rich Text.
+"""One small plot widget over plotext ≥ 6: build with plotext's API, draw its ANSI through Textual's line API.
 
 A chart is given a `key` (what the data is) and a `paint(figure)` function; it rebuilds only when the
 key or its size changes, so a 10 Hz snapshot timer costs nothing while the data stands still. With no
-data it says so, in words, instead of drawing empty axes.
+data it says so, in words, instead of drawing empty axes. plotext's rows become Textual strips directly
+(`render_line`), without a rich Text in between: that conversion cost about as much as the plot itself,
+on the CPU the lab measures latency with.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from functools import lru_cache
 from typing import Any
 
 import plotext as plt
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from mlopslab.tui.palette import rgb
@@ -23,6 +27,7 @@ THEME = "mlopslab"
 plt.add_theme(THEME, text=(150, 150, 150), grid=(70, 70, 70))
 
 Painter = Callable[[Any], None]
+BOLD = Style(bold=True)
 
 
 class Chart(Widget):
@@ -40,7 +45,8 @@ class Chart(Widget):
         self._key: Hashable = None
         self._paint: Painter | None = None
         self._message = "waiting for data"
-        self._cache: tuple[Hashable, tuple[int, int], Text] | None = None
+        self._cache: tuple[Hashable, tuple[int, int], str] | None = None       # plotext's ANSI
+        self._strips: tuple[Hashable, list[Strip]] | None = None
         self.builds = 0
 
     def plot(self, key: Hashable, paint: Painter, legend: list[tuple[str, str]] | None = None) -> None:
@@ -58,18 +64,57 @@ class Chart(Widget):
     def has_data(self) -> bool:
         return self._paint is not None
 
+    def drop_cache(self) -> None:
+        """Forget the built figure (the benchmark times a rebuild from scratch)."""
+        self._cache = self._strips = None
+
     def render(self) -> Text:
+        """The chart as a rich Text: what `render_line` draws, for tests and anything that wants text."""
         width, height = self.content_size.width, self.content_size.height
+        words = self._words(width, height)
+        if words is not None:
+            return words
+        text = self.heading(width)
+        text.append("\n")
+        text.append_text(ansi_text(self.figure(width, height)))
+        text.no_wrap = True
+        return text
+
+    def render_line(self, y: int) -> Strip:
+        lines = self.lines()
+        return lines[y] if y < len(lines) else Strip.blank(self.content_size.width, self.rich_style)
+
+    def lines(self) -> list[Strip]:
+        """The chart's rows as strips in the widget's style, built once per data key, size and style."""
+        width, height = self.content_size.width, self.content_size.height
+        base = self.rich_style
+        key = (self._key, self._message, width, height, base, self.title, tuple(self.legend))
+        if self._strips is not None and self._strips[0] == key:
+            return self._strips[1]
+        words = self._words(width, height)
+        if words is not None:
+            lines = [line.apply_style(base) for line in self._text_lines(words, width)]
+        else:
+            lines = [line.apply_style(base) for line in self._text_lines(self.heading(width), width)]
+            marks = base + BOLD  # plotext leaves text (the mark glyphs) unstyled: bold, like the title
+            lines += [Strip(row).adjust_cell_length(width).apply_style(marks)
+                      for row in ansi_rows(self.figure(width, height))]
+        lines = lines[:height]
+        self._strips = (key, lines)
+        return lines
+
+    def _words(self, width: int, height: int) -> Text | None:
+        """The heading and a sentence instead of a plot: no data yet, or too little room."""
         if self._paint is None:
             return Text.assemble(self.heading(width), "\n", (self._message, "italic #8a8a8a"))
         if width < 12 or height < 4:
             return Text.assemble(self.heading(width), "\n", ("too small to plot here", "italic #8a8a8a"))
-        size = (width, height)
-        if self._cache is not None and self._cache[0] == self._key and self._cache[1] == size:
-            return self._cache[2]
-        text = self.build(width, height)
-        self._cache = (self._key, size, text)
-        return text
+        return None
+
+    def _text_lines(self, text: Text, width: int) -> list[Strip]:
+        console = self.app.console
+        return [Strip(line, width) for line in console.render_lines(text, console.options.update_width(width),
+                                                                    pad=True)]
 
     def heading(self, width: int) -> Text:
         """The title and legend on one line, cut to the width (the help screen explains every mark)."""
@@ -85,7 +130,16 @@ class Chart(Widget):
         text.truncate(max(width, 1), overflow="ellipsis")
         return text
 
-    def build(self, width: int, height: int) -> Text:
+    def figure(self, width: int, height: int) -> str:
+        """plotext's ANSI for the plot area (all but the heading row), built once per data key and size."""
+        size = (width, height)
+        if self._cache is not None and self._cache[0] == self._key and self._cache[1] == size:
+            return self._cache[2]
+        ansi = self.build(width, height)
+        self._cache = (self._key, size, ansi)
+        return ansi
+
+    def build(self, width: int, height: int) -> str:
         """Builds the figure now, on the UI thread (plotext's figure is one global; the benchmark calls this)."""
         assert self._paint is not None
         fig = plt.figure
@@ -95,38 +149,46 @@ class Chart(Widget):
         fig.legend(False)
         self._paint(fig)
         self.builds += 1
-        plot = ansi_text(fig.build().string())
-        text = self.heading(width)
-        text.append("\n")
-        text.append_text(plot)
-        text.no_wrap = True
-        return text
+        return fig.build().string()
 
 
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
 
-def ansi_text(ansi: str) -> Text:
-    """plotext's ANSI as a rich Text, foreground and bold only (the terminal's background stays).
-
-    plotext writes a reset before every run of cells, so the codes since the last reset are the style;
-    three times faster than `Text.from_ansi`, which matters at 6 plots a frame.
-    """
-    pieces = SGR.split(ansi)
-    plain: list[str] = []
-    spans: list[Span] = []
+def _pieces(ansi: str) -> Iterator[tuple[str, Style | None]]:
+    """plotext's ANSI as (text, style) runs, foreground and bold only (the terminal's background stays).
+    plotext writes a reset before every run of cells, so the codes since the last reset are the style."""
     codes: tuple[str, ...] = ()
-    offset = 0
-    for i, piece in enumerate(pieces):
+    for i, piece in enumerate(SGR.split(ansi)):
         if i % 2:
             codes = () if piece in ("0", "") else codes + (piece,)
         elif piece:
-            plain.append(piece)
-            style = _style(codes)
-            if style is not None:
-                spans.append(Span(offset, offset + len(piece), style))
-            offset += len(piece)
+            yield piece, _style(codes)
+
+
+def ansi_text(ansi: str) -> Text:
+    """plotext's ANSI as a rich Text; three times faster than `Text.from_ansi`."""
+    plain: list[str] = []
+    spans: list[Span] = []
+    offset = 0
+    for piece, style in _pieces(ansi):
+        plain.append(piece)
+        if style is not None:
+            spans.append(Span(offset, offset + len(piece), style))
+        offset += len(piece)
     return Text("".join(plain), spans=spans, no_wrap=True, end="")
+
+
+def ansi_rows(ansi: str) -> list[list[Segment]]:
+    """plotext's ANSI as one list of segments per row."""
+    rows: list[list[Segment]] = [[]]
+    for piece, style in _pieces(ansi):
+        first, *rest = piece.split("\n")
+        if first:
+            rows[-1].append(Segment(first, style))
+        for part in rest:
+            rows.append([Segment(part, style)] if part else [])
+    return rows
 
 
 @lru_cache(maxsize=512)

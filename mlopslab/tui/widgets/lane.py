@@ -8,13 +8,13 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Static
 
 from mlopslab.ml.pipeline import LEVELS
 from mlopslab.tui.palette import MARK_STYLES, SYNC_COLORS, version_color
 from mlopslab.tui.view import LaneView, RunView, series_key
 from mlopslab.tui.widgets.chart import Chart, line, thin, vline
 from mlopslab.tui.widgets.replicas import ReplicaStrip
+from mlopslab.tui.widgets.text import TextStatic
 
 LATENCY = (("p50", "#8fd3ff"), ("p95", "#ffd75f"), ("p99", "#ff7a7a"))
 ACCURACY_COLOR, DRIFT_COLOR, INJECTED_COLOR = "#6fd3a0", "#d98cff", "#ffb347"
@@ -89,7 +89,7 @@ class LanePanel(VerticalScroll, can_focus=True):
         self.border_title = lane
 
     def compose(self) -> ComposeResult:
-        yield Static(classes="lane-header")
+        yield TextStatic(classes="lane-header")
         yield ReplicaStrip(classes="replicas")
         yield Chart("latency ms", classes="latency")
         yield Chart("rollout: share per version", classes="rollout")
@@ -98,8 +98,10 @@ class LanePanel(VerticalScroll, can_focus=True):
             yield Chart("drift", classes="drift")
 
     def show(self, lane: LaneView, run: RunView) -> None:
-        self.border_title = f"{lane.name} ({lane.delivery}{f' · L{lane.level}' if run.levels else ''})"
-        self.query_one(".lane-header", Static).update(header(lane, run))
+        title = f"{lane.name} ({lane.delivery}{f' · L{lane.level}' if run.levels else ''})"
+        if title != self.border_title:  # setting a title repaints the whole column, every chart in it
+            self.border_title = title
+        self.query_one(".lane-header", TextStatic).show_text(header(lane, run))
         self.query_one(ReplicaStrip).show(lane)
         x0, x1 = span(run)
         show_latency(self.query_one(".latency", Chart), lane, (x0, x1))

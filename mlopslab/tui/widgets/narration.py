@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
+
+from mlopslab.tui.widgets.text import TextStatic
 
 
 def narration(lines: tuple[tuple[float, str], ...], errors: tuple[str, ...] = ()) -> Text:
@@ -20,11 +21,8 @@ def narration(lines: tuple[tuple[float, str], ...], errors: tuple[str, ...] = ()
     return text
 
 
-class Narration(Static):
+class Narration(TextStatic):
     """`show(lines, errors)`; errors first, then the lines, newest first."""
 
     def show(self, lines: tuple[tuple[float, str], ...], errors: tuple[str, ...] = ()) -> None:
-        key = (len(lines), len(errors))
-        if key != getattr(self, "_key", None):
-            self._key = key
-            self.update(narration(lines, errors))
+        self.show_text(narration(lines, errors))

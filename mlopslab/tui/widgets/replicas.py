@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
 from mlopslab.tui.palette import version_color
 from mlopslab.tui.view import LaneView
+from mlopslab.tui.widgets.text import TextStatic
 
 
 def strip(lane: LaneView) -> Text:
@@ -29,10 +29,10 @@ def strip(lane: LaneView) -> Text:
     return text
 
 
-class ReplicaStrip(Static):
+class ReplicaStrip(TextStatic):
     """`show(lane)`; ready replicas are filled with their version's colour, starting ones are dim."""
 
     DEFAULT_CSS = "ReplicaStrip { height: auto; }"
 
     def show(self, lane: LaneView) -> None:
-        self.update(strip(lane))
+        self.show_text(strip(lane))

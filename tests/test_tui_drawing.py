@@ -1,0 +1,112 @@
+"""What drawing costs: the run screen redraws what changed and lays the screen out only when a size changes.
+
+A layout of the whole screen is the most expensive thing Textual does for us (about 12–17 ms at 160×48),
+and the TUI runs on the machine whose latency it shows: these tests count layouts while data flows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.screen import Screen
+
+from mlopslab.tui.app import LabApp
+from mlopslab.tui.widgets.chart import Chart
+from mlopslab.tui.widgets.log import EventLog
+from mlopslab.tui.widgets.text import TextStatic
+
+RECORDED = Path(__file__).parent / "data" / "short-run" / "events.jsonl"
+
+
+@pytest.fixture
+def layouts(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """One entry per layout of a screen, from now on."""
+    calls: list[float] = []
+    original = Screen._refresh_layout
+
+    def counted(self: Screen, *args: object, **kwargs: object) -> None:
+        calls.append(1.0)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Screen, "_refresh_layout", counted)
+    return calls
+
+
+def test_a_playing_run_redraws_its_plots_and_log_without_laying_the_screen_out(layouts: list[float]) -> None:
+    async def drive() -> None:
+        app = LabApp(replay=RECORDED, at=2.0, speed=4.0, playing=False)   # traffic flows from 0 s
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            charts = list(app.screen.query(Chart))
+            log = app.screen.query_one(EventLog)
+            builds, lines = sum(c.builds for c in charts), len(log.lines)
+            await pilot.press("space")           # play at 4×: new windows, marks and events every tick
+            await pilot.pause(0.1)
+            before = len(layouts)
+            await asyncio.sleep(2.0)             # plain sleeps: the app's own timer draws (8 ticks a second)
+            during = len(layouts) - before
+            assert sum(c.builds for c in charts) >= builds + 8, "the plots did not redraw while playing"
+            assert len(log.lines) > lines, "the event log got no new lines while playing"
+            assert during <= 2, f"{during} layouts of the screen in 2 s of playback"
+            await pilot.press("q")
+
+    asyncio.run(drive())
+
+
+class _LogApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield EventLog(id="log")
+
+
+def test_the_event_log_scrolls_to_its_newest_line_without_a_layout_per_line(layouts: list[float]) -> None:
+    async def drive() -> None:
+        app = _LogApp()
+        async with app.run_test(size=(60, 10)) as pilot:
+            log = app.query_one(EventLog)
+            await pilot.pause()
+            entries: list[tuple[float, str, str | None, str]] = []
+            counts = []
+            for i in range(40):
+                entries.append((float(i), "commit", "push", f"sha=abc{i:03d} version=2"))
+                before = len(layouts)
+                log.show(tuple(entries))
+                await pilot.pause()
+                counts.append(len(layouts) - before)
+            assert len(log.lines) == 40
+            assert log.max_scroll_y == 40 - log.scrollable_content_region.height > 0
+            assert log.scroll_y == log.max_scroll_y, "the newest line is not in view"
+            assert log.show_vertical_scrollbar
+            assert sum(counts) <= 2, f"layouts per new line: {counts}"   # only when the scroll bar appears
+
+    asyncio.run(drive())
+
+
+class _TextApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield TextStatic(id="auto")
+
+
+def test_a_text_widget_lays_out_only_when_its_height_changes(layouts: list[float]) -> None:
+    async def drive() -> None:
+        app = _TextApp()
+        async with app.run_test(size=(40, 10)) as pilot:
+            widget = app.query_one(TextStatic)
+            widget.styles.height = "auto"
+            widget.show_text(Text("one line"))
+            await pilot.pause()
+            assert widget.size.height == 1
+            before = len(layouts)
+            widget.show_text(Text("another line"))         # same height: no layout
+            await pilot.pause()
+            assert len(layouts) == before
+            widget.show_text(Text("another line"))         # same text: not even a repaint
+            assert not widget._repaint_required
+            widget.show_text(Text("a line\nand a second one"))
+            await pilot.pause()
+            assert len(layouts) > before and widget.size.height == 2
+
+    asyncio.run(drive())
