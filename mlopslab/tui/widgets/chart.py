@@ -18,6 +18,7 @@ import plotext as plt
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -47,6 +48,7 @@ class Chart(Widget):
         self._message = "waiting for data"
         self._cache: tuple[Hashable, tuple[int, int], str] | None = None       # plotext's ANSI
         self._strips: tuple[Hashable, list[Strip]] | None = None
+        self._pass: list[Strip] | None = None
         self.builds = 0
 
     def plot(self, key: Hashable, paint: Painter, legend: list[tuple[str, str]] | None = None) -> None:
@@ -80,8 +82,15 @@ class Chart(Widget):
         text.no_wrap = True
         return text
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._pass = self.lines()  # once per pass, not once per row
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass = None
+
     def render_line(self, y: int) -> Strip:
-        lines = self.lines()
+        lines = self._pass if self._pass is not None else self.lines()
         return lines[y] if y < len(lines) else Strip.blank(self.content_size.width, self.rich_style)
 
     def lines(self) -> list[Strip]:
