@@ -57,6 +57,27 @@ def test_a_playing_run_redraws_its_plots_and_log_without_laying_the_screen_out(l
     asyncio.run(drive())
 
 
+def test_live_plots_redraw_at_most_once_per_plot_period() -> None:
+    """A live run rate-limits its plots (the header still follows every snapshot); shown here on a replay
+    given the live period, with the same data arriving as fast as the replay plays."""
+    async def drive() -> None:
+        app = LabApp(replay=RECORDED, at=2.0, speed=4.0, playing=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            screen.plot_period = 1.0
+            latency = screen.query_one("#lane-push .latency", Chart)
+            header = screen.query_one("#lane-push .lane-header", TextStatic)
+            builds, first = latency.builds, header._shown
+            await pilot.press("space")           # 4 s of the run per second: a new window every 2 ticks
+            await asyncio.sleep(2.0)
+            assert 1 <= latency.builds - builds <= 3, f"{latency.builds - builds} rebuilds in 2 s, period 1 s"
+            assert header._shown is not first and "req" in header._shown.plain
+            await pilot.press("q")
+
+    asyncio.run(drive())
+
+
 class _LogApp(App[None]):
     def compose(self) -> ComposeResult:
         yield EventLog(id="log")

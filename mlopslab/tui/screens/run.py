@@ -29,6 +29,7 @@ from mlopslab.tui.widgets.summary import SummaryTable
 from mlopslab.tui.widgets.text import TextStatic
 
 FPS = 8
+PLOT_PERIOD = 2.0   # live: a lane's plots redraw at most every 2 s, or at once when a mark appears
 NARROW = 120   # below this many columns the lanes become tabs
 SHORT = 36     # below this many rows the bottom panels shrink
 LIVE_ONLY = {"release", "manual_change", "kill", "drift", "retrain"}
@@ -45,11 +46,16 @@ class StatusBar(TextStatic):
     pass
 
 
-def _lane_key(lane: LaneView) -> tuple[Any, ...]:
-    """Changes when anything a lane panel draws changes."""
+def _header_key(lane: LaneView) -> tuple[Any, ...]:
+    """Changes when a lane's header or replica strip would change."""
     return (lane.sync, lane.head, lane.live_revision, lane.replicas, lane.requests, lane.errors, lane.changes,
-            lane.reverted, lane.pipeline_version, lane.retraining, series_key(lane.latency),
-            series_key(lane.shares), series_key(lane.drift), series_key(lane.accuracy), len(lane.marks))
+            lane.reverted, lane.pipeline_version, lane.retraining)
+
+
+def _plots_key(lane: LaneView) -> tuple[Any, ...]:
+    """Changes when a lane's plots would change."""
+    return (series_key(lane.latency), series_key(lane.shares), series_key(lane.drift), series_key(lane.accuracy),
+            len(lane.marks))
 
 
 def status(source: LiveRun | ReplayRun, view: RunView) -> Text:
@@ -111,7 +117,9 @@ class RunScreen(Screen):
         self.lanes = source.lane_names
         self.active_lane = self.lanes[0] if self.lanes else ""
         self.view: RunView | None = None
-        self._lane_keys: dict[str, Any] = {}
+        self._lane_keys: dict[str, tuple[Any, Any]] = {}   # lane -> (header key, plots key) drawn
+        self._plotted: dict[str, float] = {}                 # lane -> when its plots were last drawn
+        self.plot_period = PLOT_PERIOD if isinstance(source, LiveRun) else 0.0   # a replay measures nothing
         self._last = time.monotonic()
         self._finished_seen = False
         self._error_shown = False
@@ -162,10 +170,10 @@ class RunScreen(Screen):
     def refresh_view(self) -> None:
         """One tick: take a snapshot and redraw only what changed, inside one batch.
 
-        Drawing costs CPU on the machine that measures the lanes (see benchmarks/README.md): a lane is
-        redrawn only when its data changed (about once a second), every lane that changed in the same
-        tick (one screen update instead of one per lane), and nothing asks for a new layout unless a size
-        really changes (a layout of the whole screen costs more than a plot).
+        Drawing costs CPU on the machine that measures the lanes (see benchmarks/README.md): a lane's
+        header is redrawn when it changes, its plots in a live run at most every PLOT_PERIOD seconds (at
+        once when a mark appears: commit, detected, applied, done, alarm), all in one screen update, and
+        nothing asks for a new layout unless a size really changes (a layout costs more than a plot).
         """
         now = time.monotonic()
         elapsed, self._last = now - self._last, now
@@ -176,13 +184,21 @@ class RunScreen(Screen):
         view = self.source.view()
         self._ticks += 1
         self.view = view
-        keys = {lane.name: _lane_key(lane) for lane in view.lanes if lane.name in self.lanes}
-        dirty = [name for name, key in keys.items() if self._lane_keys.get(name) != key]
         with self.app.batch_update():
             self.query_one(StatusBar).show_text(status(self.source, view))
-            for name in dirty:
-                self._show_lane(name, view)
-                self._lane_keys[name] = keys[name]
+            for lane in view.lanes:
+                if lane.name not in self.lanes:
+                    continue
+                header, plots = _header_key(lane), _plots_key(lane)
+                drawn_header, drawn_plots = self._lane_keys.get(lane.name, (None, None))
+                redraw_plots = plots != drawn_plots and (
+                    drawn_plots is None or plots[-1] != drawn_plots[-1]
+                    or now - self._plotted.get(lane.name, 0.0) >= self.plot_period)
+                if redraw_plots or header != drawn_header:
+                    self.query_one(f"#lane-{lane.name}", LanePanel).show(lane, view, plots=redraw_plots)
+                if redraw_plots:
+                    self._plotted[lane.name] = now
+                self._lane_keys[lane.name] = (header, plots if redraw_plots else drawn_plots)
             self._show_rest(view)
 
     def draw(self, view: RunView) -> None:

@@ -97,12 +97,15 @@ class LanePanel(VerticalScroll, can_focus=True):
             yield Chart("accuracy", classes="accuracy")
             yield Chart("drift", classes="drift")
 
-    def show(self, lane: LaneView, run: RunView) -> None:
+    def show(self, lane: LaneView, run: RunView, plots: bool = True) -> None:
+        """Header and replicas from the snapshot; the plots too unless `plots` is False."""
         title = f"{lane.name} ({lane.delivery}{f' · L{lane.level}' if run.levels else ''})"
         if title != self.border_title:  # setting a title repaints the whole column, every chart in it
             self.border_title = title
         self.query_one(".lane-header", TextStatic).show_text(header(lane, run))
         self.query_one(ReplicaStrip).show(lane)
+        if not plots:
+            return
         x0, x1 = span(run)
         show_latency(self.query_one(".latency", Chart), lane, (x0, x1))
         show_rollout(self.query_one(".rollout", Chart), lane, (x0, x1))
