@@ -46,16 +46,17 @@ class StatusBar(TextStatic):
     pass
 
 
-def _header_key(lane: LaneView) -> tuple[Any, ...]:
+def _header_key(lane: LaneView, view: RunView) -> tuple[Any, ...]:
     """Changes when a lane's header or replica strip would change."""
     return (lane.sync, lane.head, lane.live_revision, lane.replicas, lane.requests, lane.errors, lane.changes,
-            lane.reverted, lane.pipeline_version, lane.retraining)
+            lane.reverted, lane.pipeline_version, lane.retraining, view.levels)
 
 
-def _plots_key(lane: LaneView) -> tuple[Any, ...]:
-    """Changes when a lane's plots would change."""
+def _plots_key(lane: LaneView, view: RunView) -> tuple[Any, ...]:
+    """Changes when a lane's plots would change; its last item, the marks (commit, detected, applied, done,
+    alarms, injected drift, retrains), changes only when one appears."""
     return (series_key(lane.latency), series_key(lane.shares), series_key(lane.drift), series_key(lane.accuracy),
-            len(lane.marks))
+            (len(lane.marks), len(view.drifts), len(view.alarms), len(view.retrains)))
 
 
 def status(source: LiveRun | ReplayRun, view: RunView) -> Text:
@@ -189,7 +190,7 @@ class RunScreen(Screen):
             for lane in view.lanes:
                 if lane.name not in self.lanes:
                     continue
-                header, plots = _header_key(lane), _plots_key(lane)
+                header, plots = _header_key(lane, view), _plots_key(lane, view)
                 drawn_header, drawn_plots = self._lane_keys.get(lane.name, (None, None))
                 redraw_plots = plots != drawn_plots and (
                     drawn_plots is None or plots[-1] != drawn_plots[-1]
