@@ -8,7 +8,7 @@
    pseudo-terminal of 160×48 (Textual's terminal driver writing every frame, which this script reads and
    throws away, as a terminal would draw it), in ABBA order, each in a fresh process. Per lane, the 1 s
    windows' p99 of all rounds are pooled per mode; the ratio of their medians TUI / headless is reported
-   with a 95 % bootstrap interval — target within 10 %. (One run's p99 moves by ±10 % from run to run on
+   with a 95 % bootstrap interval (runs resampled, then windows within them) — target within 10 %. (One run's p99 moves by ±10 % from run to run on
    this machine, so a median over a few runs is not enough to see a 10 % effect.)
 
     python benchmarks/bench_tui.py [--events tests/data/short-run/events.jsonl] [--duration 20] [--rounds 2] [--skip-live]
@@ -168,17 +168,25 @@ def _result(results: Path, cpu: float) -> dict[str, Any]:
             "windows": windows, CPU: cpu}
 
 
-def pooled_ratio(tui: list[float], headless: list[float], resamples: int = 4000) -> tuple[float, float, float]:
-    """Median window p99 with the TUI over the same without, all rounds pooled, and a 95 % bootstrap interval
-    (windows resampled within each mode)."""
+def pooled_ratio(tui: list[list[float]], headless: list[list[float]], resamples: int = 4000) -> tuple[float, float, float]:
+    """Median window p99 with the TUI over the same without, each mode's runs pooled, and a 95 % bootstrap
+    interval that resamples runs, then windows within each run (windows of one run are not independent:
+    a run's level moves by about ±10 % from run to run)."""
     import numpy as np
 
     rng = np.random.default_rng(0)
-    a, b = np.asarray(tui), np.asarray(headless)
-    ratios = (np.median(rng.choice(a, (resamples, a.size)), axis=1)
-              / np.median(rng.choice(b, (resamples, b.size)), axis=1))
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return float(np.median(a) / np.median(b)), float(low), float(high)
+
+    def medians(runs: list[list[float]]) -> np.ndarray:
+        arrays = [np.asarray(run) for run in runs if run]
+        out = np.empty(resamples)
+        for i in range(resamples):
+            picked = [arrays[k] for k in rng.integers(0, len(arrays), len(arrays))]
+            out[i] = np.median(np.concatenate([rng.choice(a, a.size) for a in picked]))
+        return out
+
+    point = float(np.median(np.concatenate(tui)) / np.median(np.concatenate(headless)))
+    low, high = np.percentile(medians(tui) / medians(headless), [2.5, 97.5])
+    return point, float(low), float(high)
 
 
 def main() -> int:
@@ -213,8 +221,9 @@ def main() -> int:
             f"{mode} {[round(r['p99'][lane], 2) for r in rs for lane in lanes]}" for mode, rs in runs.items()))
         ratios = {}
         for lane in lanes:
-            pooled = {mode: [w for r in rs for w in r["windows"].get(lane, [])] for mode, rs in runs.items()}
-            ratio, low, high = pooled_ratio(pooled["tui"], pooled["headless"])
+            per_run = {mode: [r["windows"].get(lane, []) for r in rs] for mode, rs in runs.items()}
+            pooled = {mode: [w for run in windows for w in run] for mode, windows in per_run.items()}
+            ratio, low, high = pooled_ratio(per_run["tui"], per_run["headless"])
             ratios[lane] = ratio
             print(f"p99 {lane}: headless {statistics.median(pooled['headless']):.2f} ms, TUI open "
                   f"{statistics.median(pooled['tui']):.2f} ms ({len(pooled['headless'])} and {len(pooled['tui'])} "

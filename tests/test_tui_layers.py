@@ -12,7 +12,7 @@ import pytest
 import mlopslab
 from mlopslab.tui.app import LabApp
 from mlopslab.tui.export import export_svg
-from mlopslab.tui.widgets.chart import Chart, ansi_text
+from mlopslab.tui.widgets.chart import Chart, ansi_rows
 
 PACKAGE = Path(mlopslab.__file__).parent
 RECORDED = Path(__file__).parent / "data" / "short-run" / "events.jsonl"
@@ -32,11 +32,12 @@ def test_the_domain_never_imports_textual() -> None:
 
 
 def test_plotext_ansi_keeps_text_and_foreground_drops_background() -> None:
-    text = ansi_text("\x1b[0m\x1b[38;2;1;2;3;48;5;0mab\x1b[0mc\x1b[1;31md")
-    assert text.plain == "abcd"
-    assert [s.style.color.name for s in text.spans] == ["rgb(1,2,3)", "color(1)"]
-    assert text.spans[1].style.bold
-    assert all(s.style.bgcolor is None for s in text.spans)
+    rows = ansi_rows("\x1b[0m\x1b[38;2;1;2;3;48;5;0mab\x1b[0mc\x1b[1;31md\ne")
+    assert ["".join(segment.text for segment in row) for row in rows] == ["abcd", "e"]
+    styled = [segment for segment in rows[0] if segment.style is not None]
+    assert [segment.style.color.name for segment in styled] == ["rgb(1,2,3)", "color(1)"]
+    assert styled[1].style.bold
+    assert all(segment.style.bgcolor is None for segment in styled)
 
 
 def test_drift_plot_appears_once_drift_is_measured(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from textual.widgets import Footer, Tab, TabbedContent, TabPane, Tabs
 
 from mlopslab.tui.sources import LiveRun, ReplayRun
 from mlopslab.tui.view import LaneView, RunView, series_key
-from mlopslab.tui.widgets.lane import LanePanel
+from mlopslab.tui.widgets.lane import LanePanel, span
 from mlopslab.tui.widgets.log import EventLog
 from mlopslab.tui.widgets.narration import Narration
 from mlopslab.tui.widgets.summary import SummaryTable
@@ -48,15 +48,16 @@ class StatusBar(TextStatic):
 
 def _header_key(lane: LaneView, view: RunView) -> tuple[Any, ...]:
     """Changes when a lane's header or replica strip would change."""
-    return (lane.sync, lane.head, lane.live_revision, lane.replicas, lane.requests, lane.errors, lane.changes,
-            lane.reverted, lane.pipeline_version, lane.retraining, view.levels)
+    return (lane.sync, lane.head, lane.head_version, lane.live_revision, lane.live_version, lane.replicas,
+            lane.requests, lane.errors, lane.changes, lane.reverted, lane.pipeline_version, lane.retraining,
+            view.levels)
 
 
 def _plots_key(lane: LaneView, view: RunView) -> tuple[Any, ...]:
     """Changes when a lane's plots would change; its last item, the marks (commit, detected, applied, done,
     alarms, injected drift, retrains), changes only when one appears."""
     return (series_key(lane.latency), series_key(lane.shares), series_key(lane.drift), series_key(lane.accuracy),
-            (len(lane.marks), len(view.drifts), len(view.alarms), len(view.retrains)))
+            span(view), (len(lane.marks), len(view.drifts), len(view.alarms), len(view.retrains)))
 
 
 def status(source: LiveRun | ReplayRun, view: RunView) -> Text:

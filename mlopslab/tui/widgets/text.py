@@ -22,7 +22,10 @@ class TextStatic(Static):
         self._shown = text
         height = self.styles.height
         if height is None or not height.is_auto or not self.size.width:
-            self.update(text, layout=not self.size.width)  # fixed height (or not laid out yet: lay it out)
+            # Fixed height: no layout. Not laid out yet: lay it out, unless it is hidden (a lane in another
+            # tab), which gets its layout when it is shown.
+            hidden = any(not node.display for node in self.ancestors_with_self)
+            self.update(text, layout=not self.size.width and not hidden)
             return
         before = self.content_size.height
         self.update(text, layout=False)
