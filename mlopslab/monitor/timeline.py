@@ -92,6 +92,7 @@ class RunState:
         self.alarms: list[dict[str, Any]] = []
         self.retrains: dict[str, dict[str, Any]] = {}   # retrain id -> phases (t), outcome, timings
         self.pipeline_changes: list[dict[str, Any]] = []  # pipeline_accepted / pipeline_rejected events
+        self.applied = 0   # events applied so far: a reader can tell at a glance whether anything changed
 
     def rel(self, t: float) -> float:
         return round(t - (self.start or 0.0), 4)
@@ -102,6 +103,7 @@ class RunState:
         return self.lanes[name]
 
     def apply(self, event: dict[str, Any]) -> None:
+        self.applied += 1
         kind = event["kind"]
         t = self.rel(event["t"]) if self.start is not None else 0.0
         self.now = max(self.now, t)

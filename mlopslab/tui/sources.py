@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from mlopslab.monitor.timeline import RunState
 from mlopslab.scenario import Scenario
 from mlopslab.tui import view as views
 from mlopslab.tui.replay import Playback
@@ -28,6 +29,7 @@ class LiveRun:
         self.results_dir = self.lab.dir
         self.error: str | None = None
         self.done = threading.Event()
+        self._taken: tuple[int, views.RunView] = (-1, views.EMPTY)
 
     @property
     def title(self) -> str:
@@ -62,7 +64,15 @@ class LiveRun:
             self.done.set()
 
     def view(self) -> views.RunView:
-        return self.lab.snapshot(views.take)
+        """A copy of the run's state; the same object as last time if no event arrived since."""
+        def take(state: RunState) -> tuple[int, views.RunView | None]:
+            return state.applied, (views.take(state) if state.applied != self._taken[0] else None)
+
+        applied, view = self.lab.snapshot(take)
+        if view is None:
+            return self._taken[1]
+        self._taken = (applied, view)
+        return view
 
     # --- actions (call from a thread worker: each is real work on git, MLflow or processes) ----------------
     def release(self) -> str:

@@ -121,6 +121,7 @@ class RunScreen(Screen):
         self.view: RunView | None = None
         self._lane_keys: dict[str, tuple[Any, Any]] = {}   # lane -> (header key, plots key) drawn
         self._plotted: dict[str, float] = {}                 # lane -> when its plots were last drawn
+        self._deferred = False                               # some lane's new data waits for its plot period
         self.plot_period = PLOT_PERIOD if isinstance(source, LiveRun) else 0.0   # a replay measures nothing
         self._last = time.monotonic()
         self._finished_seen = False
@@ -185,7 +186,12 @@ class RunScreen(Screen):
             self.source.tick(elapsed)
         view = self.source.view()
         self._ticks += 1
+        unseen_error = bool(getattr(self.source, "error", None)) and not self._error_shown
+        if view is self.view and not self._deferred and not unseen_error:  # no event since the last tick
+            self.query_one(StatusBar).show_text(status(self.source, view))  # the phase can change without events
+            return
         self.view = view
+        self._deferred = False
         with self.app.batch_update():
             self.query_one(StatusBar).show_text(status(self.source, view))
             for lane in view.lanes:
@@ -200,6 +206,8 @@ class RunScreen(Screen):
                     self.query_one(f"#lane-{lane.name}", LanePanel).show(lane, view, plots=redraw_plots)
                 if redraw_plots:
                     self._plotted[lane.name] = now
+                elif plots != drawn_plots:
+                    self._deferred = True   # new data waits for the plot period: check again next tick
                 self._lane_keys[lane.name] = (header, plots if redraw_plots else drawn_plots)
             self._show_rest(view)
 
