@@ -216,13 +216,8 @@ class RunScreen(Screen):
         self.query_one(StatusBar).show_text(status(self.source, view))
         for lane in view.lanes:
             if lane.name in self.lanes:
-                self._show_lane(lane.name, view)
+                self.query_one(f"#lane-{lane.name}", LanePanel).show(lane, view)
         self._show_rest(view)
-
-    def _show_lane(self, name: str, view: RunView) -> None:
-        lane = view.lane(name)
-        if lane is not None:
-            self.query_one(f"#lane-{name}", LanePanel).show(lane, view)
 
     def _show_rest(self, view: RunView) -> None:
         """Narration, the event log, a failed run's error, and the summary once the run ends."""

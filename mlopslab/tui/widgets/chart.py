@@ -10,7 +10,7 @@ on the CPU the lab measures latency with.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from functools import lru_cache
 from typing import Any
 
@@ -162,21 +162,16 @@ class Chart(Widget):
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
 
-def _pieces(ansi: str) -> Iterator[tuple[str, Style | None]]:
-    """plotext's ANSI as (text, style) runs, foreground and bold only (the terminal's background stays).
-    plotext writes a reset before every run of cells, so the codes since the last reset are the style."""
+def ansi_rows(ansi: str) -> list[list[Segment]]:
+    """plotext's ANSI as one list of segments per row, foreground and bold only (the terminal's background
+    stays). plotext writes a reset before every run of cells, so the codes since the last reset are the style."""
+    rows: list[list[Segment]] = [[]]
     codes: tuple[str, ...] = ()
     for i, piece in enumerate(SGR.split(ansi)):
         if i % 2:
             codes = () if piece in ("0", "") else codes + (piece,)
-        elif piece:
-            yield piece, _style(codes)
-
-
-def ansi_rows(ansi: str) -> list[list[Segment]]:
-    """plotext's ANSI as one list of segments per row."""
-    rows: list[list[Segment]] = [[]]
-    for piece, style in _pieces(ansi):
+            continue
+        style = _style(codes)
         first, *rest = piece.split("\n")
         if first:
             rows[-1].append(Segment(first, style))
