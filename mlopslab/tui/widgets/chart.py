@@ -46,8 +46,7 @@ class Chart(Widget):
         self._key: Hashable = None
         self._paint: Painter | None = None
         self._message = "waiting for data"
-        self._cache: tuple[Hashable, tuple[int, int], str] | None = None       # plotext's ANSI
-        self._strips: tuple[Hashable, list[Strip]] | None = None
+        self._strips: tuple[Hashable, list[Strip]] | None = None   # (what they show, the rows drawn)
         self._pass: list[Strip] | None = None
         self.builds = 0
 
@@ -68,7 +67,7 @@ class Chart(Widget):
 
     def drop_cache(self) -> None:
         """Forget the built figure (the benchmark times a rebuild from scratch)."""
-        self._cache = self._strips = None
+        self._strips = None
 
     def render(self) -> Text:
         """Exactly what `render_line` draws, as a rich Text (for tests, and anything that wants text)."""
@@ -105,7 +104,7 @@ class Chart(Widget):
             lines = [line.apply_style(base) for line in self._text_lines(self.heading(width), width)]
             marks = base + BOLD  # plotext leaves text (the mark glyphs) unstyled: bold, like the title
             lines += [Strip(row).adjust_cell_length(width).apply_style(marks)
-                      for row in ansi_rows(self.figure(width, height))]
+                      for row in ansi_rows(self.build(width, height))]
         lines = lines[:height]
         self._strips = (key, lines)
         return lines
@@ -137,17 +136,8 @@ class Chart(Widget):
         text.truncate(max(width, 1), overflow="ellipsis")
         return text
 
-    def figure(self, width: int, height: int) -> str:
-        """plotext's ANSI for the plot area (all but the heading row), built once per data key and size."""
-        size = (width, height)
-        if self._cache is not None and self._cache[0] == self._key and self._cache[1] == size:
-            return self._cache[2]
-        ansi = self.build(width, height)
-        self._cache = (self._key, size, ansi)
-        return ansi
-
     def build(self, width: int, height: int) -> str:
-        """Builds the figure now, on the UI thread (plotext's figure is one global; the benchmark calls this)."""
+        """plotext's ANSI for the plot area (all but the heading row), built now on the UI thread (its figure is one global)."""
         assert self._paint is not None
         fig = plt.figure
         fig.clear()
