@@ -72,13 +72,28 @@ def _load(name: str) -> Any:
         raise SystemExit(2) from None
 
 
+def _cut(sc: Any, seconds: float) -> Any:
+    """`--duration`: refused unless it is a real run length; says which timeline entries it leaves out."""
+    from mlopslab import scenario
+
+    try:
+        sc, dropped = scenario.with_duration(sc, seconds)
+    except scenario.ScenarioError as exc:
+        print(f"mlopslab: --duration: {exc.problems[0].message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for event in dropped:
+        print(f"mlopslab: --duration {seconds:g} leaves out the timeline entry at {event.at:g} s "
+              f"({event.action}, line {event.line})", file=sys.stderr)
+    return sc
+
+
 def _validate(args: argparse.Namespace) -> int:
     from mlopslab import scenario
 
     failed = False
     for name in args.files:
         try:
-            sc = scenario.load(name)
+            sc = scenario.load(scenario.find(name))
             print(f"{name}: ok ({sc.name}: {len(sc.lanes)} lanes, {len(sc.timeline)} timeline events)")
         except scenario.ScenarioError as exc:
             failed = True
@@ -122,11 +137,9 @@ def _progress(event: dict[str, Any], start: list[float]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     sc = _load(args.scenario)
-    if args.duration:
-        sc = replace(sc, duration=args.duration)
+    if args.duration is not None:
+        sc = _cut(sc, args.duration)
     from mlopslab import report
     from mlopslab.lab import Lab, LabError, new_results_dir
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 
 from textual.app import App
@@ -91,7 +93,7 @@ def run_app(scenario: str | None = None, files: list[Path] | None = None) -> int
             loaded = scenarios.load(scenarios.find(scenario))
         except scenarios.ScenarioError as exc:
             for problem in exc.problems:
-                print(problem)
+                print(problem, file=sys.stderr)
             return 2
     app = LabApp(scenario=loaded, files=files)
     try:
