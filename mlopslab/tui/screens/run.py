@@ -113,6 +113,8 @@ class RunScreen(Screen):
         Binding("s", "export", "svg", tooltip="save an SVG screenshot into the results directory"),
     ]
 
+    clock = staticmethod(time.monotonic)  # the one clock of drawing decisions; tests step their own
+
     def __init__(self, source: LiveRun | ReplayRun) -> None:
         super().__init__()
         self.source = source
@@ -123,7 +125,7 @@ class RunScreen(Screen):
         self._plotted: dict[str, float] = {}                 # lane -> when its plots were last drawn
         self._deferred = False                               # some lane's new data waits for its plot period
         self.plot_period = PLOT_PERIOD if isinstance(source, LiveRun) else 0.0   # a replay measures nothing
-        self._last = time.monotonic()
+        self._last = self.clock()
         self._finished_seen = False
         self._error_shown = False
         self._ticks = 0
@@ -178,7 +180,7 @@ class RunScreen(Screen):
         once when a mark appears: commit, detected, applied, done, alarm), all in one screen update, and
         nothing asks for a new layout unless a size really changes (a layout costs more than a plot).
         """
-        now = time.monotonic()
+        now = self.clock()
         elapsed, self._last = now - self._last, now
         if not self.is_current:
             return
@@ -287,7 +289,7 @@ class RunScreen(Screen):
     def action_space(self) -> None:
         if isinstance(self.source, ReplayRun):
             self.source.playback.toggle()
-            self._last = time.monotonic()  # playing resumes from now, not from the last tick
+            self._last = self.clock()  # playing resumes from now, not from the last tick
             self.refresh_view()
         elif self._ready():
             self.source.toggle_traffic()
