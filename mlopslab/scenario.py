@@ -439,11 +439,9 @@ def find(name_or_path: str, search: Path | None = None) -> Path:
 
 
 def shipped_dir() -> Path:
-    """The shipped scenarios: ./scenarios when run from a checkout, else the package's copy."""
-    here = Path.cwd() / "scenarios"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent / "scenarios"
+    """The shipped scenarios: package data (`mlopslab/scenarios`, a link to the checkout's `scenarios/`),
+    so an installed wheel finds them from any directory."""
+    return Path(__file__).resolve().parent / "scenarios"
 
 
 def shipped() -> list[Path]:
