@@ -39,7 +39,7 @@ def summarise(state: RunState) -> dict[str, Any]:
                 "worst_1s_p99_during_rollout_ms": max(release.latencies_during) if release.latencies_during else None,
                 "failed": release.failed,
             })
-        changes = [{"at": round(c.at, 3), "change": c.change,
+        changes = [{"at": round(c.at, 3), "change": c.change, "reverted_by": c.reverted_by,
                     "reverted_after": None if c.reverted is None else round(c.reverted - c.at, 3)}
                    for c in lane.changes]
         p = [row[3] for row in lane.latency]
@@ -128,9 +128,10 @@ def rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         out.append(["  worst 1 s p99 during rollout"] + [_fmt(r["worst_1s_p99_during_rollout_ms"], " ms") if r else "—"
                                               for r in per_lane])
     out.append(_section("live changes", names))
-    out.append(["  self-heal (changed → reverted)"] + [
-        ", ".join(_fmt(c["reverted_after"]) if c["reverted_after"] is not None else "never"
-                  for c in lanes[n]["live_changes"]) or "—" for n in names])
+    out.append(["  changed → reverted (by whom)"] + [
+        ", ".join(f"{_fmt(c['reverted_after'])} ({c.get('reverted_by') or 'self-heal'})"
+                  if c["reverted_after"] is not None else "never" for c in lanes[n]["live_changes"]) or "—"
+        for n in names])
     loop = summary.get("ml_loop") or {}
     if any(lane.get("retrains") for lane in loop.values()):
         out += _ml_loop_rows(loop, names)

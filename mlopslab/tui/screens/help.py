@@ -13,8 +13,9 @@ from textual.widgets import Static
 from mlopslab.tui.palette import MARK_STYLES, SYNC_COLORS, VERSION_COLORS
 
 SYNC_MEANING = {
-    "Synced": "live state matches the repo's HEAD",
-    "OutOfSync": "the repo has a change not applied yet, or live was changed by hand",
+    "Synced": "the live deployment is what the lane's last commit asks for (version, replicas, template); "
+              "`desired` and `live` name the lane's commit on each side",
+    "OutOfSync": "the lane's last commit is not applied yet, or live was changed by hand",
     "Progressing": "a rollout is under way",
     "Degraded": "the rollout failed (progress deadline) or replicas are unhealthy",
 }

@@ -33,7 +33,7 @@ def header(lane: LaneView, run: RunView) -> Text:
     text.append(lane.name, style="bold")
     text.append(f"  {lane.delivery} · {env}  ", style="#b0b0b0")
     text.append(f"● {lane.sync}", style=f"bold {sync_color}")
-    text.append("\nrepo HEAD ", style="#b0b0b0")
+    text.append("\ndesired ", style="#b0b0b0")
     text.append(_revision(lane.head, lane.head_version))
     text.append("  live ", style="#b0b0b0")
     text.append(_revision(lane.live_revision, lane.live_version))
@@ -117,6 +117,19 @@ class LanePanel(VerticalScroll, can_focus=True):
         self.query_one(".ml").set_class(not accuracy.has_data and not drift.has_data, "-empty")
 
 
+STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300)   # seconds between time-axis ticks
+
+
+def time_axis(fig: Any, xs: tuple[float, float], most: int = 7) -> None:
+    """The time axis from xs[0] to xs[1], ticked at whole multiples of a round step (0 10 20 … 60): plotext's
+    own ticks split the span evenly, so they land on 20.1, 30.1 and lose one to rounding as the span grows."""
+    fig.ruler("x").lim(*xs)
+    step = next((s for s in STEPS if (xs[1] - xs[0]) / s <= most), STEPS[-1])
+    first = -(-xs[0] // step) * step
+    ticks = [first + i * step for i in range(int((xs[1] - first) // step) + 1)]
+    fig.ruler("x").ticks(ticks, [f"{tick:g}" for tick in ticks])
+
+
 def _visible(series: tuple[Any, ...], x0: float) -> list[Any]:
     return thin([p for p in series if p[0] >= x0], 400)
 
@@ -164,7 +177,7 @@ def show_latency(chart: Chart, lane: LaneView, xs: tuple[float, float]) -> None:
         x = [p[0] for p in points]
         for i, (label, color) in enumerate(LATENCY, start=1):
             line(fig, x, [p[i] for p in points], color)
-        fig.ruler("x").lim(*xs)
+        time_axis(fig, xs)
         fig.ruler("y").lim(0, None)
 
     chart.plot((series_key(lane.latency), xs), paint, list(LATENCY))
@@ -184,7 +197,7 @@ def show_rollout(chart: Chart, lane: LaneView, xs: tuple[float, float]) -> None:
         for version in versions:
             line(fig, x, [shares.get(version, 0.0) for _, shares in points], version_color(version))
         _marks(fig, marks, 1.12, _cell(chart, xs))
-        fig.ruler("x").lim(*xs)
+        time_axis(fig, xs)
         fig.ruler("y").lim(0, 1.2)
         fig.ruler("y").ticks([0, 0.5, 1], ["0", "½", "1"])
 
@@ -211,7 +224,7 @@ def show_accuracy(chart: Chart, lane: LaneView, run: RunView, xs: tuple[float, f
         for t in injected:
             vline(fig, t, INJECTED_COLOR)
         _marks(fig, marks, 1.0 + (1.0 - low) * 0.12, _cell(chart, xs))
-        fig.ruler("x").lim(*xs)
+        time_axis(fig, xs)
         fig.ruler("y").lim(low, 1.0 + (1.0 - low) * 0.2)
         ticks = [low, round((low + 1) / 2, 2), 1.0]
         fig.ruler("y").ticks(ticks, [f"{tick:g}" for tick in ticks])
@@ -239,7 +252,7 @@ def show_drift(chart: Chart, lane: LaneView, run: RunView, xs: tuple[float, floa
             vline(fig, t, INJECTED_COLOR)
         for t in alarms:
             vline(fig, t, MARK_STYLES["alarm"][1])
-        fig.ruler("x").lim(*xs)
+        time_axis(fig, xs)
         fig.ruler("y").lim(0, None)
 
     chart.plot((series_key(lane.drift), len(alarms), len(injected), xs), paint,

@@ -32,7 +32,7 @@ STEPS = (("detect", "detect"), ("wait_labels", "labels"), ("train", "train"), ("
          ("deliver", "deliver"))
 FIELD = re.compile(r"(\w+)=(.*?)(?= \w+=|$)")
 
-Entry = tuple[float, str, "str | None", str]
+Entry = tuple["float | None", str, "str | None", str]   # t None: during the setup, before the scenario clock
 
 
 def fields(detail: str) -> dict[str, str]:
@@ -142,7 +142,7 @@ def describe(kind: str, detail: str, run: RunView | None = None, t: float | None
 
 def line(entry: Entry, run: RunView | None = None) -> Text:
     t, kind, lane, detail = entry
-    text = Text(f"{t:7.1f}s ", style="#8a8a8a")
+    text = Text("  setup  " if t is None else f"{t:7.1f}s ", style="#8a8a8a")
     text.append(f"{(lane or 'lab'):8.8} ", style="bold" if lane else "#8a8a8a")
     text.append(f"{kind:16} ", style=KIND_STYLES.get(kind, SYNC_COLORS["Unknown"]))
     text.append(describe(kind, detail, run, t, lane), style="#c8c8c8")

@@ -1,0 +1,100 @@
+"""What a class sees is true: lane headers compare like with like, one clock for every time shown, manual
+changes counted whoever undid them, and a time axis with every tick."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+from mlopslab import report
+from mlopslab.monitor.timeline import RunState
+from mlopslab.tui.app import LabApp
+from mlopslab.tui.view import take
+from mlopslab.tui.widgets.chart import Chart
+from mlopslab.tui.widgets.lane import header
+from mlopslab.tui.widgets.log import line
+
+RECORDED = Path(__file__).parent / "data" / "short-run" / "events.jsonl"
+V1, V2, V3 = "1" * 40, "2" * 40, "3" * 40
+
+
+def _state(*events: dict[str, Any]) -> RunState:
+    state = RunState()
+    lanes = [{"name": "a", "delivery": "push", "replicas": 2}, {"name": "b", "delivery": "pull", "replicas": 2}]
+    state.apply({"t": 0.0, "kind": "lab_prepared", "lane": None, "scenario": {"name": "s", "duration": 60},
+                 "lanes": lanes})
+    for event in events:
+        state.apply({"lane": None, **event})
+    return state
+
+
+def _commit(t: float, sha: str, version: int, lanes: list[str]) -> dict[str, Any]:
+    return {"t": t, "kind": "commit", "sha": sha, "version": version, "lanes": lanes}
+
+
+def test_lane_header_names_the_lanes_own_commit_on_both_sides_when_a_later_commit_touched_only_other_lanes() -> None:
+    state = _state(_commit(1.0, V1, 1, ["a", "b"]), {"t": 2.0, "kind": "run_started"},
+                   _commit(3.0, V2, 2, ["a", "b"]), _commit(5.0, V3, 3, ["b"]),
+                   # a's CI runs again on b's commit and applies the repo's HEAD: a's manifests are still V2's
+                   {"t": 6.0, "kind": "apply_started", "lane": "a", "sha": V3, "revision": V3, "version": 2},
+                   {"t": 6.5, "kind": "sync", "lane": "a", "state": "Synced", "head": V2, "live": V3,
+                    "live_version": "2"})
+    view = take(state)
+    text = header(view.lane("a"), view).plain
+    assert "desired 2222222 v2  live 2222222 v2" in text
+    assert "3333333" not in text
+
+
+def test_event_log_shows_times_on_the_scenario_clock_and_the_setup_as_setup() -> None:
+    state = _state({"t": 1.0, "kind": "model_registered", "version": 1, "accuracy": 0.9},
+                   {"t": 5.0, "kind": "run_started"},
+                   {"t": 7.6, "kind": "traffic_100", "lane": "a", "version": 1, "at": 7.5022})
+    view = take(state)
+    setup = [entry for entry in view.log if entry[1] == "model_registered"][0]
+    assert line(setup).plain.split()[0] == "setup"
+    traffic = [entry for entry in view.log if entry[1] == "traffic_100"][0]
+    assert line(traffic).plain.split()[0] == "2.6s"
+    assert "at=2.50" in line(traffic).plain and "7.50" not in line(traffic).plain
+
+
+def _changed_then(*undo: dict[str, Any]) -> tuple[RunState, list[str]]:
+    state = _state(_commit(1.0, V1, 1, ["a", "b"]), {"t": 2.0, "kind": "run_started"},
+                   {"t": 12.0, "kind": "live_change", "lane": "a", "change": {"replicas": 1}, "by": "human"},
+                   {"t": 12.0, "kind": "live_change", "lane": "b", "change": {"replicas": 1}, "by": "human"},
+                   *undo)
+    _, rows = report.rows(report.summarise(state))
+    row = next(r for r in rows if r[0].strip().startswith("changed → reverted"))
+    return state, row[1:]
+
+
+def test_a_manual_change_undone_by_the_next_apply_counts_as_reverted_and_says_who() -> None:
+    state, cells = _changed_then(
+        _commit(13.0, V2, 2, ["b"]),
+        {"t": 14.5, "kind": "apply_started", "lane": "a", "sha": V2, "revision": V2, "version": 1},
+        {"t": 14.7, "kind": "live_reverted", "lane": "b", "revision": V1})
+    view = take(state)
+    assert (view.lane("a").changes, view.lane("a").reverted) == (1, 1)
+    assert cells == ["2.50s (next apply)", "2.70s (agent self-heal)"]
+
+
+def test_a_manual_change_nobody_undid_reads_never() -> None:
+    _, cells = _changed_then()
+    assert cells == ["never", "never"]
+
+
+def _axis_numbers(chart: Chart) -> list[str]:
+    last = chart.render().plain.splitlines()[-1]
+    return re.findall(r"\d+(?:\.\d+)?", last)
+
+
+def test_the_time_axis_keeps_every_round_tick_once_the_run_has_ended() -> None:
+    async def drive() -> list[str]:
+        app = LabApp(replay=RECORDED, at=1000.0, playing=False)   # the end: the clock is past the duration
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            assert app.source.view().now > float(app.source.view().duration)
+            return _axis_numbers(app.screen.query_one("#lane-push .latency", Chart))
+
+    assert asyncio.run(drive()) == ["0", "5", "10", "15", "20"]
