@@ -98,3 +98,42 @@ def test_the_time_axis_keeps_every_round_tick_once_the_run_has_ended() -> None:
             return _axis_numbers(app.screen.query_one("#lane-push .latency", Chart))
 
     assert asyncio.run(drive()) == ["0", "5", "10", "15", "20"]
+
+
+def test_headless_progress_marks_the_setup_and_puts_raw_times_on_the_scenario_clock(capsys) -> None:  # type: ignore[no-untyped-def]
+    from mlopslab.cli import _progress
+
+    start: list[float | None] = [None]
+    for event in ({"t": 6.9, "kind": "model_registered", "lane": None, "version": 1},
+                  {"t": 7.0, "kind": "run_started", "lane": None},
+                  {"t": 9.6, "kind": "traffic_100", "lane": "a", "version": 2, "at": 9.5022}):
+        _progress(event, start)
+    setup, started, traffic = capsys.readouterr().out.splitlines()
+    assert setup.startswith("[setup") and "6.9s]" in setup
+    assert "setup" not in started and "0.00s]" in started
+    assert "2.60s]" in traffic and "at=2.50" in traffic and "9.50" not in traffic
+
+
+def test_a_rejected_pipeline_change_reads_as_the_failing_test_and_why_in_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from mlopslab.cli import _progress
+    from mlopslab.ml.pipeline import LanePipeline, PipelineHost, PipelineRepo
+    from tests.events_helpers import Events
+
+    events = Events()
+    host = PipelineHost(emit=events.emit, now=time.monotonic, labelled=None, drift_report=None,  # type: ignore[arg-type]
+                        champion_version=None, deliver=None, add_training_rows=None,  # type: ignore[arg-type]
+                        stopped=lambda: False, registry=None, model_name="m", feature_names=[],  # type: ignore[arg-type]
+                        train_lock=None)
+    pipeline = LanePipeline("level2", 2, host, PipelineRepo(tmp_path / "pipelines"), tmp_path / "work")
+    assert pipeline.commit_code(False, "refactor prepare()") is False   # real git, CI in a real process
+    rejected = events.of("pipeline_rejected")[0]
+    assert rejected["failed"] == "test_prepare_keeps_rows_and_labels: AssertionError: prepare must not change labels"
+
+    _progress({**rejected, "t": 3.0}, [1.0])
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "Traceback" not in out
+    assert "test_prepare_keeps_rows_and_labels: AssertionError: prepare must not change labels" in out
+    state = _state({"t": 2.0, "kind": "run_started"}, {**rejected, "t": 3.0})
+    assert "a test fails: test_prepare_keeps_rows_and_labels" in line(take(state).log[-1], take(state)).plain

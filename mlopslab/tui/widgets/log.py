@@ -110,7 +110,8 @@ def _pipeline(kind: str, f: dict[str, str]) -> str:
     if kind == "pipeline_accepted":
         tested = "tests pass" if f.get("tested") == "True" else "taken untested"
         return f"pipeline {f.get('version')}{note} in use ({tested}; was {f.get('previous')})"
-    return f"pipeline change{note} rejected: its tests fail; {f.get('kept_version', 'the old one')} stays"
+    failed = f": {f['failed']}" if f.get("failed") else ""
+    return f"pipeline change{note} rejected, a test fails{failed}; {f.get('kept_version', 'the old one')} stays"
 
 
 READABLE: dict[str, Callable[[dict[str, str]], str]] = {
