@@ -151,6 +151,9 @@ def _run(args: argparse.Namespace) -> int:
             code = 1
     except KeyboardInterrupt:
         code = 130
+    except LabError as exc:   # e.g. the environment's prerequisites: the message says how to fix it
+        print(f"mlopslab: {exc}", file=sys.stderr)
+        code = 1
     except Exception as exc:
         print(f"mlopslab: the run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = 1
@@ -166,8 +169,9 @@ def _run(args: argparse.Namespace) -> int:
 
         svg = export_svg(results)
         print(f"run screen: {svg}")
-    print()
-    print(report.table(summary))
+    if summary["lanes"]:   # a run that could not start has no lanes to compare
+        print()
+        print(report.table(summary))
     print(f"\nresults: {results}  (status: {summary['status']})")
     return code
 

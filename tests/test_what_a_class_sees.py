@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from mlopslab import report
 from mlopslab.monitor.timeline import RunState
@@ -15,6 +18,7 @@ from mlopslab.tui.view import take
 from mlopslab.tui.widgets.chart import Chart
 from mlopslab.tui.widgets.lane import header
 from mlopslab.tui.widgets.log import line
+from tests.docker_fixtures import docker_client  # noqa: F401  (a fixture: the engine, or a skip)
 
 RECORDED = Path(__file__).parent / "data" / "short-run" / "events.jsonl"
 V1, V2, V3 = "1" * 40, "2" * 40, "3" * 40
@@ -137,3 +141,82 @@ def test_a_rejected_pipeline_change_reads_as_the_failing_test_and_why_in_one_lin
     assert "test_prepare_keeps_rows_and_labels: AssertionError: prepare must not change labels" in out
     state = _state({"t": 2.0, "kind": "run_started"}, {**rejected, "t": 3.0})
     assert "a test fails: test_prepare_keeps_rows_and_labels" in line(take(state).log[-1], take(state)).plain
+
+
+NO_ENGINE = "unix:///nonexistent/docker.sock"   # a Docker engine that is not there: no engine needed to test
+
+
+def test_headless_run_whose_environment_is_not_usable_fails_before_training_and_says_how_to_fix_it(
+        tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DOCKER_HOST": NO_ENGINE}
+    done = subprocess.run([sys.executable, "-m", "mlopslab", "run", "push-vs-pull-docker", "--results",
+                           str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    assert "environment docker is not usable here" in done.stderr and "fix: " in done.stderr
+    kinds = [line.split('"kind":"')[1].split('"')[0] for line in (tmp_path / "run" / "events.jsonl").open()]
+    assert "prerequisites_failed" in kinds and "model_registered" not in kinds   # nothing was trained
+
+
+def test_a_missing_base_image_stops_the_run_before_anything_is_trained(tmp_path: Path, docker_client) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from mlopslab import scenario
+    from mlopslab.lab import Lab, PrerequisiteError
+
+    sc = scenario.load(scenario.find("push-vs-pull-docker"))
+    sc = replace(sc, environment=replace(sc.environment, base_image="mlopslab-test/no-such-base:0"))
+    lab = Lab(sc, tmp_path / "run")
+    with pytest.raises(PrerequisiteError, match="base image: mlopslab-test/no-such-base:0 is not present"):
+        lab.run()
+    assert lab.status == "failed" and lab.versions == []   # no model was trained
+
+
+def test_tui_run_whose_environment_is_not_usable_shows_a_failure_panel_and_exits_1(
+        tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from mlopslab import scenario
+    from mlopslab.tui.screens.failure import FailureScreen
+    from mlopslab.tui.widgets.narration import Narration
+
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+    docker = scenario.load(scenario.find("push-vs-pull-docker"))
+
+    async def drive() -> LabApp:
+        app = LabApp(scenario=docker, results=tmp_path / "run")
+        async with app.run_test(size=(120, 40)) as pilot:
+            for _ in range(100):
+                if isinstance(app.screen, FailureScreen):
+                    break
+                await pilot.pause(0.05)
+            assert isinstance(app.screen, FailureScreen)
+            panel = app.screen.query_one("#failure Static").render().plain  # type: ignore[union-attr]
+            assert "could not start" in panel and "docker engine" in panel and "fix" in panel
+            narration = app.screen_stack[-2].query_one(Narration).render().plain  # type: ignore[union-attr]
+            assert not narration.startswith("The scenario's narration appears here")   # nothing glued on it
+            await pilot.press("q")
+            await pilot.pause()
+        return app
+
+    assert asyncio.run(drive()).return_code == 1
+
+
+def test_picker_marks_a_scenario_whose_environment_is_not_usable_with_the_doctors_reason(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from mlopslab.tui.screens.picker import PickerScreen
+
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+
+    async def drive() -> None:
+        app = LabApp()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            picker = app.screen
+            assert isinstance(picker, PickerScreen)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            docker = next(e for e in picker.entries if e.scenario and e.scenario.environment.kind == "docker")
+            local = next(e for e in picker.entries if e.scenario and e.scenario.environment.kind == "local")
+            assert docker.unusable and "docker engine: not reachable" in docker.unusable
+            assert local.unusable is None
+
+    asyncio.run(drive())

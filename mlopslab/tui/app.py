@@ -59,7 +59,7 @@ class LabApp(App[int]):
             return
         if source is None or not source.active:
             self._quitting = True
-            self.exit(0)
+            self.finish(source.exit_code if source is not None else 0)
             return
 
         def answered(stop: bool | None) -> None:
@@ -72,10 +72,14 @@ class LabApp(App[int]):
                                        "the summary is written to the results directory.", yes="Stop and quit"),
                          answered)
 
+    def finish(self, code: int) -> None:
+        """Exit with `code` as both the app's result (what `run_app` returns) and its return code."""
+        self.exit(code, return_code=code)
+
     def _close(self, source: LiveRun | ReplayRun) -> None:
         def close() -> None:
             source.close()
-            self.call_from_thread(self.exit, 0)
+            self.call_from_thread(self.finish, source.exit_code)
 
         self.run_worker(close, thread=True, name="close", group="close")
 

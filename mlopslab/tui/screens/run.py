@@ -20,6 +20,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Tab, TabbedContent, TabPane, Tabs
 
+from mlopslab.tui.screens.failure import FailureScreen
 from mlopslab.tui.sources import LiveRun, ReplayRun
 from mlopslab.tui.view import LaneView, RunView, series_key
 from mlopslab.tui.widgets.lane import LanePanel, span
@@ -123,7 +124,8 @@ class RunScreen(Screen):
         self._plotted: dict[str, float] = {}                 # lane -> when its plots were last drawn
         self._deferred = False                               # some lane's new data waits for its plot period
         self.plot_period = PLOT_PERIOD if isinstance(source, LiveRun) else 0.0   # a replay measures nothing
-        self._last = time.monotonic()
+        self.clock: Callable[[], float] = time.monotonic   # when plots were drawn, how far a replay plays
+        self._last = self.clock()
         self._finished_seen = False
         self._error_shown = False
         self._ticks = 0
@@ -178,7 +180,7 @@ class RunScreen(Screen):
         once when a mark appears: commit, detected, applied, done, alarm), all in one screen update, and
         nothing asks for a new layout unless a size really changes (a layout costs more than a plot).
         """
-        now = time.monotonic()
+        now = self.clock()
         elapsed, self._last = now - self._last, now
         if not self.is_current:
             return
@@ -226,8 +228,9 @@ class RunScreen(Screen):
         error = getattr(self.source, "error", None)
         if error and not self._error_shown:
             self._error_shown = True
-            self.notify(f"{error}\nlogs: {self.source.results_dir / 'logs'}", title="the run failed",
-                        severity="error", timeout=20)
+            started = view.started
+            self.app.push_screen(FailureScreen("the run failed" if started else "the run could not start",
+                                               error, str(self.source.results_dir)))
         details = self.query_one(TabbedContent)
         if view.finished and not self._finished_seen:
             self._finished_seen = True
@@ -287,7 +290,7 @@ class RunScreen(Screen):
     def action_space(self) -> None:
         if isinstance(self.source, ReplayRun):
             self.source.playback.toggle()
-            self._last = time.monotonic()  # playing resumes from now, not from the last tick
+            self._last = self.clock()  # playing resumes from now, not from the last tick
             self.refresh_view()
         elif self._ready():
             self.source.toggle_traffic()
