@@ -220,3 +220,58 @@ def test_picker_marks_a_scenario_whose_environment_is_not_usable_with_the_doctor
             assert local.unusable is None
 
     asyncio.run(drive())
+
+
+def _in_a_terminal(args: list[str], env: dict[str, str], keys_when: list[tuple[str, bytes]], timeout: float = 60.0
+                   ) -> tuple[int, str]:
+    """Runs the CLI in a real pseudo-terminal (120×40); each time `text` has appeared, types `keys`.
+    Returns the exit status and everything written to the terminal, escape codes dropped."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import time
+
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "mlopslab", *args], stdin=child, stdout=child, stderr=child,
+                            env={**env, "TERM": "xterm-256color"}, start_new_session=True)
+    os.close(child)
+    seen, pending = b"", list(keys_when)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(main, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            plain = re.sub(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]", b"", seen)
+            if pending and pending[0][0].encode() in plain:
+                os.write(main, pending.pop(0)[1])
+            if proc.poll() is not None and not ready:
+                break
+        code = proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)
+    return code, re.sub(r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]", "", seen.decode(errors="replace"))
+
+
+def test_quitting_the_tui_prints_the_results_path_and_the_exit_status(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "DOCKER_HOST": NO_ENGINE, "MLOPSLAB_RESULTS": str(tmp_path)}
+    code, screen = _in_a_terminal(["tui", "push-vs-pull-docker"], env, [("could not start", b"q")])
+    assert code == 1
+    after = screen.rsplit("could not start", 1)[1]   # what follows the last frame of the failure panel
+    assert re.search(rf"results: {tmp_path}/push-vs-pull-docker-\S+  \(status: failed, exit 1\)", after)

@@ -103,6 +103,9 @@ def run_app(scenario: str | None = None, files: list[Path] | None = None) -> int
     finally:
         if app.source is not None:
             app.source.close()
+    if app.source is not None:   # once the terminal is back: where the run went and how it ended, as headless
+        code = app.source.exit_code if code is None else code
+        print(f"results: {app.source.results_dir}  (status: {app.source.lab.status}, exit {code})")
     return code or 0
 
 
