@@ -275,3 +275,43 @@ def test_quitting_the_tui_prints_the_results_path_and_the_exit_status(tmp_path: 
     assert code == 1
     after = screen.rsplit("could not start", 1)[1]   # what follows the last frame of the failure panel
     assert re.search(rf"results: {tmp_path}/push-vs-pull-docker-\S+  \(status: failed, exit 1\)", after)
+
+
+def _drift_levels_rows() -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    import json
+
+    events = [json.loads(line) for line in (RECORDED.parent.parent / "drift-levels-short" / "events.jsonl").open()]
+    state = RunState()
+    for event in events:
+        state.apply(event)
+    _, rows = report.rows(report.summarise(state))
+    return {row[0].strip(): row[1:] for row in rows}, events
+
+
+def test_drift_levels_summary_shows_mean_accuracy_since_drift_and_accuracy_seconds_lost_from_the_events() -> None:
+    rows, events = _drift_levels_rows()
+    start = next(e["t"] for e in events if e["kind"] == "run_started")
+    change = next(e["t"] for e in events if e["kind"] == "drift_injected") - start
+    expected_mean: list[str] = []
+    expected_lost: list[float] = []
+    for lane in ("level0", "level1", "level2"):
+        scored = [(e["window"] - start, e["value"]) for e in events if e["kind"] == "accuracy" and e["lane"] == lane
+                  and e.get("value") is not None]
+        before = [v for t, v in scored if t < change]
+        after = [v for t, v in scored if t >= change]
+        expected_mean.append(f"{sum(after) / len(after):.3f}")
+        baseline = sum(before) / len(before)
+        expected_lost.append(sum(max(0.0, baseline - v) for v in after))
+    assert rows["mean accuracy since drift"] == expected_mean
+    lost = [float(cell) for cell in rows["accuracy-seconds lost"]]
+    assert lost == pytest.approx(expected_lost, abs=0.06)   # shown to 0.1
+    assert lost[0] > max(lost[1:])   # level 0 waited for a person: it lost the most
+
+
+def test_a_retrain_a_person_started_counts_the_wait_for_that_person() -> None:
+    rows, events = _drift_levels_rows()
+    start = next(e["t"] for e in events if e["kind"] == "run_started")
+    alarm = min(e["t"] for e in events if e["kind"] == "drift_alarm" and e["lane"] == "level0") - start
+    person = next(e["t"] for e in events if e["kind"] == "retrain_started" and e["lane"] == "level0") - start
+    level0 = rows["wait for a person, then labels"][0]
+    assert f"(person {person - alarm:.2f}s)" in level0 and float(level0.split("s")[0]) >= person - alarm
