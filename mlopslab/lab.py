@@ -188,7 +188,7 @@ class Lab:
         kind = self.scenario.environment.kind
         failed = doctor.problems(kind, self.scenario.environment.base_image)
         if failed:
-            self.recorder.emit("prerequisites_failed", None, environment=kind,
+            self.recorder.emit("preflight_failed", None, environment=kind,
                                checks=[{"name": c.name, "detail": c.detail, "fix": c.fix} for c in failed])
             raise PrerequisiteError(doctor.explain(kind, failed))
 

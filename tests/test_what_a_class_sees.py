@@ -158,7 +158,7 @@ def test_headless_run_whose_environment_is_not_usable_fails_before_training_and_
     assert done.returncode == 1
     assert "environment docker is not usable here" in done.stderr and "fix: " in done.stderr
     kinds = [line.split('"kind":"')[1].split('"')[0] for line in (tmp_path / "run" / "events.jsonl").open()]
-    assert "prerequisites_failed" in kinds and "model_registered" not in kinds   # nothing was trained
+    assert "preflight_failed" in kinds and "model_registered" not in kinds   # nothing was trained
 
 
 def test_a_missing_base_image_stops_the_run_before_anything_is_trained(tmp_path: Path, docker_client) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
@@ -315,3 +315,52 @@ def test_a_retrain_a_person_started_counts_the_wait_for_that_person() -> None:
     person = next(e["t"] for e in events if e["kind"] == "retrain_started" and e["lane"] == "level0") - start
     level0 = rows["wait for a person, then labels"][0]
     assert f"(person {person - alarm:.2f}s)" in level0 and float(level0.split("s")[0]) >= person - alarm
+
+
+THREE_LANES = Path(__file__).parent / "data" / "polling-vs-webhook" / "events.jsonl"
+
+
+def test_at_120x40_every_lanes_rollout_plot_and_summary_column_is_visible_without_scrolling() -> None:
+    from textual.widgets import DataTable
+
+    from mlopslab.tui.widgets.lane import LanePanel
+
+    async def drive() -> None:
+        app = LabApp(replay=THREE_LANES, at=1000.0, playing=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            panels = list(screen.query(LanePanel))
+            assert len(panels) == 3
+            for panel in panels:
+                rollout = panel.query_one(".rollout", Chart)
+                assert panel.max_scroll_y == 0, f"{panel.lane} scrolls"
+                assert panel.region.contains_region(rollout.region) and rollout.region.height >= 5
+                assert "┤" in rollout.render().plain           # a plot, not "too small to plot here"
+            table = screen.query_one(DataTable)
+            assert table.virtual_size.width <= table.scrollable_content_region.width, "the summary is cut"
+            header = [str(column.label) for column in table.columns.values()]
+            assert header[1:] == ["slow-poll (pull)", "fast-poll (pull)", "webhook (pull)"]
+
+    asyncio.run(drive())
+
+
+def test_at_80x24_a_live_runs_footer_keeps_help_and_quit(tmp_path: Path) -> None:
+    from textual.widgets import Footer
+
+    from mlopslab import scenario
+
+    live = scenario.load(scenario.find("push-vs-pull"))   # a live run shows the most keys
+
+    async def drive() -> str:
+        app = LabApp(scenario=live, results=tmp_path / "run")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            footer = app.screen.query_one(Footer)
+            shown = [key for key in footer.query("FooterKey") if key.region.width and key.region.right <= 80]
+            labels = " ".join(f"{key.key_display} {key.description}" for key in shown)  # type: ignore[attr-defined]
+            app.source.close()
+        return labels
+
+    labels = asyncio.run(drive())
+    assert "? help" in labels and "q quit" in labels and "c release" in labels

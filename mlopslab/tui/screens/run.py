@@ -32,7 +32,9 @@ from mlopslab.tui.widgets.text import TextStatic
 FPS = 8
 PLOT_PERIOD = 2.0   # live: a lane's plots redraw at most every 2 s, or at once when a mark appears
 NARROW = 120   # below this many columns the lanes become tabs
-SHORT = 36     # below this many rows the bottom panels shrink
+WIDE = 160     # from this many columns the summary has room beside the narration
+MEDIUM = 46    # below this many rows the bottom panels give the lanes' plots more room
+SHORT = 36     # below this many rows they shrink further
 LIVE_ONLY = {"release", "manual_change", "kill", "drift", "retrain"}
 REPLAY_ONLY = {"seek", "faster", "slower", "seek_start", "seek_end"}
 MANUAL_REPLICAS = 1
@@ -92,7 +94,9 @@ def status(source: LiveRun | ReplayRun, view: RunView) -> Text:
 
 
 class RunScreen(Screen):
-    BINDINGS = [
+    BINDINGS = [  # help and quit first: the footer cuts from the right on a narrow terminal
+        Binding("question_mark", "app.help", "help", key_display="?"),
+        Binding("q", "app.quit", "quit"),
         Binding("space", "space", "pause", priority=True, tooltip="live: pause or resume traffic; replay: play or pause"),
         Binding("c", "release", "release", tooltip="release a new model version (train, register, commit)"),
         Binding("m", "manual_change", "manual", tooltip="scale the active lane to 1 replica by hand (not via git)"),
@@ -162,6 +166,8 @@ class RunScreen(Screen):
 
     def _layout(self, width: int, height: int) -> None:
         self.set_class(width < NARROW, "-narrow")
+        self.set_class(width >= WIDE, "-wide")
+        self.set_class(SHORT <= height < MEDIUM, "-medium")
         self.set_class(height < SHORT, "-short")
         self._mark_active()
 
@@ -242,6 +248,11 @@ class RunScreen(Screen):
             self._finished_seen = False
             if details.active == "summary" and self._ticks % FPS == 0:
                 self.query_one(SummaryTable).show(self.source.summary())
+
+    @on(TabbedContent.TabActivated, "#details")
+    def _details_shown(self, event: TabbedContent.TabActivated) -> None:
+        """The summary needs a column per lane: below WIDE columns it takes the narration's room too."""
+        self.set_class(event.tabbed_content.active == "summary", "-summary")
 
     # --- lanes --------------------------------------------------------------------------------------------------
     @on(Tabs.TabActivated, "#lane-tabs")
