@@ -364,3 +364,42 @@ def test_at_80x24_a_live_runs_footer_keeps_help_and_quit(tmp_path: Path) -> None
 
     labels = asyncio.run(drive())
     assert "? help" in labels and "q quit" in labels and "c release" in labels
+
+
+def test_event_log_shows_whole_lane_names_and_keeps_its_columns_for_long_event_kinds() -> None:
+    state = _state({"t": 2.0, "kind": "run_started"})
+    state.apply({"t": 0.0, "kind": "lab_prepared", "lane": None, "scenario": {"name": "s"},
+                 "lanes": [{"name": "fast-poll", "delivery": "pull"}, {"name": "webhook", "delivery": "pull"}]})
+    for kind in ("retrain_registered", "human_action"):
+        state.apply({"t": 3.0, "kind": kind, "lane": "fast-poll", "retrain": "r", "version": 2, "action": "retrain"})
+    view = take(state)
+    texts = [line(entry, view).plain for entry in view.log if entry[1] in ("retrain_registered", "human_action")]
+    assert all("fast-poll " in text for text in texts)
+    starts = {text.index(word) for text, word in zip(texts, ("r registered", "a person"))}
+    assert len(starts) == 1, texts   # the details start in one column whatever the kind
+
+
+def test_one_highlight_marks_the_active_lane_and_toasts_leave_the_newest_log_lines_visible() -> None:
+    from textual.widgets._toast import Toast, ToastRack
+
+    from mlopslab.tui.widgets.lane import LanePanel
+
+    async def drive() -> None:
+        app = LabApp(replay=THREE_LANES, at=45.0, playing=False)
+        async with app.run_test(size=(160, 48), notifications=True) as pilot:
+            await pilot.pause()
+            await pilot.press("l")                  # the next lane becomes active; focus was on the first
+            await pilot.pause()
+            borders = {panel.lane: panel.styles.border_top for panel in app.screen.query(LanePanel)}
+            active = borders.pop(app.screen.active_lane)   # type: ignore[attr-defined]
+            assert app.screen.active_lane == "fast-poll"   # type: ignore[attr-defined]
+            assert len(set(borders.values())) == 1 and active not in borders.values()
+            app.notify("a toast")
+            await pilot.pause()
+            await pilot.pause(0.2)
+            rack = app.screen.get_child_by_type(ToastRack)
+            toast = rack.query_one(Toast)
+            log = app.screen.query_one("#log")
+            assert toast.region.height and not toast.region.overlaps(log.region), (toast.region, log.region)
+
+    asyncio.run(drive())

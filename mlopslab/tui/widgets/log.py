@@ -141,11 +141,20 @@ def describe(kind: str, detail: str, run: RunView | None = None, t: float | None
     return detail
 
 
+KIND_WIDTH = 17   # the longest kinds (retrain_registered, preflight_failed…) end in an ellipsis, the columns hold
+
+
+def _cell(word: str, width: int) -> str:
+    return f"{word:{width}}" if len(word) <= width else word[: width - 1] + "…"
+
+
 def line(entry: Entry, run: RunView | None = None) -> Text:
+    """`  12.5s fast-poll traffic_100       …`: the lane column as wide as the run's longest lane name."""
     t, kind, lane, detail = entry
+    names = max((len(view.name) for view in run.lanes), default=8) if run is not None else 8
     text = Text("  setup  " if t is None else f"{t:7.1f}s ", style="#8a8a8a")
-    text.append(f"{(lane or 'lab'):8.8} ", style="bold" if lane else "#8a8a8a")
-    text.append(f"{kind:16} ", style=KIND_STYLES.get(kind, SYNC_COLORS["Unknown"]))
+    text.append(f"{_cell(lane or 'lab', max(3, min(names, 16)))} ", style="bold" if lane else "#8a8a8a")
+    text.append(f"{_cell(kind, KIND_WIDTH)} ", style=KIND_STYLES.get(kind, SYNC_COLORS["Unknown"]))
     text.append(describe(kind, detail, run, t, lane), style="#c8c8c8")
     return text
 
