@@ -403,3 +403,21 @@ def test_one_highlight_marks_the_active_lane_and_toasts_leave_the_newest_log_lin
             assert toast.region.height and not toast.region.overlaps(log.region), (toast.region, log.region)
 
     asyncio.run(drive())
+
+
+def test_help_explains_fast_self_heal_beside_a_slow_poll_and_100_percent_before_rolled_out() -> None:
+    from rich.console import Console
+
+    from mlopslab.tui.screens.help import legend
+
+    console = Console(width=200, record=True)
+    console.print(legend())
+    text = " ".join(console.export_text().split())
+    assert "watches the live state all the time" in text and "100% is read from the requests" in text
+
+
+def test_a_pull_lanes_header_gives_its_poll_as_the_range_it_really_waits() -> None:
+    state = _state()
+    state.lanes["b"].settings.update(poll_interval=8.0, poll_jitter=4.0, self_heal=True)
+    view = take(state)
+    assert "polls repo 8–12s, heals live" in header(view.lane("b"), view).plain   # interval + up to the jitter

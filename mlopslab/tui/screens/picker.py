@@ -15,6 +15,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from mlopslab import scenario as scenarios
+from mlopslab.tui.widgets.lane import poll_range
 
 
 @dataclass
@@ -51,7 +52,7 @@ def describe(entry: Entry) -> Text:
     text.append(f"{sc.environment.kind} environment · {sc.duration:.0f} s · {sc.rate:g} req/s · seed {sc.seed}\n",
                 style="#b0b0b0")
     for lane in sc.lanes:
-        extra = (f"poll {lane.poll_interval:g}s ±{lane.poll_jitter:g}s" + (", webhook" if lane.webhook else "")
+        extra = (f"polls the repo every {poll_range({'poll_interval': lane.poll_interval, 'poll_jitter': lane.poll_jitter})}" + (", webhook" if lane.webhook else "")
                  + (", self-heal" if lane.self_heal else "")) if lane.delivery == "pull" else "runs on each commit"
         text.append(f"  lane {lane.name}: ", style="bold")
         level = f", MLOps level {lane.level}" if any(other.level for other in sc.lanes) else ""

@@ -66,12 +66,19 @@ def _revision(sha: str | None, version: str | None) -> Text:
 
 
 def how(lane: LaneView) -> str:
+    """How the lane learns of a commit. A pull agent fetches the repo every interval to interval + jitter
+    seconds (or when a webhook wakes it) but watches live state all the time, so it heals within a second."""
     s = lane.settings
     if lane.delivery == "push":
         return "CI runner, triggered by the commit"
-    wake = "webhook, polls" if s.get("webhook") else "agent polls"
-    heal = "self-heals" if s.get("self_heal", True) else "no self-heal"
-    return f"{wake} {s.get('poll_interval', '?'):g}s ±{s.get('poll_jitter', 0):g}s, {heal}"
+    return f"{'webhook+poll' if s.get('webhook') else 'polls repo'} {poll_range(s)}" + (
+        ", heals live" if s.get("self_heal", True) else ", no self-heal")
+
+
+def poll_range(settings: dict[str, Any]) -> str:
+    """`8–12s`: an agent waits the interval plus up to the jitter between two fetches of the repo."""
+    interval, jitter = settings.get("poll_interval") or 0.0, settings.get("poll_jitter") or 0.0
+    return f"{interval:g}–{interval + jitter:g}s" if jitter else f"{interval:g}s"
 
 
 def span(run: RunView) -> tuple[float, float]:
