@@ -133,17 +133,20 @@ def _terminate_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _progress(event: dict[str, Any], start: list[float]) -> None:
+def _progress(event: dict[str, Any], start: list[float | None]) -> None:
+    """One line per event: `[setup   6.9s]` before the scenario clock starts, then `[      2.50s]` on it,
+    fields as the TUI's event log has them (raw times put on the scenario clock, no CI output)."""
+    from mlopslab.monitor.timeline import describe
+
     kind = event["kind"]
     if kind == "run_started":
         start[0] = event["t"]
     if kind in QUIET_KINDS:
         return
-    t = event["t"] - start[0]
-    lane = event.get("lane") or "lab"
-    detail = " ".join(f"{k}={str(v)[:10] if k in ('sha', 'revision') else v}" for k, v in event.items()
-                      if k not in ("t", "wall", "kind", "lane", "scenario", "lanes", "params", "run_id", "uri"))
-    print(f"[{t:7.2f}s] {lane:10} {kind:16} {detail}"[:150], flush=True)
+    origin = start[0]
+    stamp = f"[setup {event['t']:6.1f}s]" if origin is None else f"[{event['t'] - origin:11.2f}s]"
+    detail = describe(event, None if origin is None else (lambda t: t - origin))
+    print(f"{stamp} {event.get('lane') or 'lab':10} {kind:16} {detail}"[:150], flush=True)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -162,7 +165,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"mlopslab: {exc}", file=sys.stderr)
         return 2
     if not args.quiet:
-        start = [0.0]
+        start: list[float | None] = [None]
         lab.recorder.subscribe(lambda e: _progress(e, start))
         print(f"mlopslab: {sc.name} on {sc.environment.kind}, {len(sc.lanes)} lanes, {sc.duration:.0f} s "
               f"→ {results}", flush=True)
@@ -173,6 +176,9 @@ def _run(args: argparse.Namespace) -> int:
             code = 1
     except KeyboardInterrupt:
         code = 130
+    except LabError as exc:   # e.g. the environment's prerequisites: the message says how to fix it
+        print(f"mlopslab: {exc}", file=sys.stderr)
+        code = 1
     except Exception as exc:
         print(f"mlopslab: the run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = 1
@@ -188,8 +194,9 @@ def _run(args: argparse.Namespace) -> int:
 
         svg = export_svg(results)
         print(f"run screen: {svg}")
-    print()
-    print(report.table(summary))
+    if summary["lanes"]:   # a run that could not start has no lanes to compare
+        print()
+        print(report.table(summary))
     print(f"\nresults: {results}  (status: {summary['status']})")
     return code
 
