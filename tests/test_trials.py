@@ -170,3 +170,39 @@ def test_a_case_axis_sets_its_fields_together_and_errors_name_the_case(tmp_path:
         sweep.grid(file)
     assert [str(p) for p in info.value.problems] == [
         f"{file}:18: sweep.size.huge.lanes[*].replicas: value 99: expected a value between 0 and 20, got 99"]
+
+
+def test_replay_of_a_trials_directory_shows_the_distributions_and_enter_replays_a_run(tmp_path: Path) -> None:
+    import asyncio
+    import shutil
+
+    from mlopslab.tui.app import LabApp
+    from mlopslab.tui.screens.run import RunScreen
+    from mlopslab.tui.screens.trials import TrialsScreen
+
+    parent = tmp_path / "trials"
+    shutil.copytree(Path(__file__).parent / "data" / "short-run", parent / "run-1")
+    detected = {**trials.stats([4.1, 5.0, 6.2], np.random.default_rng(0)), "prediction": 5.07}
+    summary = {"kind": "trials", "scenario": {"name": "short-push-pull", "description": ""}, "repeat": 1,
+               "params": [], "points": [{"params": {}, "runs": ["run-1"], "statuses": ["ok"],
+                                         "lanes": {"pull": {"detected": detected}}}]}
+    (parent / "summary.json").write_text(json.dumps(summary))
+    assert trials.is_parent(parent) and not trials.is_parent(parent / "run-1")
+
+    async def drive() -> None:
+        app = LabApp(trials=parent)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            assert isinstance(app.screen, TrialsScreen)
+            table = app.screen.query_one("#distributions")
+            assert table.row_count == 1
+            assert [str(c) for c in table.get_row_at(0)][1:] == ["pull", "detected", "3", "5.000", "4.550–5.600",
+                                                                 f"{detected['ci95'][0]:.3f}–{detected['ci95'][1]:.3f}",
+                                                                 "5.07"]
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, RunScreen)
+            assert app.source is not None and app.source.results_dir == parent / "run-1"
+            await pilot.press("q")
+
+    asyncio.run(drive())
