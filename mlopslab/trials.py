@@ -153,7 +153,7 @@ def stats(values: list[float], rng: np.random.Generator) -> dict[str, Any]:
         lo, hi = np.percentile(medians, [2.5, 97.5])
     else:
         lo = hi = med
-    return {"n": len(a), "median": round(float(med), 4), "iqr": [round(float(q1), 4), round(float(q3), 4)],
+    return {"n": len(a), "median": round(float(med), 4), "mean": round(float(a.mean()), 4), "iqr": [round(float(q1), 4), round(float(q3), 4)],
             "ci95": [round(float(lo), 4), round(float(hi), 4)], "values": [round(float(v), 4) for v in a]}
 
 
@@ -182,12 +182,13 @@ def markdown(summary: dict[str, Any]) -> str:
     for point in summary["points"]:
         params = ", ".join(f"`{p}` = {v}" for p, v in point["params"].items()) or "the scenario as written"
         lines += [f"## {params}", "", f"runs: {', '.join(point['runs'])} (status: {', '.join(map(str, point['statuses']))})",
-                  "", "| lane | phase | n | median (s) | IQR | 95 % interval | predicted |", "|---|---|---|---|---|---|---|"]
+                  "", "| lane | phase | n | median (s) | IQR | 95 % interval | mean | predicted mean |",
+                  "|---|---|---|---|---|---|---|---|"]
         for lane, phases in point["lanes"].items():
             for phase, s in phases.items():
                 predicted = "" if s["prediction"] is None else f"{s['prediction']:g}"
                 lines.append(f"| {lane} | {phase} | {s['n']} | {s['median']:.3f} | {s['iqr'][0]:.3f}–{s['iqr'][1]:.3f}"
-                             f" | {s['ci95'][0]:.3f}–{s['ci95'][1]:.3f} | {predicted} |")
+                             f" | {s['ci95'][0]:.3f}–{s['ci95'][1]:.3f} | {s['mean']:.3f} | {predicted} |")
         lines.append("")
     return "\n".join(lines)
 

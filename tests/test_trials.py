@@ -134,6 +134,7 @@ def test_repeat_runs_each_seed_in_its_own_directory_and_summarises_with_interval
     assert detected["ci95"][0] <= detected["median"] <= detected["ci95"][1]
     assert detected["prediction"] == trials.prediction(scenario.load(file).lanes[1], "detected")
     assert "| pull | detected | 4 |" in (parent / "summary.md").read_text()
+    assert detected["mean"] == pytest.approx(sum(detected["values"]) / 4, abs=1e-3)
     replay = subprocess.run([sys.executable, "-m", "mlopslab", "replay", str(parent), "--run", "nope"],
                             capture_output=True, text=True, timeout=60)
     assert replay.returncode == 2 and "no run 'nope'" in replay.stderr and "| pull | detected |" in replay.stdout
