@@ -1,4 +1,4 @@
-"""The `mlopslab` command: tui (default), run, replay, validate, doctor, clean.
+"""The `mlopslab` command: tui (default), run, replay, validate, doctor, clean, images.
 
 Only argparse is imported up front so `mlopslab --help` is instant; each verb imports what it needs.
 Exit codes: 0 ok, 1 the run failed, 2 bad input (a scenario with problems), 130 interrupted.
@@ -49,10 +49,22 @@ def main(argv: list[str] | None = None) -> int:
 
     verbs.add_parser("scenarios", help="list the shipped scenarios")
 
+    images = verbs.add_parser("images", help="Docker base images")
+    image_verbs = images.add_subparsers(dest="images_verb", metavar="ACTION", required=True)
+    build_base = image_verbs.add_parser("build-base", help="build the offline base images (debootstrap + docker "
+                                        "import: needs root and a Debian mirror, no registry)")
+    build_base.add_argument("--base", help="model base image name (default: mlopslab/base:bookworm)")
+    build_base.add_argument("--agent-base", help="pull agent base image name (default: mlopslab/agent-base:bookworm)")
+    build_base.add_argument("--no-agent", action="store_true", help="only the model base")
+    build_base.add_argument("--cache-dir", type=Path, help="debootstrap's package cache "
+                            "(default: /var/cache/mlopslab/debs)")
+    build_base.add_argument("--mirror", help="Debian mirror (default: http://deb.debian.org/debian)")
+    build_base.add_argument("--force", action="store_true", help="rebuild even when present")
+
     args = parser.parse_args(argv)
     verb = args.verb or "tui"
     handler = {"tui": _tui, "run": _run, "replay": _replay, "validate": _validate, "doctor": _doctor,
-               "clean": _clean, "scenarios": _scenarios}[verb]
+               "clean": _clean, "scenarios": _scenarios, "images": _images}[verb]
     return handler(args)
 
 
@@ -215,6 +227,22 @@ def _clean(args: argparse.Namespace) -> int:
     from mlopslab.envs import cleanup
 
     print(cleanup.clean(run_id=args.run, images=args.images).summary())
+    return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    from mlopslab.envs import images
+
+    options = {"base": args.base, "agent_base": args.agent_base, "cache_dir": args.cache_dir,
+               "mirror": args.mirror}
+    try:
+        built = images.build_bases(agent=not args.no_agent, force=args.force,
+                                   **{k: v for k, v in options.items() if v is not None})
+    except images.BuildError as exc:
+        print(f"mlopslab: images build-base: {exc}", file=sys.stderr)
+        return 1
+    for name in built:
+        print(name)
     return 0
 
 

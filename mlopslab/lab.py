@@ -55,8 +55,23 @@ def make_environment(scenario: Scenario, registry: Registry, recorder: Recorder,
     raise LabError(f"environment {kind!r} is not available in this build (see `mlopslab doctor`)")
 
 
+def docker_base_image(scenario: Scenario) -> tuple[Scenario, Any]:
+    """A Docker scenario with the base image it will build FROM (the configured one, the offline base, or
+    pulled once), decided before anything starts; LabError names the command that builds one."""
+    from mlopslab.envs import baseimage
+
+    try:
+        choice = baseimage.resolve(None, scenario.environment.base_image)
+    except baseimage.BaseImageError as exc:
+        raise LabError(str(exc)) from None
+    return replace(scenario, environment=replace(scenario.environment, base_image=choice.image)), choice
+
+
 class Lab:
     def __init__(self, scenario: Scenario, results_dir: Path) -> None:
+        base = None
+        if scenario.environment.kind == "docker":
+            scenario, base = docker_base_image(scenario)
         self.scenario = scenario
         self.dir = results_dir.resolve()
         if (self.dir / "events.jsonl").exists():
@@ -65,6 +80,8 @@ class Lab:
         (self.dir / "logs").mkdir(exist_ok=True)
         self.run_id = self.dir.name
         self.recorder = Recorder(self.dir / "events.jsonl")
+        if base is not None:
+            self.recorder.emit("base_image", None, configured=base.configured, image=base.image, how=base.how)
         self.state = RunState()
         self._state_lock = threading.Lock()
         self.recorder.subscribe(self._update_state)
