@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
 
     verbs.add_parser("scenarios", help="list the shipped scenarios")
 
+    report = verbs.add_parser("report", help="write a self-contained HTML page (and a Markdown twin) of runs")
+    report.add_argument("results", nargs="+", type=Path, metavar="RESULTS", help="results directories (or their "
+                        "events.jsonl), or a repeat/sweep parent directory")
+    report.add_argument("--out", type=Path, help="the HTML file (default: report.html in the first RESULTS "
+                        "directory); the Markdown twin is written beside it (.md)")
+
     images = verbs.add_parser("images", help="Docker base images")
     image_verbs = images.add_subparsers(dest="images_verb", metavar="ACTION", required=True)
     build_base = image_verbs.add_parser("build-base", help="build the offline base images (debootstrap + docker "
@@ -64,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     verb = args.verb or "tui"
     handler = {"tui": _tui, "run": _run, "replay": _replay, "validate": _validate, "doctor": _doctor,
-               "clean": _clean, "scenarios": _scenarios, "images": _images}[verb]
+               "clean": _clean, "scenarios": _scenarios, "report": _report, "images": _images}[verb]
     return handler(args)
 
 
@@ -243,6 +249,18 @@ def _images(args: argparse.Namespace) -> int:
         return 1
     for name in built:
         print(name)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mlopslab.reporting import page
+
+    try:
+        html, md = page.write(args.results, args.out)
+    except page.ReportError as exc:
+        print(f"mlopslab: report: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {html}\nmarkdown: {md}")
     return 0
 
 
