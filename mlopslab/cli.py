@@ -159,10 +159,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.duration is not None:
         sc = _cut(sc, args.duration)
     from mlopslab import report
-    from mlopslab.lab import Lab, LabError, new_results_dir
+    from mlopslab.lab import Lab, LabError, docker_base_image, new_results_dir
 
     results = args.results or new_results_dir(sc)
     try:
+        if sc.environment.kind == "docker":  # no usable base image: exit 2 before anything starts
+            _say_base_image(docker_base_image(sc)[1], args.quiet)
         lab = Lab(sc, results)
     except LabError as exc:
         print(f"mlopslab: {exc}", file=sys.stderr)
@@ -198,6 +200,11 @@ def _run(args: argparse.Namespace) -> int:
     print(report.table(summary))
     print(f"\nresults: {results}  (status: {summary['status']})")
     return code
+
+
+def _say_base_image(choice: Any, quiet: bool) -> None:
+    if choice.how != "present" and not quiet:
+        print(f"mlopslab: {choice.describe()}", flush=True)
 
 
 def _tui(args: argparse.Namespace) -> int:

@@ -69,9 +69,6 @@ def docker_base_image(scenario: Scenario) -> tuple[Scenario, Any]:
 
 class Lab:
     def __init__(self, scenario: Scenario, results_dir: Path) -> None:
-        base = None
-        if scenario.environment.kind == "docker":
-            scenario, base = docker_base_image(scenario)
         self.scenario = scenario
         self.dir = results_dir.resolve()
         if (self.dir / "events.jsonl").exists():
@@ -80,8 +77,6 @@ class Lab:
         (self.dir / "logs").mkdir(exist_ok=True)
         self.run_id = self.dir.name
         self.recorder = Recorder(self.dir / "events.jsonl")
-        if base is not None:
-            self.recorder.emit("base_image", None, configured=base.configured, image=base.image, how=base.how)
         self.state = RunState()
         self._state_lock = threading.Lock()
         self.recorder.subscribe(self._update_state)
@@ -159,6 +154,9 @@ class Lab:
         """Trains and registers v1, makes the env repo, starts the environment and every lane, waits ready."""
         from mlopslab.gitops.repo import EnvRepo
 
+        if self.scenario.environment.kind == "docker":  # before anything is trained or started
+            self.scenario, base = docker_base_image(self.scenario)
+            self.recorder.emit("base_image", None, configured=base.configured, image=base.image, how=base.how)
         _quiet_mlflow()
         sc = self.scenario
         lanes = []

@@ -100,14 +100,29 @@ def test_run_without_usable_base_exits_2_before_training(docker_client, base_ima
     assert not (results / "mlflow").exists()
 
 
+def test_lab_without_usable_base_fails_before_training(docker_client, base_image, tmp_path, monkeypatch):
+    """The TUI's path: the Lab itself stops in prepare, before it trains or starts anything."""
+    from mlopslab import scenario
+    from mlopslab.lab import Lab, LabError
+
+    monkeypatch.setenv(baseimage.FALLBACK_ENV, "")
+    lab = Lab(scenario.load(_scenario(tmp_path, MISSING)), tmp_path / "results")
+    with pytest.raises(LabError, match="mlopslab images build-base"):
+        lab.run()
+    kinds = [json.loads(line)["kind"] for line in (tmp_path / "results" / "events.jsonl").read_text().splitlines()]
+    assert "model_registered" not in kinds and "lab_prepared" not in kinds and "replica_started" not in kinds
+    assert lab.status == "failed"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_docker_run_with_missing_base_and_no_exported_variable_uses_the_offline_base(docker_client, base_image,
                                                                                    tmp_path):
     results = tmp_path / "results"
-    done = _run(["run", str(_scenario(tmp_path, MISSING)), "--results", str(results), "--quiet"],
+    done = _run(["run", str(_scenario(tmp_path, MISSING)), "--results", str(results)],
                 _env(**{baseimage.FALLBACK_ENV: "offline"}), tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"{MISSING} is missing: the offline base {images.OFFLINE_BASE} is used instead" in done.stdout
     events = [json.loads(line) for line in (results / "events.jsonl").read_text().splitlines()]
     chosen = next(e for e in events if e["kind"] == "base_image")
     assert (chosen["configured"], chosen["image"], chosen["how"]) == (MISSING, images.OFFLINE_BASE, "offline")

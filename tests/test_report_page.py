@@ -132,7 +132,8 @@ def test_report_of_a_sweep_draws_curves_with_the_prediction_and_a_distribution_p
     for point in summary["points"]:
         pull = point["lanes"]["pull"]["detected"]
         assert f"{pull['median']:.2f}" in text and f"{pull['prediction']:.2f}" in text
-    assert "errors_during_rollout" in text  # an extra key is shown as it is
+    assert "self-heal (changed → reverted)" in text  # an extra key the set carries
+    assert "commit → commit" not in text               # 0 by definition: not a phase to show
     assert "Both lanes start from version 1" in text  # narration from the set's first run directory
     assert _rendered(chromium, html, tmp_path) == (len(keys), len(keys))
 
@@ -141,6 +142,8 @@ def test_report_of_plain_repeats_draws_distributions_without_curves(tmp_path):
     _, _, text = _write(tmp_path, REPEAT)
     assert _plot_keys(text) == ["s0-dist0"]
     assert "repeated trials" in text
+    assert "errors_during_rollout" in text  # a key the report does not know is shown as it is
+    assert "run-4 (failed)" in text
 
 
 def test_several_runs_get_lead_times_with_intervals_over_all_of_them(tmp_path):

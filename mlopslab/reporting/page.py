@@ -187,7 +187,8 @@ def _trials(trials: Trials, key: str) -> Section:
     for i, point in enumerate(trials.points):
         out.plot(plots.distributions(trials, point, f"{key}-dist{i}"))
     out.heading(3, "Runs")
-    listed = ", ".join(name for point in trials.points for name in point.runs)
+    listed = ", ".join(f"{name} ({status})" if status else name for point in trials.points
+                       for name, status in zip(point.runs, point.statuses + [None] * len(point.runs)))
     out.para(f"Each a results directory under {trials.path}: {listed}." if listed else "No runs listed.", "meta")
     return out
 
@@ -244,6 +245,7 @@ def _meta(sc: dict[str, Any], duration: Any, path: Path) -> str:
 
 def _md_table(header: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    body = [[f"**{row[0]}**", *row[1:]] if report.is_section(row) else row for row in body]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
     return "\n".join(lines)
 

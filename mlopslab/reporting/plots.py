@@ -251,8 +251,8 @@ def curves(trials: Trials, key: str) -> Plot | None:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(4, max(1, len(labels))))
         return _plot(fig, key, f"Phases against {param}",
                      "Median per parameter value (line), interquartile range (band) and 95 % interval of the "
-                     "median (bars), per lane; dashed with crosses: the prediction (for polling, interval / 2 + "
-                     "jitter / 2).")
+                     "median (bars), per lane; dashed with crosses: the prediction where one exists (for a polling "
+                     "agent, the expected wait for its next poll).")
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
@@ -279,15 +279,20 @@ def _marks(ax: Any, marks: list[tuple[float, str, str]]) -> None:
             ax.axvline(t, color=colour, ls=style, lw=0.9, alpha=0.8)
 
 
+EXTRA_PHASES = {"self_heal": "self-heal (changed → reverted)"}  # other keys a trial set may carry, in seconds
+
+
 def phase_title(phase: str) -> str:
-    """`commit → 1st ready` for a lead-time phase; any other key as it is."""
-    return f"commit → {PHASE_LABELS[phase]}" if phase in PHASE_LABELS else phase
+    """`commit → 1st ready` for a lead-time phase, a known extra by its name; any other key as it is."""
+    return f"commit → {PHASE_LABELS[phase]}" if phase in PHASE_LABELS else EXTRA_PHASES.get(phase, phase)
 
 
 def _phase_axis(ax: Any, phase: str) -> None:
     ax.set_title(phase_title(phase), loc="left")
     if phase in PHASE_LABELS:
         ax.set_ylabel("seconds after the commit")
+    elif phase in EXTRA_PHASES:
+        ax.set_ylabel("seconds")
 
 
 def _mark_legend(fig: Figure) -> None:

@@ -39,6 +39,7 @@ class Point:
     params: dict[str, Any]
     runs: list[str]
     lanes: dict[str, dict[str, dict[str, Any]]]   # lane -> phase -> {n, median, iqr, ci95, values, prediction}
+    statuses: list[Any] = field(default_factory=list)  # each run's status, beside `runs`
 
     def label(self) -> str:
         return ", ".join(f"{_short(k)}={v}" for k, v in self.params.items()) or "all runs"
@@ -62,8 +63,9 @@ class Trials:
         return list(dict.fromkeys(lane for point in self.points for lane in point.lanes))
 
     def phases(self) -> list[str]:
-        """Every phase any point has, report.PHASES' lead times first, extra keys after, in order seen."""
-        seen = [phase for point in self.points for lane in point.lanes.values() for phase in lane]
+        """Every phase any point has, report.PHASES' lead times first, extra keys after, in order seen
+        (but not `commit`: commit → commit is 0 by definition)."""
+        seen = [phase for point in self.points for lane in point.lanes.values() for phase in lane if phase != "commit"]
         known = [p for p in report.PHASE_LABELS if p in seen]
         return known + [p for p in dict.fromkeys(seen) if p not in report.PHASE_LABELS]
 
@@ -98,7 +100,8 @@ def _trials(path: Path, data: dict[str, Any]) -> Trials:
     for i, raw in enumerate(data.get("points") or []):
         if not isinstance(raw, dict) or not isinstance(raw.get("lanes"), dict):
             raise ReportError(f"{path / 'summary.json'}: points[{i}] has no lanes")
-        points.append(Point(dict(raw.get("params") or {}), list(raw.get("runs") or []), raw["lanes"]))
+        points.append(Point(dict(raw.get("params") or {}), list(raw.get("runs") or []), raw["lanes"],
+                            list(raw.get("statuses") or [])))
     if not points:
         raise ReportError(f"{path / 'summary.json'}: a trial set with no points")
     first = None
