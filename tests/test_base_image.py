@@ -71,6 +71,16 @@ def test_no_usable_base_raises_naming_the_build_command(docker_client, base_imag
     assert MISSING in str(caught.value)
 
 
+def test_a_failed_pull_is_tried_once_and_named_in_the_error(docker_client):
+    """The pull step against a registry address on 127.0.0.1 where nothing listens: refused at once."""
+    name = "127.0.0.1:9/mlopslab-test/none:never"
+    assert baseimage.plan(docker_client, name, steps=("pull",)).how == "pull"
+    with pytest.raises(baseimage.BaseImageError) as caught:
+        baseimage.resolve(docker_client, name, steps=("pull",))
+    assert "pulling it failed" in str(caught.value) and "127.0.0.1:9" in str(caught.value)
+    assert baseimage.BUILD_COMMAND in str(caught.value)
+
+
 def test_doctor_says_which_base_a_run_would_use(docker_client, base_image, monkeypatch):
     from mlopslab import doctor
 
@@ -130,6 +140,17 @@ def test_docker_run_with_missing_base_and_no_exported_variable_uses_the_offline_
     assert builds and all(e["base"] == images.OFFLINE_BASE for e in builds)
     assert any(e["kind"] == "traffic_100" and e["lane"] == "push" for e in events)
     assert events[-1]["kind"] == "run_finished" and events[-1]["status"] == "ok"
+
+
+def test_build_base_without_debootstrap_says_how_to_get_it(docker_client, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = _env(PATH=str(bin_dir))  # no debootstrap on PATH
+    done = _run(["images", "build-base", "--no-agent", "--base", MISSING], env, tmp_path, timeout=60)
+    assert done.returncode == 1
+    assert "debootstrap is not installed" in done.stderr and "apt-get install -y debootstrap" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_build_base_with_the_images_present_builds_nothing(docker_client, base_image, tmp_path):

@@ -146,11 +146,14 @@ def test_report_of_plain_repeats_draws_distributions_without_curves(tmp_path):
     assert "run-4 (failed)" in text
 
 
-def test_several_runs_get_lead_times_with_intervals_over_all_of_them(tmp_path):
-    _, _, text = _write(tmp_path, SHORT, RECORDED)
-    assert "Across 2 runs" in text
-    assert "s2-lead" in _plot_keys(text)
+def test_several_runs_of_one_scenario_get_lead_times_with_intervals_over_all_of_them(tmp_path):
+    other = tmp_path / "again"
+    shutil.copytree(SHORT, other)
+    _, _, text = _write(tmp_path, SHORT, other, RECORDED)
+    assert "short-push-pull — across 2 runs" in text
+    assert "s3-lead" in _plot_keys(text)
     assert "median over 2 run(s)" in text
+    assert "across 1 run" not in text and "push-vs-pull — across" not in text  # another scenario: not pooled
 
 
 def test_report_cli_refuses_a_directory_that_is_not_a_run(tmp_path):

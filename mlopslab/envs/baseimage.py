@@ -136,10 +136,10 @@ def missing(client: Any, want: str, *, steps: tuple[str, ...] | None = None, tri
         if not images.image_present(client, images.OFFLINE_BASE):
             parts.append(f"the offline base {images.OFFLINE_BASE} is not built either")
         elif "offline" not in allowed:
-            parts.append(f"the offline base {images.OFFLINE_BASE} is not allowed (${FALLBACK_ENV}="
-                         f"{os.environ.get(FALLBACK_ENV, '')!r})")
+            parts.append(f"the offline base {images.OFFLINE_BASE} is built but turned off (fallback steps: "
+                         f"{', '.join(allowed) or 'none'}; ${FALLBACK_ENV})")
     if "pull" not in allowed:
-        parts.append(f"pulling is off (${FALLBACK_ENV})")
+        parts.append("pulling is turned off")
     parts += list(tried)
     if not fix:
         return "; ".join(parts)
