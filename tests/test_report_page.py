@@ -177,3 +177,26 @@ def test_cli_does_not_import_matplotlib_until_a_report_is_written():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.strip()
     assert out == "False"
+
+
+def test_report_of_a_grid_draws_one_line_per_value_of_the_other_parameter(tmp_path):
+    """Two swept parameters (like levels-by-size): the first is the x axis, the second makes the lines."""
+    def cell(median: float) -> dict:
+        return {"n": 3, "median": median, "iqr": [median - 1, median + 1], "ci95": [median - 2, median + 2],
+                "values": [median - 1, median, median + 1], "prediction": None}
+
+    points = [{"params": {"model.data.n_samples": rows, "lanes[level1].replicas": replicas},
+               "runs": [], "lanes": {"level1": {"recovery": cell(rows / 1000 + replicas),
+                                                "accuracy_seconds_lost": cell(rows / 500)}}}
+              for rows in (2000, 8000) for replicas in (1, 3)]
+    parent = tmp_path / "grid"
+    parent.mkdir()
+    (parent / "summary.json").write_text(json.dumps({
+        "kind": "trials", "scenario": {"name": "grid"}, "repeat": 3,
+        "params": ["model.data.n_samples", "lanes[level1].replicas"], "points": points}))
+    _, _, text = _write(tmp_path, parent)
+    curves = text[text.index('data-plot="s0-curves"'):]
+    curves = curves[:curves.index("</svg>")]
+    assert "level1, replicas=1" in curves and "level1, replicas=3" in curves
+    assert "accuracy_seconds_lost" in curves and "recovery" in curves
+    assert _plot_keys(text) == ["s0-curves"] + [f"s0-dist{i}" for i in range(4)]
