@@ -164,7 +164,10 @@ def _run(args: argparse.Namespace) -> int:
     results = args.results or new_results_dir(sc)
     try:
         if sc.environment.kind == "docker":  # no usable base image: exit 2 before anything starts
-            _say_base_image(docker_base_image(sc)[1], args.quiet)
+            say = None if args.quiet else (lambda line: print(f"mlopslab: {line}", flush=True))
+            choice = docker_base_image(sc, log=say)[1]
+            if say and choice.how != "present":
+                say(choice.describe())
         lab = Lab(sc, results)
     except LabError as exc:
         print(f"mlopslab: {exc}", file=sys.stderr)
@@ -200,11 +203,6 @@ def _run(args: argparse.Namespace) -> int:
     print(report.table(summary))
     print(f"\nresults: {results}  (status: {summary['status']})")
     return code
-
-
-def _say_base_image(choice: Any, quiet: bool) -> None:
-    if choice.how != "present" and not quiet:
-        print(f"mlopslab: {choice.describe()}", flush=True)
 
 
 def _tui(args: argparse.Namespace) -> int:

@@ -55,13 +55,13 @@ def make_environment(scenario: Scenario, registry: Registry, recorder: Recorder,
     raise LabError(f"environment {kind!r} is not available in this build (see `mlopslab doctor`)")
 
 
-def docker_base_image(scenario: Scenario) -> tuple[Scenario, Any]:
+def docker_base_image(scenario: Scenario, log: Any = None) -> tuple[Scenario, Any]:
     """A Docker scenario with the base image it will build FROM (the configured one, the offline base, or
     pulled once), decided before anything starts; LabError names the command that builds one."""
     from mlopslab.envs import baseimage
 
     try:
-        choice = baseimage.resolve(None, scenario.environment.base_image)
+        choice = baseimage.resolve(None, scenario.environment.base_image, log=log)
     except baseimage.BaseImageError as exc:
         raise LabError(str(exc)) from None
     return replace(scenario, environment=replace(scenario.environment, base_image=choice.image)), choice

@@ -16,6 +16,7 @@ machine that must never reach a registry can turn the pull off.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,7 @@ class Choice:
             return f"{self.image} (configured, present)"
         if self.how == "offline":
             return f"{self.configured} is missing: the offline base {self.image} is used instead"
-        return f"{self.configured} is missing: it will be pulled once (needs a registry)"
+        return f"{self.configured} was missing: pulled it once from its registry"
 
 
 def configured(base_image: str | None = None) -> str:
@@ -87,7 +88,7 @@ def plan(client: Any, base_image: str | None = None, *, steps: tuple[str, ...] |
 
 
 def resolve(client: Any = None, base_image: str | None = None, *, steps: tuple[str, ...] | None = None,
-            log: Any = None) -> Choice:
+            log: Callable[[str], None] | None = None) -> Choice:
     """The base image to build FROM, present on the engine; pulls at most once. Raises BaseImageError."""
     client = client or _client()
     choice = plan(client, base_image, steps=steps)
@@ -97,7 +98,7 @@ def resolve(client: Any = None, base_image: str | None = None, *, steps: tuple[s
     if choice.how != "pull":
         return choice
     if log:
-        log(f"base image {want} is missing: pulling it once")
+        log(f"base image {want} is missing and the offline base is not built: pulling it once")
     error = pull(want)
     if error is None and images.image_present(client, want):
         return choice
