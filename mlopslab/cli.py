@@ -32,10 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--duration", type=float, help="override the scenario's duration (seconds)")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
     run.add_argument("--svg", action="store_true", help="also save the final run screen as SVG in the results")
+    run.add_argument("--repeat", type=int, default=1, metavar="N", help="run N seeds one after the other, each in "
+                     "its own directory under RESULTS, then summarise median, IQR and 95 %% interval per phase")
+    run.add_argument("--set", action="append", default=[], metavar="PATH=V1,V2,...", help="sweep a scenario field, "
+                     "e.g. 'lanes[pull].poll.interval=5,10,30' (repeatable; with a scenario's sweep: a grid)")
 
     replay = verbs.add_parser("replay", help="replay a recorded run in the TUI")
     replay.add_argument("results", type=Path, help="a results directory (or its events.jsonl)")
     replay.add_argument("--speed", type=float, default=10.0, help="playback speed, 1–100 (default 10)")
+    replay.add_argument("--run", metavar="NAME", help="for a directory of repeated trials: which run to replay "
+                        "(default: the first)")
     replay.add_argument("--at", type=float, metavar="SECONDS", help="start at this scenario time (0 = the run's "
                         "start; negative: during the setup)")
 
@@ -112,6 +118,10 @@ def _validate(args: argparse.Namespace) -> int:
     for name in args.files:
         try:
             sc = scenario.load(scenario.find(name))
+            if sc.sweep:
+                from mlopslab import sweep
+
+                sweep.grid(sc.path)  # every point of the grid is a valid scenario
             print(f"{name}: ok ({sc.name}: {len(sc.lanes)} lanes, {len(sc.timeline)} timeline events)")
         except scenario.ScenarioError as exc:
             failed = True
@@ -141,39 +151,41 @@ def _terminate_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _progress(event: dict[str, Any], start: list[float]) -> None:
+def _progress(event: dict[str, Any], start: list[float | None]) -> None:
+    """One line per event: `[setup   6.9s]` before the scenario clock starts, then `[      2.50s]` on it,
+    fields as the TUI's event log has them (raw times put on the scenario clock, no CI output)."""
+    from mlopslab.monitor.timeline import describe
+
     kind = event["kind"]
     if kind == "run_started":
         start[0] = event["t"]
     if kind in QUIET_KINDS:
         return
-    t = event["t"] - start[0]
-    lane = event.get("lane") or "lab"
-    detail = " ".join(f"{k}={str(v)[:10] if k in ('sha', 'revision') else v}" for k, v in event.items()
-                      if k not in ("t", "wall", "kind", "lane", "scenario", "lanes", "params", "run_id", "uri"))
-    print(f"[{t:7.2f}s] {lane:10} {kind:16} {detail}"[:150], flush=True)
+    origin = start[0]
+    stamp = f"[setup {event['t']:6.1f}s]" if origin is None else f"[{event['t'] - origin:11.2f}s]"
+    detail = describe(event, None if origin is None else (lambda t: t - origin))
+    print(f"{stamp} {event.get('lane') or 'lab':10} {kind:16} {detail}"[:150], flush=True)
 
 
 def _run(args: argparse.Namespace) -> int:
     sc = _load(args.scenario)
+    if args.repeat > 1 or args.set or sc.sweep or args.repeat < 1:
+        return _trials(args, sc)
     if args.duration is not None:
         sc = _cut(sc, args.duration)
     from mlopslab import report
-    from mlopslab.lab import Lab, LabError, docker_base_image, new_results_dir
+    from mlopslab.lab import Lab, LabError, new_results_dir
 
     results = args.results or new_results_dir(sc)
+    if sc.environment.kind == "docker":
+        _check_base_image(sc, args.quiet)
     try:
-        if sc.environment.kind == "docker":  # no usable base image: exit 2 before anything starts
-            say = None if args.quiet else (lambda line: print(f"mlopslab: {line}", flush=True))
-            choice = docker_base_image(sc, log=say)[1]
-            if say and choice.how != "present":
-                say(choice.describe())
         lab = Lab(sc, results)
     except LabError as exc:
         print(f"mlopslab: {exc}", file=sys.stderr)
         return 2
     if not args.quiet:
-        start = [0.0]
+        start: list[float | None] = [None]
         lab.recorder.subscribe(lambda e: _progress(e, start))
         print(f"mlopslab: {sc.name} on {sc.environment.kind}, {len(sc.lanes)} lanes, {sc.duration:.0f} s "
               f"→ {results}", flush=True)
@@ -184,6 +196,9 @@ def _run(args: argparse.Namespace) -> int:
             code = 1
     except KeyboardInterrupt:
         code = 130
+    except LabError as exc:   # e.g. the environment's prerequisites: the message says how to fix it
+        print(f"mlopslab: {exc}", file=sys.stderr)
+        code = 1
     except Exception as exc:
         print(f"mlopslab: the run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = 1
@@ -199,9 +214,63 @@ def _run(args: argparse.Namespace) -> int:
 
         svg = export_svg(results)
         print(f"run screen: {svg}")
-    print()
-    print(report.table(summary))
+    if summary["lanes"]:   # a run that could not start has no lanes to compare
+        print()
+        print(report.table(summary))
     print(f"\nresults: {results}  (status: {summary['status']})")
+    return code
+
+
+def _check_base_image(sc: Any, quiet: bool) -> None:
+    """No usable Docker base image: exit 2 before anything starts, naming the command that builds one (an
+    engine that does not answer is left to the run's prerequisites check). Says when it falls back or pulls."""
+    from mlopslab.envs import baseimage
+
+    say = None if quiet else (lambda line: print(f"mlopslab: {line}", flush=True))
+    try:
+        choice = baseimage.resolve(None, sc.environment.base_image, log=say)
+    except baseimage.NoEngine:
+        return
+    except baseimage.BaseImageError as exc:
+        print(f"mlopslab: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if say and choice.how != "present":
+        say(choice.describe())
+
+
+def _trials(args: argparse.Namespace, sc: Any) -> int:
+    """`run --repeat N` and sweeps: every grid point N times, each run a child `mlopslab run`."""
+    from mlopslab import scenario, sweep, trials
+    from mlopslab.lab import new_results_dir
+
+    if not 1 <= args.repeat <= 1000:
+        print(f"mlopslab: --repeat: expected a number of runs between 1 and 1000, got {args.repeat}", file=sys.stderr)
+        return 2
+    try:
+        points = sweep.grid(sc.path, [sweep.parse_set(text) for text in args.set])
+        if args.duration is not None:
+            points = [sweep.Point(p.params, _cut(p.scenario, args.duration), {**p.document, "duration": args.duration,
+                      "timeline": [e for e in p.document.get("timeline") or [] if e.get("at", 0) < args.duration],
+                      "narration": [n for n in p.document.get("narration") or [] if n.get("at", 0) < args.duration]})
+                      for p in points]
+    except scenario.ScenarioError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    parent = args.results or new_results_dir(sc)
+    if parent.exists() and any(parent.iterdir()):
+        print(f"mlopslab: {parent} is not empty; trials need a directory of their own", file=sys.stderr)
+        return 2
+    print(f"mlopslab: {sc.name}: {len(points)} point(s) × {args.repeat} run(s) → {parent}", flush=True)
+    _terminate_as_interrupt()
+    try:
+        summary, code = trials.run_all(points, args.repeat, parent, progress=lambda line: print(line, flush=True),
+                                       quiet=True)
+    except KeyboardInterrupt:
+        return 130
+    print()
+    print(trials.markdown(summary))
+    print(f"results: {parent}")
     return code
 
 
@@ -218,7 +287,18 @@ def _tui(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from mlopslab.tui.app import run_replay
 
+    from mlopslab import trials
+
     path = args.results
+    if trials.is_parent(path):  # repeated trials: their summary, then one run (--run, default the first)
+        print((path / "summary.md").read_text())
+        runs = [run for point in trials.load(path)["points"] for run in point["runs"]]
+        if args.run is not None and args.run not in runs:
+            print(f"mlopslab: no run {args.run!r} in {path} (there are: {', '.join(runs)})", file=sys.stderr)
+            return 2
+        if not runs:
+            return 0
+        path = path / (args.run or runs[0])
     events = path / "events.jsonl" if path.is_dir() else path
     if not events.exists():
         print(f"mlopslab: no events.jsonl at {path}", file=sys.stderr)

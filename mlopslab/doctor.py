@@ -17,7 +17,7 @@ class Check:
     environments: tuple[str, ...] = field(default_factory=tuple)  # environments that need this check
 
 
-def _docker_checks() -> list[Check]:
+def _docker_checks(base_image: str | None = None) -> list[Check]:
     from mlopslab.envs import images
 
     checks: list[Check] = []
@@ -36,7 +36,7 @@ def _docker_checks() -> list[Check]:
         return [Check("docker engine", False, f"not reachable at {host}: {exc.__class__.__name__}", fix, ("docker",))]
     checks.append(Check("docker engine", True, f"Docker {version.get('Version')} (API {version.get('ApiVersion')}, "
                         f"{version.get('Os')}/{version.get('Arch')})", environments=("docker",)))
-    checks += _base_checks(client)
+    checks += _base_checks(client, base_image)
     sock = "/var/run/docker.sock"
     if os.path.exists(sock):
         checks.append(Check("engine socket", True, f"{sock}: mounted into the pull agent's container "
@@ -92,6 +92,27 @@ def diagnose() -> list[Check]:
     """Every check, in the order `format` prints them."""
     return [Check("local processes", True, "always available (model servers as child processes)",
                   environments=("local",))] + _docker_checks() + _kube_checks()
+
+
+def problems(environment: str, base_image: str | None = None) -> list[Check]:
+    """The failed checks that keep `environment` from working here (none: it is usable). A run checks these
+    before it trains anything; the picker marks scenarios with them."""
+    if environment == "docker":
+        checks = _docker_checks(base_image)
+    elif environment == "kubernetes":
+        checks = _kube_checks() + [Check("kubernetes environment", False, "not in this build yet",
+                                         "use environment: local or docker", ("kubernetes",))]
+    else:
+        checks = []
+    return [check for check in checks if not check.ok]
+
+
+def explain(environment: str, failed: list[Check]) -> str:
+    """`environment docker is not usable here: base image: python:3.11-slim is not present` and a fix per line."""
+    lines = [f"environment {environment} is not usable here: "
+             + "; ".join(f"{check.name}: {check.detail}" for check in failed)]
+    lines += [f"fix: {check.fix}" for check in failed if check.fix]
+    return "\n".join(lines)
 
 
 def usable(checks: list[Check]) -> dict[str, bool]:

@@ -40,6 +40,10 @@ class LabError(RuntimeError):
     pass
 
 
+class PrerequisiteError(LabError):
+    """The scenario's environment is not usable here: nothing was started. The message says how to fix it."""
+
+
 def make_environment(scenario: Scenario, registry: Registry, recorder: Recorder, run_dir: Path,
                      run_id: str) -> Environment:
     kind = scenario.environment.kind
@@ -154,11 +158,12 @@ class Lab:
         """Trains and registers v1, makes the env repo, starts the environment and every lane, waits ready."""
         from mlopslab.gitops.repo import EnvRepo
 
-        if self.scenario.environment.kind == "docker":  # before anything is trained or started
+        self.check_prerequisites()
+        if self.scenario.environment.kind == "docker":  # the base to build FROM (pulled once if need be)
             self.scenario, base = docker_base_image(self.scenario)
             self.recorder.emit("base_image", None, configured=base.configured, image=base.image, how=base.how)
-        _quiet_mlflow()
         sc = self.scenario
+        _quiet_mlflow()
         lanes = []
         self.env = make_environment(sc, self.registry, self.recorder, self.dir, self.run_id)
         for lane in sc.lanes:
@@ -190,6 +195,17 @@ class Lab:
                                f"{SETUP_TIMEOUT:.0f} s; see {self.dir / 'logs'}")
             time.sleep(0.05)
         self._publish_endpoints()  # traffic must not start before the generator knows the ready replicas
+
+    def check_prerequisites(self) -> None:
+        """What `mlopslab doctor` checks for this scenario's environment, before anything is trained or started."""
+        from mlopslab import doctor
+
+        kind = self.scenario.environment.kind
+        failed = doctor.problems(kind, self.scenario.environment.base_image)
+        if failed:
+            self.recorder.emit("preflight_failed", None, environment=kind,
+                               checks=[{"name": c.name, "detail": c.detail, "fix": c.fix} for c in failed])
+            raise PrerequisiteError(doctor.explain(kind, failed))
 
     def start(self) -> None:
         """Starts the scenario clock: traffic flows and the timeline plays."""

@@ -34,8 +34,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        if not self.line:  # about the file as a whole (missing, a directory, not UTF-8 ...)
-            return f"{self.file}: {self.message}"
+        if not self.line:  # the file as a whole (missing, a directory ...) or the command line (--set)
+            return f"{self.file}: {self.path + ': ' if self.path else ''}{self.message}"
         return f"{self.file}:{self.line}: {self.path or '(top)'}: {self.message}"
 
 
@@ -99,6 +99,7 @@ class Scenario:
     narration: tuple[Narration, ...]
     drift_detection: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    sweep: tuple[str, ...] = ()  # swept field paths (mlopslab.sweep checks and expands them)
 
 
 class _Check:
@@ -202,6 +203,11 @@ def parse(text: str, file: str = "<scenario>") -> Scenario:
     return _validate(tree, file)
 
 
+def validate_values(values: Any, tree: yamltree.Tree, file: str) -> Scenario:
+    """Validates plain values (e.g. a sweep's point) with `tree`'s lines for the fields it shares."""
+    return _validate(yamltree.Tree(values, tree.lines), file)
+
+
 def _validate(tree: yamltree.Tree, file: str) -> Scenario:
     raw = tree.value
     c = _Check(tree, file)
@@ -209,7 +215,7 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
         c.problems.append(Problem(file, again, path, f"duplicate key (first on line {first}, again on line {again}); "
                                   "YAML keys are unique"))
     top = c.mapping(raw, "", ("name", "description", "seed", "duration", "environment", "model", "traffic",
-                              "lanes", "timeline", "narration", "drift_detection"))
+                              "lanes", "timeline", "narration", "drift_detection", "sweep"))
     if raw is None:
         c.fail("", "the file holds no scenario (it is empty, only comments, or null)")
         raise ScenarioError(c.problems)
@@ -242,10 +248,15 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
         c.fail("environment.kind" if isinstance(top.get("environment"), dict) else "environment",
                "the kubernetes environment is not available in this version (use local or docker)")
 
+    sweep = top.get("sweep")
+    if sweep is not None and not (isinstance(sweep, dict) and sweep):
+        c.fail("sweep", f"expected a mapping of field path → list of values, got {_kind(sweep)}")
+
     if c.problems:
         raise ScenarioError(c.problems)
     return Scenario(name, description, seed, float(duration), environment, model_name, data, train, float(rate),
-                    float(label_delay), tuple(lanes), tuple(timeline), tuple(narration), dict(drift_detection))
+                    float(label_delay), tuple(lanes), tuple(timeline), tuple(narration), dict(drift_detection),
+                    sweep=tuple(sweep or ()))
 
 
 def _drift_detection(c: _Check, value: Any) -> dict[str, Any]:
@@ -439,11 +450,9 @@ def find(name_or_path: str, search: Path | None = None) -> Path:
 
 
 def shipped_dir() -> Path:
-    """The shipped scenarios: ./scenarios when run from a checkout, else the package's copy."""
-    here = Path.cwd() / "scenarios"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent / "scenarios"
+    """The shipped scenarios: package data (`mlopslab/scenarios`, a link to the checkout's `scenarios/`),
+    so an installed wheel finds them from any directory."""
+    return Path(__file__).resolve().parent / "scenarios"
 
 
 def shipped() -> list[Path]:

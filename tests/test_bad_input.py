@@ -175,9 +175,15 @@ def test_picker_lists_files_that_used_to_hang_as_invalid_and_stays_responsive() 
 
 
 def test_every_yaml_block_in_the_readme_is_a_valid_scenario(tmp_path: Path) -> None:
+    """Whole scenarios validate as they are; a fragment (no top-level name) validates inside the shipped
+    poll-interval-sweep scenario, in place of its own fields of the same name."""
+    from mlopslab import sweep
+
     blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     assert blocks
+    host = (ROOT / "scenarios" / "poll-interval-sweep.yaml").read_text().split("\nsweep:")[0]
     for i, block in enumerate(blocks):
         path = tmp_path / f"readme-{i}.yaml"
-        path.write_text(block)
+        path.write_text(block if re.match(r"^name:", block, re.M) else host.rstrip("\n") + "\n" + block)
         scenario.load(path)  # raises with file:line if the README shows a scenario that does not validate
+        sweep.grid(path)

@@ -1,5 +1,6 @@
 """Docker base images without surprises: a missing configured base falls back to the offline base, and with
-no usable base a run stops before training with exit 2 and the command that builds one. No test pulls:
+no usable base a run stops before training with exit 2 and the command that builds one (the Lab's own stop,
+the TUI's path, is tested in test_what_a_class_sees.py). No test pulls from a registry:
 $MLOPSLAB_BASE_FALLBACK keeps the one pull attempt off (the machine has no registry anyway)."""
 # ruff: noqa: F811  (pytest fixtures imported from tests/docker_fixtures.py are parameters here)
 
@@ -108,20 +109,6 @@ def test_run_without_usable_base_exits_2_before_training(docker_client, base_ima
     assert "Traceback" not in done.stderr
     assert not (results / "events.jsonl").exists()  # nothing started: no run, no training, no MLflow store
     assert not (results / "mlflow").exists()
-
-
-def test_lab_without_usable_base_fails_before_training(docker_client, base_image, tmp_path, monkeypatch):
-    """The TUI's path: the Lab itself stops in prepare, before it trains or starts anything."""
-    from mlopslab import scenario
-    from mlopslab.lab import Lab, LabError
-
-    monkeypatch.setenv(baseimage.FALLBACK_ENV, "")
-    lab = Lab(scenario.load(_scenario(tmp_path, MISSING)), tmp_path / "results")
-    with pytest.raises(LabError, match="mlopslab images build-base"):
-        lab.run()
-    kinds = [json.loads(line)["kind"] for line in (tmp_path / "results" / "events.jsonl").read_text().splitlines()]
-    assert "model_registered" not in kinds and "lab_prepared" not in kinds and "replica_started" not in kinds
-    assert lab.status == "failed"
 
 
 @pytest.mark.slow

@@ -89,6 +89,7 @@ class Replica:
     ready_at: float | None = None
     next_probe: float = 0.0
     stop_at: float | None = None
+    stop_reason: str = "rollout"  # why it is terminating: rollout | scale_down | manual_change
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ class ControlledEnvironment(Environment):
                              version=spec.version if version is None else version)
             self._specs[lane] = edited
             self._status[lane] = {"since": self.clock(), "progress": self.clock(),
-                                  "failed": False, "done": False, "last": None}
+                                  "failed": False, "done": False, "last": None, "cause": "manual_change"}
             return edited
 
     def kill_replica(self, lane: str, name: str | None = None) -> str | None:
@@ -313,12 +314,15 @@ class ControlledEnvironment(Environment):
             doomed = [r for r in old if r.state != "ready"]
             spare = max(0, available - min_available)
             doomed += [r for r in old if r.state == "ready"][:spare]
+            scaled: list[Replica] = []
             if not old and len(new) > spec.replicas:  # plain scale-down: unready first
                 extra = sorted(new, key=lambda r: r.state == "ready")
-                doomed += extra[: len(new) - spec.replicas]
-            for replica in doomed:
+                scaled = extra[: len(new) - spec.replicas]
+            for replica in doomed + scaled:
                 replica.state = "terminating"
                 replica.stop_at = now + self.drain
+                # a person's live edit, or what the spec asks: a new version (rollout) or fewer replicas
+                replica.stop_reason = status.get("cause") or ("scale_down" if replica in scaled else "rollout")
             progress = (len(new), sum(1 for r in new if r.state == "ready"), len(old))
             if progress != status["last"]:
                 status["last"], status["progress"] = progress, now
@@ -367,7 +371,8 @@ class ControlledEnvironment(Environment):
                 self._replicas[lane].remove(replica)
         for replica in due:
             self._stop_later(replica)
-            self.emit("replica_stopped", lane, replica=replica.name, version=replica.version, reason="rollout")
+            self.emit("replica_stopped", lane, replica=replica.name, version=replica.version,
+                      reason=replica.stop_reason)
 
     def _stop_later(self, replica: Replica) -> None:
         thread = threading.Thread(target=self.driver.stop, args=(replica.handle, self.grace), daemon=True)

@@ -32,6 +32,10 @@ class BaseImageError(RuntimeError):
     """No usable base image: nothing was started. The message says how to get one."""
 
 
+class NoEngine(BaseImageError):
+    """No Docker engine answered, so no image could be looked for."""
+
+
 @dataclass(frozen=True)
 class Choice:
     """What a run will build FROM: `image`, and how it was found (`present` | `offline` | `pull`)."""
@@ -153,4 +157,4 @@ def _client() -> Any:
     try:
         return images.connect()
     except RuntimeError as exc:
-        raise BaseImageError(str(exc)) from None
+        raise NoEngine(str(exc)) from None

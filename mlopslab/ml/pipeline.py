@@ -22,6 +22,7 @@ The lab is reached through a `PipelineHost` of callables, so this module does no
 
 from __future__ import annotations
 
+import re
 import runpy
 import subprocess
 import sys
@@ -164,6 +165,14 @@ class PipelineRepo:
         return ok, output[-1500:], time.monotonic() - started
 
 
+def failed_test(output: str) -> str:
+    """CI's output in one line: the test that failed and why (`test_x: AssertionError: message`)."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    tests = re.findall(r'File ".*", line \d+, in (test_\w+)', output)
+    why = lines[-1] if lines else "no output"
+    return f"{tests[-1]}: {why}" if tests else why
+
+
 class LanePipeline:
     """The retraining pipeline of one lane at one MLOps level."""
 
@@ -204,8 +213,8 @@ class LanePipeline:
         emit("pipeline_committed", lane, sha=sha, note=note, level=self.level, initial=initial)
         ok, output, duration = self.repo.run_tests(sha, lane, self.work)
         if not ok:
-            emit("pipeline_rejected", lane, sha=sha, note=note, output=output, duration=round(duration, 3),
-                 kept_version=self.code.version)
+            emit("pipeline_rejected", lane, sha=sha, failed=failed_test(output), note=note, output=output,
+                 duration=round(duration, 3), kept_version=self.code.version)
             return False
         namespace = runpy.run_path(str(self.repo.export(sha, lane, self.work / sha[:12]) / "train.py"))
         self._accept(PipelineCode(sha[:7], dict(namespace["PARAMS"]), namespace["prepare"], sha, note),

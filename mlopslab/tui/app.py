@@ -61,7 +61,7 @@ class LabApp(App[int]):
             return
         if source is None or not source.active:
             self._quitting = True
-            self.exit(0)
+            self.finish(source.exit_code if source is not None else 0)
             return
 
         def answered(stop: bool | None) -> None:
@@ -74,10 +74,14 @@ class LabApp(App[int]):
                                        "the summary is written to the results directory.", yes="Stop and quit"),
                          answered)
 
+    def finish(self, code: int) -> None:
+        """Exit with `code` as both the app's result (what `run_app` returns) and its return code."""
+        self.exit(code, return_code=code)
+
     def _close(self, source: LiveRun | ReplayRun) -> None:
         def close() -> None:
             source.close()
-            self.call_from_thread(self.exit, 0)
+            self.call_from_thread(self.finish, source.exit_code)
 
         self.run_worker(close, thread=True, name="close", group="close")
 
@@ -101,6 +105,9 @@ def run_app(scenario: str | None = None, files: list[Path] | None = None) -> int
     finally:
         if app.source is not None:
             app.source.close()
+    if app.source is not None:   # once the terminal is back: where the run went and how it ended, as headless
+        code = app.source.exit_code if code is None else code
+        print(f"results: {app.source.results_dir}  (status: {app.source.lab.status}, exit {code})")
     return code or 0
 
 
