@@ -163,7 +163,7 @@ def drift_accuracy(run: Run, key: str) -> Plot | None:
 
 # --- trial sets -------------------------------------------------------------------------------------------------
 def distributions(trials: Trials, point: Point, key: str) -> Plot:
-    """Per phase, per lane: the values of every run (dots), their box (median and IQR, whiskers to the
+    """Per phase, per lane: every measurement of the runs (dots), their box (median and IQR, whiskers to the
     extremes) and the 95 % interval of the median (black bar); the prediction as a red cross."""
     phases = [p for p in trials.phases() if any(p in lane for lane in point.lanes.values())]
     lanes = trials.lanes()
@@ -198,9 +198,9 @@ def distributions(trials: Trials, point: Point, key: str) -> Plot:
         title = f"Distributions — {point.label()}"
         n = max((c.get("n") or 0 for lane in point.lanes.values() for c in lane.values()), default=0)
         return _plot(fig, key, title,
-                     f"Each dot is one run (n = {n}); box: median and interquartile range, whiskers to the "
-                     "extremes; black bar: 95 % interval of the median; red cross: the prediction, where one "
-                     "exists.")
+                     f"Each dot is one measurement (a release, or a live change, in one of the runs; n up to {n}); "
+                     "box: median and interquartile range, whiskers to the extremes; black bar: 95 % interval of "
+                     "the median; red cross: the prediction, where one exists.")
 
 
 def curves(trials: Trials, key: str) -> Plot | None:
