@@ -156,6 +156,15 @@ def test_several_runs_of_one_scenario_get_lead_times_with_intervals_over_all_of_
     assert "across 1 run" not in text and "push-vs-pull — across" not in text  # another scenario: not pooled
 
 
+def test_report_of_a_crashed_run_shows_what_it_recorded_and_says_it_is_unfinished(tmp_path):
+    torn = tmp_path / "crashed"
+    torn.mkdir()
+    (torn / "events.jsonl").write_bytes((SHORT / "events.jsonl").read_bytes()[:20000])  # cut mid-line
+    _, _, text = _write(tmp_path, torn)
+    assert "short-push-pull — unfinished" in text and "without run_finished" in text
+    assert {"s0-latency", "s0-shares", "s0-lead"} <= set(_plot_keys(text))
+
+
 def test_report_cli_refuses_a_directory_that_is_not_a_run(tmp_path):
     done = subprocess.run([sys.executable, "-m", "mlopslab", "report", str(tmp_path)], capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)

@@ -146,7 +146,11 @@ def _run(run: Run, key: str) -> Section:
     summary = run.summary
     sc = summary["scenario"]
     out = Section()
-    out.heading(2, f"{run.name} — {summary['status']}")
+    status = summary["status"]
+    out.heading(2, f"{run.name} — {'unfinished' if status == 'running' else status}")
+    if status == "running":
+        out.para("The events end without run_finished: the run crashed, or was still going when this was "
+                 "written. Everything up to its last event is shown.", "meta")
     out.para(sc.get("description", ""))
     out.para(_meta(sc, summary.get("duration"), run.path), "meta")
     _narration(out, run)
