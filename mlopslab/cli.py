@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     replay = verbs.add_parser("replay", help="replay a recorded run in the TUI")
     replay.add_argument("results", type=Path, help="a results directory (or its events.jsonl)")
     replay.add_argument("--speed", type=float, default=10.0, help="playback speed, 1–100 (default 10)")
-    replay.add_argument("--run", metavar="NAME", help="for a directory of repeated trials: which run to replay "
-                        "(default: the first)")
+    replay.add_argument("--run", metavar="NAME", help="for a directory of repeated trials: replay this run "
+                        "(default: show the trials' distributions and pick a run there)")
     replay.add_argument("--at", type=float, metavar="SECONDS", help="start at this scenario time (0 = the run's "
                         "start; negative: during the setup)")
 
@@ -290,15 +290,17 @@ def _replay(args: argparse.Namespace) -> int:
     from mlopslab import trials
 
     path = args.results
-    if trials.is_parent(path):  # repeated trials: their summary, then one run (--run, default the first)
-        print((path / "summary.md").read_text())
+    if trials.is_parent(path):  # repeated trials: their distributions, then the runs one by one
         runs = [run for point in trials.load(path)["points"] for run in point["runs"]]
-        if args.run is not None and args.run not in runs:
+        if args.run is None:
+            from mlopslab.tui.app import run_trials
+
+            return run_trials(path, speed=args.speed)
+        if args.run not in runs:
+            print((path / "summary.md").read_text())
             print(f"mlopslab: no run {args.run!r} in {path} (there are: {', '.join(runs)})", file=sys.stderr)
             return 2
-        if not runs:
-            return 0
-        path = path / (args.run or runs[0])
+        path = path / args.run
     events = path / "events.jsonl" if path.is_dir() else path
     if not events.exists():
         print(f"mlopslab: no events.jsonl at {path}", file=sys.stderr)

@@ -118,7 +118,8 @@ class Lab:
                          drift_report=self.watch.drift_report, champion_version=lambda lane: self.desired[lane].version,
                          deliver=self._deliver_lane, add_training_rows=self.watch.add_training_rows,
                          stopped=self._stop.is_set, registry=self.registry, model_name=scenario.model_name,
-                         feature_names=self.stream.feature_names, train_lock=self._train_lock, run_id=self.run_id),
+                         feature_names=self.stream.feature_names, train_lock=self._train_lock, run_id=self.run_id,
+                         defaults=dict(scenario.retrain)),
             self.dir)
         self.recorder.subscribe(self.pipelines.on_event)
 

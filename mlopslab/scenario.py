@@ -100,6 +100,7 @@ class Scenario:
     drift_detection: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     sweep: tuple[str, ...] = ()  # swept field paths (mlopslab.sweep checks and expands them)
+    retrain: dict[str, Any] = field(default_factory=dict)  # the pipelines' min_rows / max_rows
 
 
 class _Check:
@@ -226,7 +227,7 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
     seed = c.number(top, "seed", "", 0, low=0, integer=True)
     duration = c.number(top, "duration", "", 60.0, low=1, high=MAX_DURATION, required=True)
     environment = _environment(c, top.get("environment", "local"))
-    model = c.mapping(top.get("model"), "model", ("name", "data", "train"))
+    model = c.mapping(top.get("model"), "model", ("name", "data", "train", "retrain"))
     model_name = c.string(model, "name", "model", "model", pattern=SLUG)
     data_raw = c.mapping(model.get("data"), "model.data", ("n_features", "n_samples", "curvature", "label_noise"))
     data = {k: v for k, v in {
@@ -236,6 +237,11 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
         "label_noise": c.number(data_raw, "label_noise", "model.data", None, low=0, high=0.5),
     }.items() if v is not None}
     train = _train(c, model.get("train"), "model.train")
+    retrain_raw = c.mapping(model.get("retrain"), "model.retrain", ("min_rows", "max_rows"))
+    retrain = {k: v for k, v in {
+        "min_rows": c.number(retrain_raw, "min_rows", "model.retrain", None, low=50, high=100_000, integer=True),
+        "max_rows": c.number(retrain_raw, "max_rows", "model.retrain", None, low=50, high=1_000_000, integer=True),
+    }.items() if v is not None}
     traffic = c.mapping(top.get("traffic"), "traffic", ("rate", "label_delay"))
     rate = c.number(traffic, "rate", "traffic", 20.0, low=0.1, high=2000)
     label_delay = c.number(traffic, "label_delay", "traffic", 5.0, low=0, high=3600)
@@ -256,7 +262,7 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
         raise ScenarioError(c.problems)
     return Scenario(name, description, seed, float(duration), environment, model_name, data, train, float(rate),
                     float(label_delay), tuple(lanes), tuple(timeline), tuple(narration), dict(drift_detection),
-                    sweep=tuple(sweep or ()))
+                    sweep=tuple(sweep or ()), retrain=retrain)
 
 
 def _drift_detection(c: _Check, value: Any) -> dict[str, Any]:

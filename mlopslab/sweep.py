@@ -1,10 +1,13 @@
 """Parameter sweeps: a grid over scenario fields, each point a valid scenario, errors at the sweep's line.
 
-A sweep names fields by path, the way errors print them, with a lane picked by name or index:
+A sweep names fields by path, the way errors print them, with a lane picked by name, index or `*` (all):
 
     sweep:
       lanes[pull].poll.interval: [5, 10, 30]
       traffic.rate: [10, 40]
+      size:                                   # an axis of cases, each setting several fields together
+        small: {model.retrain.min_rows: 200, "lanes[*].replicas": 1}
+        large: {model.retrain.min_rows: 1000, "lanes[*].replicas": 6}
 
 or on the command line, `--set 'lanes[pull].poll.interval=5,10,30'`. `grid(...)` checks every point by
 setting the values in the scenario's YAML tree and validating the result, so a bad path or value is
@@ -29,10 +32,16 @@ _TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[([^\]]+)\]|(\.)")
 
 @dataclass(frozen=True)
 class Axis:
-    path: str
-    values: tuple[Any, ...]
+    path: str  # a field path, or the name of an axis of cases
+    values: tuple[Any, ...]  # the values, or the case names
     line: int  # 0 for --set
     origin: str  # "sweep" or "--set"
+    cases: dict[str, dict[str, Any]] | None = None  # case name -> {field path: value}, set together
+    label: str = ""  # where errors point, when not the path (a case's field: size.large.traffic.rate)
+
+    def settings(self, value: Any) -> list[tuple[str, Any]]:
+        """The (field path, value) pairs one value of this axis sets."""
+        return list(self.cases[value].items()) if self.cases is not None else [(self.path, value)]
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,8 @@ def parse_set(text: str) -> Axis:
 
 
 def axes(tree: yamltree.Tree, file: str) -> list[Axis]:
-    """The `sweep:` mapping of a scenario file's tree."""
+    """The `sweep:` mapping of a scenario file's tree: `path: [values]`, or `name: {case: {path: value}}`
+    for an axis whose points set several fields together (e.g. an application's size)."""
     raw = tree.value.get("sweep") if isinstance(tree.value, dict) else None
     if raw is None:
         return []
@@ -66,6 +76,14 @@ def axes(tree: yamltree.Tree, file: str) -> list[Axis]:
     out = []
     for path, values in raw.items():
         line = tree.line(f"sweep.{path}")
+        if isinstance(values, dict) and values and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", path):
+            bad = [case for case, fields in values.items() if not isinstance(fields, dict) or not fields
+                   or any(isinstance(v, (dict, list)) for v in fields.values())]
+            if bad:
+                raise _error(file, tree.line(f"sweep.{path}.{bad[0]}"), f"sweep.{path}.{bad[0]}",
+                             "expected a mapping of field path → value (one case of the axis)")
+            out.append(Axis(path, tuple(values), line, "sweep", cases=values))
+            continue
         if not isinstance(values, list) or not values or any(isinstance(v, (dict, list)) for v in values):
             raise _error(file, line, f"sweep.{path}", f"expected a non-empty list of values, got {values!r}")
         out.append(Axis(path, tuple(values), line, "sweep"))
@@ -96,9 +114,18 @@ def grid(path: Path, extra: list[Axis] | None = None) -> list[Point]:
         params = dict(zip(chosen, values))
         doc = copy.deepcopy(document)
         for axis, value in zip(chosen.values(), values):
-            _set(doc, axis, value, file)
+            for path_, setting in axis.settings(value):
+                _set(doc, _field_axis(axis, path_, tree, value), setting, file)
         points.append(Point(params, _validated(doc, tree, file, chosen, params, base), doc))
     return points
+
+
+def _field_axis(axis: Axis, path: str, tree: yamltree.Tree, case: Any = None) -> Axis:
+    """One field that an axis sets, located where the sweep names it (a case's field on its own line)."""
+    if axis.cases is None:
+        return axis
+    return Axis(path, (), tree.line(f"sweep.{axis.path}.{case}.{path}"), axis.origin,
+                label=f"{axis.path}.{case}.{path}")
 
 
 def _validated(doc: dict[str, Any], tree: yamltree.Tree, file: str, chosen: dict[str, Axis],
@@ -110,23 +137,30 @@ def _validated(doc: dict[str, Any], tree: yamltree.Tree, file: str, chosen: dict
     except scenarios.ScenarioError as exc:
         problems = []
         for problem in exc.problems:
-            axis = next((a for a in chosen.values() if _same_field(a.path, problem.path, doc)), None)
-            if axis is None:
+            found = next(((a, path, value) for a in chosen.values() for path, value in a.settings(params[a.path])
+                          if _same_field(path, problem.path, doc)), None)
+            if found is None:
                 problems.append(problem)
-            else:
-                problems.append(scenarios.Problem(file if axis.origin == "sweep" else "--set", axis.line, _where(axis),
-                                                  f"value {params[axis.path]!r}: {problem.message}"))
+                continue
+            axis, path, value = found
+            where = _field_axis(axis, path, tree, params[axis.path])
+            problem = scenarios.Problem(file if axis.origin == "sweep" else "--set", where.line, _where(where),
+                                        f"value {value!r}: {problem.message}")
+            if problem not in problems:
+                problems.append(problem)
         raise scenarios.ScenarioError(problems) from None
-    return scenarios.Scenario(**{**sc.__dict__, "path": base.path})
+    return scenarios.Scenario(**{**sc.__dict__, "path": base.path, "sweep": ()})
 
 
 def _where(axis: Axis) -> str:
-    return f"sweep.{axis.path}" if axis.origin == "sweep" else axis.path
+    name = axis.label or axis.path
+    return f"sweep.{name}" if axis.origin == "sweep" else name
 
 
 def _same_field(axis_path: str, problem_path: str, doc: dict[str, Any]) -> bool:
     """Whether a validation problem is about the swept field (lanes[pull] is lanes[1] in problems)."""
-    return problem_path.startswith(_indexed(axis_path, doc))
+    pattern = re.escape(_indexed(axis_path, doc)).replace(r"\[\*\]", r"\[\d+\]")
+    return re.match(pattern, problem_path) is not None
 
 
 def _indexed(path: str, doc: dict[str, Any]) -> str:
@@ -141,25 +175,27 @@ def _indexed(path: str, doc: dict[str, Any]) -> str:
 
 
 def _set(doc: dict[str, Any], axis: Axis, value: Any, file: str) -> None:
-    tokens = _tokens(axis, file)
-    node: Any = doc
-    for i, (key, selector) in enumerate(tokens):
-        last = i == len(tokens) - 1
-        if selector is None:
-            if not isinstance(node, dict):
-                raise _axis_error(axis, file, f"{key!r} is not a field of a mapping here")
-            if last:
-                node[key] = value
-                return
-            node = node.setdefault(key, {})
-            if node is None:
-                node = {}
-        else:
-            if not isinstance(node, list):
-                raise _axis_error(axis, file, f"[{selector}] picks from a list, and this is not one")
-            node = _pick(node, selector, axis, file)
-            if last:
-                raise _axis_error(axis, file, "a sweep sets a field, not a whole list item")
+    _set_at(doc, _tokens(axis, file), value, axis, file)
+
+
+def _set_at(node: Any, tokens: list[tuple[str, str | None]], value: Any, axis: Axis, file: str) -> None:
+    (key, selector), rest = tokens[0], tokens[1:]
+    if selector is None:
+        if not isinstance(node, dict):
+            raise _axis_error(axis, file, f"{key!r} is not a field of a mapping here")
+        if not rest:
+            node[key] = value
+            return
+        if node.get(key) is None:
+            node[key] = {} if rest[0][1] is None else []
+        _set_at(node[key], rest, value, axis, file)
+        return
+    if not isinstance(node, list):
+        raise _axis_error(axis, file, f"[{selector}] picks from a list, and this is not one")
+    if not rest:
+        raise _axis_error(axis, file, "a sweep sets a field, not a whole list item")
+    for item in (node if selector == "*" else [_pick(node, selector, axis, file)]):
+        _set_at(item, rest, value, axis, file)
 
 
 def _pick(items: list[Any], selector: str, axis: Axis, file: str) -> Any:

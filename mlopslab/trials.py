@@ -108,6 +108,9 @@ def summarise(points: list[Point], runs: dict[int, list[str]], parent: Path, rep
                 for change in data.get("live_changes", []):
                     if change.get("reverted_after") is not None:
                         lane_values["self_heal"].append(float(change["reverted_after"]))
+            for lane, loop in (run.get("ml_loop") or {}).items():
+                for key, value in ml_costs(loop).items():
+                    values.setdefault(lane, {}).setdefault(key, []).append(value)
         lanes = {}
         for lane, phases in values.items():
             spec = next((ln for ln in point.scenario.lanes if ln.name == lane), None)
@@ -117,6 +120,28 @@ def summarise(points: list[Point], runs: dict[int, list[str]], parent: Path, rep
     sc = points[0].scenario
     return {"kind": "trials", "scenario": _scenario_info(sc), "repeat": repeat, "params": list(points[0].params),
             "points": out_points}
+
+
+ML_COSTS = ("drift_to_retrained", "wait_labels", "training_seconds", "accuracy_seconds_lost")
+
+
+def ml_costs(loop: dict[str, Any]) -> dict[str, float]:
+    """What a drift cost one lane in one run (MLOps levels): from the change to a retrained model serving
+    all traffic, the wait for labelled rows, the seconds spent training (every retrain, failed ones too)
+    and the accuracy-seconds lost against the lane's accuracy before the drift."""
+    retrains = loop.get("retrains") or []
+    delivered = [r for r in retrains if r.get("outcome") == "delivered" and r.get("change_to_delivered") is not None]
+    out: dict[str, float] = {}
+    if delivered:
+        first = min(delivered, key=lambda r: r.get("started") or 0.0)
+        out["drift_to_retrained"] = float(first["change_to_delivered"])
+        if (first.get("timings") or {}).get("wait_labels") is not None:
+            out["wait_labels"] = float(first["timings"]["wait_labels"])
+    if retrains:
+        out["training_seconds"] = round(sum(float((r.get("timings") or {}).get("train") or 0.0) for r in retrains), 4)
+    if loop.get("accuracy_seconds_lost") is not None:
+        out["accuracy_seconds_lost"] = float(loop["accuracy_seconds_lost"])
+    return out
 
 
 def stats(values: list[float], rng: np.random.Generator) -> dict[str, Any]:

@@ -195,8 +195,9 @@ def test_report_of_a_grid_draws_one_line_per_value_of_the_other_parameter(tmp_pa
                 "values": [median - 1, median, median + 1], "prediction": None}
 
     points = [{"params": {"model.data.n_samples": rows, "lanes[level1].replicas": replicas},
-               "runs": [], "lanes": {"level1": {"recovery": cell(rows / 1000 + replicas),
-                                                "accuracy_seconds_lost": cell(rows / 500)}}}
+               "runs": [], "lanes": {"level1": {"drift_to_retrained": cell(rows / 1000 + replicas),
+                                                "accuracy_seconds_lost": cell(rows / 500),
+                                                "a_key_nobody_knows": cell(1.0)}}}
               for rows in (2000, 8000) for replicas in (1, 3)]
     parent = tmp_path / "grid"
     parent.mkdir()
@@ -207,5 +208,6 @@ def test_report_of_a_grid_draws_one_line_per_value_of_the_other_parameter(tmp_pa
     curves = text[text.index('data-plot="s0-curves"'):]
     curves = curves[:curves.index("</svg>")]
     assert "level1, replicas=1" in curves and "level1, replicas=3" in curves
-    assert "accuracy_seconds_lost" in curves and "recovery" in curves
+    assert "accuracy-seconds lost" in curves and "drift → retrained model at 100 %" in curves
+    assert "a_key_nobody_knows" in curves  # shown as it is
     assert _plot_keys(text) == ["s0-curves"] + [f"s0-dist{i}" for i in range(4)]

@@ -14,6 +14,8 @@ import pytest
 from mlopslab import scenario, sweep, trials
 from mlopslab.scenario import LaneSpec
 
+ROOT_SCENARIOS = Path(__file__).parent.parent / "scenarios"
+
 TINY = """\
 name: tiny
 description: small and quick
@@ -135,3 +137,72 @@ def test_repeat_runs_each_seed_in_its_own_directory_and_summarises_with_interval
     replay = subprocess.run([sys.executable, "-m", "mlopslab", "replay", str(parent), "--run", "nope"],
                             capture_output=True, text=True, timeout=60)
     assert replay.returncode == 2 and "no run 'nope'" in replay.stderr and "| pull | detected |" in replay.stdout
+
+
+def test_what_a_drift_cost_each_level_comes_from_its_retrains_and_its_accuracy() -> None:
+    """On the recorded drift-levels run: levels 1 and 2 retrained on an alarm, level 0 when a person did."""
+    from mlopslab import report
+    from mlopslab.monitor.timeline import RunState
+
+    state = RunState()
+    for line in (Path(__file__).parent / "data" / "drift-levels-short" / "events.jsonl").read_text().splitlines():
+        state.apply(json.loads(line))
+    loop = report.summarise(state)["ml_loop"]
+    costs = {lane: trials.ml_costs(loop[lane]) for lane in ("level0", "level1", "level2")}
+    for lane in ("level1", "level2"):
+        retrain = next(r for r in loop[lane]["retrains"] if r["outcome"] == "delivered")
+        assert costs[lane]["drift_to_retrained"] == retrain["change_to_delivered"] > retrain["timings"]["wait_labels"]
+        assert costs[lane]["wait_labels"] == retrain["timings"]["wait_labels"] > 0
+        assert 0 < costs[lane]["training_seconds"] < 5
+    assert [r["reason"] for r in loop["level0"]["retrains"]] == ["human"]
+    assert costs["level0"]["drift_to_retrained"] > costs["level1"]["drift_to_retrained"]
+    assert costs["level0"]["accuracy_seconds_lost"] > costs["level1"]["accuracy_seconds_lost"]
+
+
+def test_a_case_axis_sets_its_fields_together_and_errors_name_the_case(tmp_path: Path) -> None:
+    points = sweep.grid(ROOT_SCENARIOS / "levels-by-size.yaml")
+    assert [p.params["size"] for p in points] == ["small", "medium", "large"]
+    assert [p.scenario.retrain["min_rows"] for p in points] == [150, 400, 1000]
+    assert [{lane.replicas for lane in p.scenario.lanes} for p in points] == [{1}, {3}, {6}]
+    file = _write(tmp_path, TINY + "sweep:\n  size:\n    small: {\"lanes[*].replicas\": 1}\n"
+                  "    huge:\n      \"lanes[*].replicas\": 99\n")
+    with pytest.raises(scenario.ScenarioError) as info:
+        sweep.grid(file)
+    assert [str(p) for p in info.value.problems] == [
+        f"{file}:18: sweep.size.huge.lanes[*].replicas: value 99: expected a value between 0 and 20, got 99"]
+
+
+def test_replay_of_a_trials_directory_shows_the_distributions_and_enter_replays_a_run(tmp_path: Path) -> None:
+    import asyncio
+    import shutil
+
+    from mlopslab.tui.app import LabApp
+    from mlopslab.tui.screens.run import RunScreen
+    from mlopslab.tui.screens.trials import TrialsScreen
+
+    parent = tmp_path / "trials"
+    shutil.copytree(Path(__file__).parent / "data" / "short-run", parent / "run-1")
+    detected = {**trials.stats([4.1, 5.0, 6.2], np.random.default_rng(0)), "prediction": 5.07}
+    summary = {"kind": "trials", "scenario": {"name": "short-push-pull", "description": ""}, "repeat": 1,
+               "params": [], "points": [{"params": {}, "runs": ["run-1"], "statuses": ["ok"],
+                                         "lanes": {"pull": {"detected": detected}}}]}
+    (parent / "summary.json").write_text(json.dumps(summary))
+    assert trials.is_parent(parent) and not trials.is_parent(parent / "run-1")
+
+    async def drive() -> None:
+        app = LabApp(trials=parent)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            assert isinstance(app.screen, TrialsScreen)
+            table = app.screen.query_one("#distributions")
+            assert table.row_count == 1
+            assert [str(c) for c in table.get_row_at(0)][1:] == ["pull", "detected", "3", "5.000", "4.550–5.600",
+                                                                 f"{detected['ci95'][0]:.3f}–{detected['ci95'][1]:.3f}",
+                                                                 "5.07"]
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, RunScreen)
+            assert app.source is not None and app.source.results_dir == parent / "run-1"
+            await pilot.press("q")
+
+    asyncio.run(drive())

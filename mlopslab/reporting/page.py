@@ -189,8 +189,9 @@ def _trials(trials: Trials, key: str) -> Section:
     out.heading(3, "Per lane and phase")
     header, body = _trial_rows(trials)
     out.table(header, body)
-    out.para("Lead times in seconds after the commit. IQR: the middle half of the runs; 95 %: the interval of "
-             "the median; pred: the prediction, where one exists.", "meta")
+    out.para("Lead times in seconds after the commit; the ML loop's costs in seconds, accuracy-seconds lost in "
+             "accuracy × s. IQR: the middle half of the measurements; 95 %: the interval of the median; pred: the "
+             "prediction, where one exists.", "meta")
     out.plot(plots.curves(trials, f"{key}-curves"))
     for i, point in enumerate(trials.points):
         out.plot(plots.distributions(trials, point, f"{key}-dist{i}"))

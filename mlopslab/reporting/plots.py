@@ -279,12 +279,20 @@ def _marks(ax: Any, marks: list[tuple[float, str, str]]) -> None:
             ax.axvline(t, color=colour, ls=style, lw=0.9, alpha=0.8)
 
 
-EXTRA_PHASES = {"self_heal": "self-heal (changed → reverted)"}  # other keys a trial set may carry, in seconds
+EXTRA_PHASES = {  # other keys a trial set carries (trials.py): title, unit
+    "self_heal": ("self-heal (changed → reverted)", "seconds"),
+    "drift_to_retrained": ("drift → retrained model at 100 %", "seconds"),
+    "wait_labels": ("wait for labelled rows", "seconds"),
+    "training_seconds": ("time spent training (all retrains)", "seconds"),
+    "accuracy_seconds_lost": ("accuracy-seconds lost", "accuracy × s"),
+}
 
 
 def phase_title(phase: str) -> str:
     """`commit → 1st ready` for a lead-time phase, a known extra by its name; any other key as it is."""
-    return f"commit → {PHASE_LABELS[phase]}" if phase in PHASE_LABELS else EXTRA_PHASES.get(phase, phase)
+    if phase in PHASE_LABELS:
+        return f"commit → {PHASE_LABELS[phase]}"
+    return EXTRA_PHASES[phase][0] if phase in EXTRA_PHASES else phase
 
 
 def _phase_axis(ax: Any, phase: str) -> None:
@@ -292,7 +300,7 @@ def _phase_axis(ax: Any, phase: str) -> None:
     if phase in PHASE_LABELS:
         ax.set_ylabel("seconds after the commit")
     elif phase in EXTRA_PHASES:
-        ax.set_ylabel("seconds")
+        ax.set_ylabel(EXTRA_PHASES[phase][1])
 
 
 def _mark_legend(fig: Figure) -> None:
