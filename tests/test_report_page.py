@@ -211,3 +211,23 @@ def test_report_of_a_grid_draws_one_line_per_value_of_the_other_parameter(tmp_pa
     assert "accuracy-seconds lost" in curves and "drift → retrained model at 100 %" in curves
     assert "a_key_nobody_knows" in curves  # shown as it is
     assert _plot_keys(text) == ["s0-curves"] + [f"s0-dist{i}" for i in range(4)]
+
+
+def test_report_of_a_sweep_over_named_cases_puts_the_cases_on_the_axis_in_order(tmp_path):
+    """levels-by-size sweeps named cases (small, medium, large): categories on the x axis, one line per level."""
+    cases = ("small", "medium", "large")
+    points = [{"params": {"size": case}, "runs": [],
+               "lanes": {f"level{k}": {"accuracy_seconds_lost": {"n": 1, "median": 10.0 * (i + 1) / (k + 1),
+                                                                 "iqr": None, "ci95": None, "values": [1.0]}}
+                         for k in range(3)}}
+              for i, case in enumerate(cases)]
+    parent = tmp_path / "levels"
+    parent.mkdir()
+    (parent / "summary.json").write_text(json.dumps({"kind": "trials", "scenario": {"name": "levels-by-size"},
+                                                     "repeat": 1, "params": ["size"], "points": points}))
+    _, _, text = _write(tmp_path, parent)
+    curves = text[text.index('data-plot="s0-curves"'):]
+    curves = curves[:curves.index("</svg>")]
+    ticks = [curves.index(f">{case}<") for case in cases]
+    assert ticks == sorted(ticks)  # small, medium, large: left to right as the sweep lists them
+    assert all(f">level{k}<" in curves for k in range(3))
