@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ def make_environment(scenario: Scenario, registry: Registry, recorder: Recorder,
     raise LabError(f"environment {kind!r} is not available in this build (see `mlopslab doctor`)")
 
 
-def docker_base_image(scenario: Scenario, log: Any = None) -> tuple[Scenario, Any]:
+def docker_base_image(scenario: Scenario, log: Callable[[str], None] | None = None) -> tuple[Scenario, Any]:
     """A Docker scenario with the base image it will build FROM (the configured one, the offline base, or
     pulled once), decided before anything starts; LabError names the command that builds one."""
     from mlopslab.envs import baseimage

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlopslab.envs import baseimage
 from mlopslab.envs.base import Emit
 from mlopslab.envs.docker import DockerEnvironment
-from mlopslab.envs import baseimage
 from mlopslab.envs.images import LABEL_LANE, LABEL_ROLE, LABEL_RUN, SERVER_USER, build_agent_image
 
 SOCKET = "/var/run/docker.sock"
