@@ -1,4 +1,4 @@
-"""The `mlopslab` command: tui (default), run, replay, validate, doctor, clean.
+"""The `mlopslab` command: tui (default), run, replay, validate, doctor, clean, images.
 
 Only argparse is imported up front so `mlopslab --help` is instant; each verb imports what it needs.
 Exit codes: 0 ok, 1 the run failed, 2 bad input (a scenario with problems), 130 interrupted.
@@ -55,10 +55,28 @@ def main(argv: list[str] | None = None) -> int:
 
     verbs.add_parser("scenarios", help="list the shipped scenarios")
 
+    report = verbs.add_parser("report", help="write a self-contained HTML page (and a Markdown twin) of runs")
+    report.add_argument("results", nargs="+", type=Path, metavar="RESULTS", help="results directories (or their "
+                        "events.jsonl), or a repeat/sweep parent directory")
+    report.add_argument("--out", type=Path, help="the HTML file (default: report.html in the first RESULTS "
+                        "directory); the Markdown twin is written beside it (.md)")
+
+    images = verbs.add_parser("images", help="Docker base images")
+    image_verbs = images.add_subparsers(dest="images_verb", metavar="ACTION", required=True)
+    build_base = image_verbs.add_parser("build-base", help="build the offline base images (debootstrap + docker "
+                                        "import: needs root and a Debian mirror, no registry)")
+    build_base.add_argument("--base", help="model base image name (default: mlopslab/base:bookworm)")
+    build_base.add_argument("--agent-base", help="pull agent base image name (default: mlopslab/agent-base:bookworm)")
+    build_base.add_argument("--no-agent", action="store_true", help="only the model base")
+    build_base.add_argument("--cache-dir", type=Path, help="debootstrap's package cache "
+                            "(default: /var/cache/mlopslab/debs)")
+    build_base.add_argument("--mirror", help="Debian mirror (default: http://deb.debian.org/debian)")
+    build_base.add_argument("--force", action="store_true", help="rebuild even when present")
+
     args = parser.parse_args(argv)
     verb = args.verb or "tui"
     handler = {"tui": _tui, "run": _run, "replay": _replay, "validate": _validate, "doctor": _doctor,
-               "clean": _clean, "scenarios": _scenarios}[verb]
+               "clean": _clean, "scenarios": _scenarios, "report": _report, "images": _images}[verb]
     return handler(args)
 
 
@@ -159,6 +177,8 @@ def _run(args: argparse.Namespace) -> int:
     from mlopslab.lab import Lab, LabError, new_results_dir
 
     results = args.results or new_results_dir(sc)
+    if sc.environment.kind == "docker":
+        _check_base_image(sc, args.quiet)
     try:
         lab = Lab(sc, results)
     except LabError as exc:
@@ -199,6 +219,23 @@ def _run(args: argparse.Namespace) -> int:
         print(report.table(summary))
     print(f"\nresults: {results}  (status: {summary['status']})")
     return code
+
+
+def _check_base_image(sc: Any, quiet: bool) -> None:
+    """No usable Docker base image: exit 2 before anything starts, naming the command that builds one (an
+    engine that does not answer is left to the run's prerequisites check). Says when it falls back or pulls."""
+    from mlopslab.envs import baseimage
+
+    say = None if quiet else (lambda line: print(f"mlopslab: {line}", flush=True))
+    try:
+        choice = baseimage.resolve(None, sc.environment.base_image, log=say)
+    except baseimage.NoEngine:
+        return
+    except baseimage.BaseImageError as exc:
+        print(f"mlopslab: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if say and choice.how != "present":
+        say(choice.describe())
 
 
 def _trials(args: argparse.Namespace, sc: Any) -> int:
@@ -283,6 +320,34 @@ def _clean(args: argparse.Namespace) -> int:
     from mlopslab.envs import cleanup
 
     print(cleanup.clean(run_id=args.run, images=args.images).summary())
+    return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    from mlopslab.envs import images
+
+    options = {"base": args.base, "agent_base": args.agent_base, "cache_dir": args.cache_dir,
+               "mirror": args.mirror}
+    try:
+        built = images.build_bases(agent=not args.no_agent, force=args.force,
+                                   **{k: v for k, v in options.items() if v is not None})
+    except images.BuildError as exc:
+        print(f"mlopslab: images build-base: {exc}", file=sys.stderr)
+        return 1
+    for name in built:
+        print(name)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mlopslab.reporting import page
+
+    try:
+        html, md = page.write(args.results, args.out)
+    except page.ReportError as exc:
+        print(f"mlopslab: report: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {html}\nmarkdown: {md}")
     return 0
 
 
