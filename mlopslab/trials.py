@@ -7,7 +7,9 @@ that run like any headless run (nothing left behind, results so far readable); t
 `PARENT/summary.json` (kind "trials") and `summary.md` hold, per grid point, lane and phase, the median,
 the interquartile range and a 95 % bootstrap interval of the median, pooled over every release of every
 run (the first deployment is setup and left out), with the prediction beside it where one exists: a
-polling agent's expected detection delay (see `prediction`).
+polling agent's expected detection delay (see `prediction`). A release the run ended before a phase was
+reached is not a sample of that phase; it is counted as `censored`, since leaving it out silently biases
+the median low (a sweep's duration should leave every release time to be detected).
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def summarise(points: list[Point], runs: dict[int, list[str]], parent: Path, rep
     out_points = []
     for k, point in enumerate(points, 1):
         values: dict[str, dict[str, list[float]]] = {}
+        censored: dict[tuple[str, str], int] = {}  # (lane, phase): releases the run ended before
         statuses = []
         for name in runs.get(k, []):
             summary_path = parent / name / "summary.json"
@@ -105,6 +108,8 @@ def summarise(points: list[Point], runs: dict[int, list[str]], parent: Path, rep
                     for phase in PHASES:
                         if release["lead"].get(phase) is not None:
                             lane_values[phase].append(float(release["lead"][phase]))
+                        elif not release.get("failed"):
+                            censored[(lane, phase)] = censored.get((lane, phase), 0) + 1
                 for change in data.get("live_changes", []):
                     if change.get("reverted_after") is not None:
                         lane_values["self_heal"].append(float(change["reverted_after"]))
@@ -114,7 +119,8 @@ def summarise(points: list[Point], runs: dict[int, list[str]], parent: Path, rep
         lanes = {}
         for lane, phases in values.items():
             spec = next((ln for ln in point.scenario.lanes if ln.name == lane), None)
-            lanes[lane] = {phase: {**stats(v, rng), "prediction": prediction(spec, phase)}
+            lanes[lane] = {phase: {**stats(v, rng), "prediction": prediction(spec, phase),
+                                   "censored": censored.get((lane, phase), 0)}
                            for phase, v in phases.items() if v}
         out_points.append({"params": point.params, "runs": runs.get(k, []), "statuses": statuses, "lanes": lanes})
     sc = points[0].scenario
@@ -187,7 +193,8 @@ def markdown(summary: dict[str, Any]) -> str:
         for lane, phases in point["lanes"].items():
             for phase, s in phases.items():
                 predicted = "" if s["prediction"] is None else f"{s['prediction']:g}"
-                lines.append(f"| {lane} | {phase} | {s['n']} | {s['median']:.3f} | {s['iqr'][0]:.3f}–{s['iqr'][1]:.3f}"
+                n = f"{s['n']} (+{s['censored']} not reached)" if s.get("censored") else str(s["n"])
+                lines.append(f"| {lane} | {phase} | {n} | {s['median']:.3f} | {s['iqr'][0]:.3f}–{s['iqr'][1]:.3f}"
                              f" | {s['ci95'][0]:.3f}–{s['ci95'][1]:.3f} | {s['mean']:.3f} | {predicted} |")
         lines.append("")
     return "\n".join(lines)

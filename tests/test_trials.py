@@ -207,3 +207,18 @@ def test_replay_of_a_trials_directory_shows_the_distributions_and_enter_replays_
             await pilot.press("q")
 
     asyncio.run(drive())
+
+
+def test_a_release_the_run_ended_before_detecting_is_counted_as_censored_not_dropped(tmp_path: Path) -> None:
+    points = sweep.grid(_write(tmp_path, TINY))
+    lead = {phase: None for phase in trials.PHASES}
+    releases = [{"setup": True, "lead": {**lead, "detected": 0.1}},
+                {"lead": {**lead, "detected": 1.5, "traffic_100": 2.0}},
+                {"lead": lead, "failed": None}]
+    (tmp_path / "run-1").mkdir()
+    (tmp_path / "run-1" / "summary.json").write_text(json.dumps(
+        {"status": "ok", "lanes": {"pull": {"releases": releases, "live_changes": []}}}))
+    summary = trials.summarise(points, {1: ["run-1"]}, tmp_path, 1)
+    detected = summary["points"][0]["lanes"]["pull"]["detected"]
+    assert (detected["n"], detected["censored"], detected["values"]) == (1, 1, [1.5])
+    assert "| pull | detected | 1 (+1 not reached) |" in trials.markdown(summary)
