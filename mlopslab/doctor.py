@@ -18,7 +18,6 @@ class Check:
 
 
 def _docker_checks(base_image: str | None = None) -> list[Check]:
-    from mlopslab.envs import images
 
     checks: list[Check] = []
     try:

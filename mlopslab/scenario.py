@@ -15,7 +15,7 @@ from typing import Any
 
 from mlopslab import yamltree
 from mlopslab.ml.data import DataSpec
-from mlopslab.schema import PERCENT, Problem, ScenarioError, _Check, _kind  # noqa: F401  (Problem, ScenarioError: API)
+from mlopslab.schema import Problem, ScenarioError, _Check, _kind  # noqa: F401  (Problem, ScenarioError: API)
 
 ENVIRONMENTS = ("local", "docker", "kubernetes")
 DELIVERIES = ("push", "pull")
