@@ -22,7 +22,10 @@ Kinds used across the project (fields beyond t/wall/kind/lane):
     traffic_100       version, at                              (from `at` on every request hit the version)
     live_change       change, by                               (a manual change of live state)
     live_reverted     change, revision                         (the pull agent put desired state back)
-    sync              state ("Synced" | "OutOfSync" | "Progressing" | "Degraded"), head, live, live_version
+    sync              state ("Synced" | "OutOfSync" | "Progressing" | "Degraded"), head, live, live_version,
+                      error (while the lane's delivery cannot read the env repo)
+    fetch_failed      error, attempt, retry_in                  (a pull agent could not read the env repo)
+    fetch_recovered   attempts, sha, down_for                   (it could again)
     metrics           window, rps, errors, p50, p95, p99, versions {version: count}   (per lane, per second)
     accuracy          window, value, n, label_delay            (from ground truth once it has arrived)
     traffic_paused / traffic_resumed

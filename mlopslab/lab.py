@@ -90,6 +90,8 @@ class Lab:
         self._train_lock = threading.Lock()
         self._desired_lock = threading.Lock()
         self._lane_head: dict[str, str] = {}
+        self._repo_errors: dict[str, str] = {}  # lane -> the error of its delivery's last failed fetch
+        self.recorder.subscribe(self._track_repo_errors)
         self._torn_down = False
         # MLOps levels: an online drift monitor per lane, and each lane's retraining pipeline
         self.watch = DriftWatch(self.lane_names, self.stream.feature_names, self.recorder.emit,
@@ -110,6 +112,12 @@ class Lab:
     def _update_state(self, event: dict[str, Any]) -> None:
         with self._state_lock:
             self.state.apply(event)
+
+    def _track_repo_errors(self, event: dict[str, Any]) -> None:
+        if event["kind"] == "fetch_failed":
+            self._repo_errors[event["lane"]] = event.get("error", "")
+        elif event["kind"] == "fetch_recovered":
+            self._repo_errors.pop(event["lane"], None)
 
     def snapshot(self, reader: Any) -> Any:
         """Calls reader(state) under the state lock (the TUI copies what it draws)."""
@@ -433,15 +441,16 @@ class Lab:
 
     def _watch_environment(self) -> None:
         """Pushes ready endpoints to the load generator (like Endpoints → kube-proxy) and reports sync."""
-        syncs: dict[str, tuple[str, str | None]] = {}
+        syncs: dict[str, tuple[str, str | None, str | None]] = {}
         while not self._stop.wait(0.05):
             self._publish_endpoints()
             for lane in self.lane_names:
                 state = self._sync_state(lane)
-                if syncs.get(lane) != state[:2]:
-                    syncs[lane] = state[:2]
+                error = self._repo_errors.get(lane)
+                if syncs.get(lane) != (*state[:2], error):
+                    syncs[lane] = (*state[:2], error)
                     self.recorder.emit("sync", lane, state=state[0], live=state[1], head=self._lane_head.get(lane),
-                                       live_version=state[2])
+                                       live_version=state[2], **({"error": error} if error else {}))
 
     def _sync_state(self, lane: str) -> tuple[str, str | None, str | None]:
         """(state, live revision, live version), as Argo CD judges it: the lane's desired manifests vs live."""
@@ -451,7 +460,7 @@ class Lab:
             desired = self.desired.get(lane)
         revision = live.spec.revision if live.spec else None
         version = live.spec.version if live.spec else None
-        if live.condition == "Failed":
+        if live.condition == "Failed" or lane in self._repo_errors:
             return "Degraded", revision, version
         if desired is None or desired.diff(live.spec):
             return "OutOfSync", revision, version

@@ -63,7 +63,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            timeout = deadline  # a single read that stalls this long ends the connection
+            timeout = 3 * deadline  # a backstop: the cut-off below ends a slow request first
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
