@@ -254,12 +254,12 @@ class Lab:
                            accuracy=round(mv.accuracy, 4), uri=mv.uri, note=note, params=mv.params)
         return mv
 
-    def commit(self, lanes: list[str], version: str, message: str) -> str:
-        """Sets `version` as the lanes' desired state and commits it, in one step (releases and retrains
-        commit from different threads)."""
+    def commit(self, lanes: list[str], version: str, message: str, **changes: Any) -> str:
+        """Sets `version` (and other DeploymentSpec fields in `changes`, e.g. warmup) as the lanes' desired
+        state and commits it, in one step (releases and retrains commit from different threads)."""
         with self._desired_lock:
             for name in lanes:
-                self.desired[name] = replace(self.desired[name], version=str(version))
+                self.desired[name] = replace(self.desired[name], version=str(version), **changes)
             specs = [self.desired[name] for name in lanes]
             self._lane_head.update({name: "" for name in lanes})
 

@@ -177,3 +177,119 @@ def test_pull_agent_backs_off_while_origin_is_gone_or_corrupt_and_recovers_by_it
         agent.stop()
         runner.stop()
         env.teardown()
+
+
+# --- versions that cannot start: a crash loop, a replica that is never ready --------------------------------
+
+LANES = ("replicas: 2, warmup: 0.1, readiness: {period: 0.05}, "
+         "rollout: {maxSurge: 1, maxUnavailable: 0, progressDeadlineSeconds: 4}")
+SCENARIO = f"""\
+name: faults
+description: two lanes, a release that cannot start
+seed: 3
+duration: DURATION
+model: {{name: churn, data: {{n_samples: 1000}}}}
+traffic: {{rate: 20}}
+lanes:
+  - {{name: push, delivery: push, {LANES}}}
+  - {{name: pull, delivery: pull, poll: {{interval: 1, jitter: 0.2}}, {LANES}}}
+"""
+
+
+class LabRun:
+    """A Lab running in a thread, for tests that inject a fault into it while it runs."""
+
+    def __init__(self, results: Path, duration: float) -> None:
+        from mlopslab.lab import Lab
+        from mlopslab.scenario import parse
+
+        self.dir = results
+        self.lab = Lab(parse(SCENARIO.replace("DURATION", str(duration)), "faults.yaml"), results)
+        self.status: str | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.status = self.lab.run()
+        except BaseException as exc:  # noqa: BLE001 — the test asserts on it
+            self.status = f"raised {exc!r}"
+
+    def events(self) -> list[dict]:
+        """Every line of events.jsonl — each must parse: nothing torn, nothing lost."""
+        lines = (self.dir / "events.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+    def wait_for(self, kind: str, timeout: float = 60.0, **match) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.dir / "events.jsonl").exists():
+                for event in self.events():
+                    if event["kind"] == kind and all(event.get(k) == v for k, v in match.items()):
+                        return event
+            assert self.thread.is_alive(), f"the run ended ({self.status}) before {kind} {match}"
+            time.sleep(0.1)
+        raise AssertionError(f"no {kind} {match} within {timeout} s")
+
+    def finish(self, timeout: float = 90.0) -> list[dict]:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the run did not end"
+        return self.events()
+
+
+def _requests(results: Path) -> list[dict]:
+    return [json.loads(line) for line in (results / "requests.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("fault", ["crash-loop", "never-ready"])
+def test_a_version_that_cannot_start_fails_its_rollout_while_old_replicas_serve(tmp_path: Path, fault: str) -> None:
+    from mlopslab import report
+
+    run = LabRun(tmp_path / "results", duration=16)
+    lab = run.lab
+    try:
+        run.wait_for("run_started")
+        mv = lab.train(note=fault)
+        if fault == "crash-loop":  # the exported artifact is corrupt: every server of v2 dies loading it
+            npz = lab.registry.serving_dir(mv.name, mv.version) / "model.npz"
+            npz.write_bytes(npz.read_bytes()[:100])
+            sha = lab.commit(lab.lane_names, mv.version, f"release {mv.uri} (corrupt artifact)")
+        else:  # a readiness probe that never passes: an hour of warm-up
+            sha = lab.commit(lab.lane_names, mv.version, f"release {mv.uri} (never ready)", warmup=3600.0)
+        failed = {lane: run.wait_for("rollout_failed", lane=lane, revision=sha, timeout=30) for lane in lab.lane_names}
+        events = run.finish()
+    finally:
+        lab.stop()
+        run.thread.join(60)
+    assert run.status == "ok"  # the run goes on
+    detail, words = {"crash-loop": ("CrashLoopBackOff", "crashes at start"),
+                     "never-ready": ("NotReady", "never became ready")}[fault]
+    for lane, event in failed.items():
+        assert event["reason"] == "ProgressDeadlineExceeded" and event["detail"] == detail
+        assert words in event["message"] and "0/2 ready" in event["message"]
+        syncs = [e["state"] for e in events if e["kind"] == "sync" and e["lane"] == lane and e["t"] >= event["t"]]
+        assert syncs and syncs[0] == "Degraded"
+        v2 = [e for e in events if e["kind"] in ("replica_ready", "traffic_100", "rollout_done") and e["lane"] == lane
+              and str(e.get("version")) == mv.version]
+        assert v2 == []  # no progress
+    stopped = [e for e in events if e["kind"] == "replica_stopped" and str(e.get("version")) == mv.version
+               and e.get("reason") != "rollout"]
+    if fault == "crash-loop":
+        crashes = [e for e in stopped if e["lane"] == "push"]
+        assert len(crashes) >= 3 and all(e["reason"] == "crashed" for e in crashes)
+        assert [e["backoff"] for e in crashes[:3]] == [0.5, 1.0, 2.0]  # CrashLoopBackOff doubles
+        assert "exit 1" in crashes[0]["last_words"]
+    else:
+        assert stopped == []
+    summary = json.loads((run.dir / "summary.json").read_text())
+    header, rows = report.rows(summary)
+    rollout_row = next(row for row in rows if row[0].strip() == "rollout (apply → 100%)")
+    expected = {"crash-loop": "rollout failed (crash loop)", "never-ready": "rollout failed (not ready)"}[fault]
+    assert rollout_row[1:] == [expected, expected]
+    for lane in lab.lane_names:  # the old replicas served every request, without an error
+        assert summary["lanes"][lane]["errors"] == 0
+        release = next(r for r in summary["lanes"][lane]["releases"] if r["version"] == mv.version)
+        assert release["errors_during_rollout"] == 0 and release["requests_during_rollout"] > 0
+    requests = _requests(run.dir)
+    samples = {r["i"] for r in requests}
+    assert len(requests) == 2 * len(samples) and all(r["st"] == 200 and r["v"] == "1" for r in requests)

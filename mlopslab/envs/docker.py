@@ -457,8 +457,7 @@ class DockerEnvironment(ControlledEnvironment):
                 self._generation[lane] = generation
                 if recorded != self._specs.get(lane):
                     self._specs[lane] = recorded
-                    self._status[lane] = {"since": self.clock(), "progress": self.clock(),
-                                          "failed": False, "done": False, "last": None}
+                    self._status[lane] = self._new_status()
         super().reconcile(lane)
         self._publish_status(lane)
 
