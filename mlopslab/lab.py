@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mlopslab.envs.base import DeploymentSpec, Environment, Strategy
-from mlopslab.events import Recorder
+from mlopslab.events import AppendLog, Recorder
 from mlopslab.ml.data import DataSpec, DataStream
 from mlopslab.ml.pipeline import PipelineHost, Pipelines
 from mlopslab.ml.registry import CHAMPION, ModelVersion, Registry, TrainParams
@@ -65,6 +65,8 @@ class Lab:
         (self.dir / "logs").mkdir(exist_ok=True)
         self.run_id = self.dir.name
         self.recorder = Recorder(self.dir / "events.jsonl")
+        self.recorder.on_write_error = self._on_storage_error
+        self.storage_error: str | None = None  # the results stopped being writable (disk full, read-only)
         self.state = RunState()
         self._state_lock = threading.Lock()
         self.recorder.subscribe(self._update_state)
@@ -86,7 +88,7 @@ class Lab:
         self._loadgen_lock = threading.Lock()
         self._endpoints: dict[str, list[list[str]]] = {}
         self._endpoints_lock = threading.Lock()
-        self._requests_file = None
+        self._requests_file: AppendLog | None = None
         self._train_lock = threading.Lock()
         self._desired_lock = threading.Lock()
         self._lane_head: dict[str, str] = {}
@@ -177,6 +179,8 @@ class Lab:
         deadline = time.monotonic() + SETUP_TIMEOUT
         while not all(self.env.observe(name).complete for name in self.lane_names):
             if self._stop.is_set():
+                if self.storage_error:
+                    raise LabError(self.storage_error)
                 raise KeyboardInterrupt
             if time.monotonic() > deadline:
                 raise LabError("the lanes did not become ready within "
@@ -224,10 +228,27 @@ class Lab:
             self.recorder.drain()
             try:
                 self.snapshot(lambda state: report.write(self.dir, state))
+            except OSError as exc:  # a torn summary is worse than none
+                for name in ("summary.json", "summary.md"):
+                    with contextlib.suppress(OSError):
+                        (self.dir / name).unlink(missing_ok=True)
+                self.storage_error = self.storage_error or f"cannot write the summary: {exc}"
+                self.recorder.emit("error", None, message=f"summary not written: {exc}")
             finally:
                 if self._requests_file:
                     self._requests_file.close()
                 self.recorder.close()
+
+    def _on_storage_error(self, message: str) -> None:
+        """The results cannot be written any more: what is not recorded is lost, so the run stops now,
+        failed, with the reason. The files keep every whole line written before."""
+        if self.storage_error is not None:
+            return
+        self.storage_error = message
+        if self.status in ("preparing", "running", "created"):
+            self.status = "failed"
+        self.recorder.emit("error", None, message=f"{message}; the run stops")
+        self._stop.set()
 
     def _join_threads(self) -> None:
         for thread in self._threads:
@@ -479,7 +500,8 @@ class Lab:
     def _start_loadgen(self) -> None:
         config = {"run": str(self.dir), "rate": self.scenario.rate, "t0": self.recorder.t0, "seed": self.scenario.seed,
                   "lanes": self.lane_names, "data": self.scenario.data}
-        self._requests_file = open(self.dir / "requests.jsonl", "a", encoding="utf-8", buffering=1)
+        self._requests_file = AppendLog(self.dir / "requests.jsonl")
+        self._requests_file.on_error = self._on_storage_error
         self._loadgen = subprocess.Popen(
             [sys.executable, "-m", "mlopslab.traffic.loadgen", json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.dir / "logs" / "loadgen.log", "wb"),
@@ -505,7 +527,7 @@ class Lab:
             else:
                 self.monitor.add_result(record)
                 self.watch.add_result(record)
-                if self._requests_file and not self._requests_file.closed:
+                if self._requests_file:
                     self._requests_file.write(line)
 
     def _send_loadgen(self, message: dict[str, Any]) -> None:

@@ -7,8 +7,13 @@ user sees — the event, the summary row, the exit code — and that nothing rec
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -24,7 +29,7 @@ from mlopslab.gitops.pull import PullAgent
 from mlopslab.gitops.push import PushRunner
 from mlopslab.gitops.repo import EnvRepo
 from mlopslab.ml.registry import Registry
-from tests.conftest import MODEL
+from tests.conftest import MODEL, processes_mentioning
 from tests.events_helpers import Events
 
 
@@ -293,3 +298,86 @@ def test_a_version_that_cannot_start_fails_its_rollout_while_old_replicas_serve(
     requests = _requests(run.dir)
     samples = {r["i"] for r in requests}
     assert len(requests) == 2 * len(samples) and all(r["st"] == 200 and r["v"] == "1" for r in requests)
+
+
+# --- the results stop being writable ---------------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A tmpfs of its own (64 MiB), so the test can fill it up or make it read-only."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def _start_run(tmp_path: Path, results: Path, duration: float) -> subprocess.Popen:
+    scenario = tmp_path / "faults.yaml"
+    scenario.write_text(SCENARIO.replace("DURATION", str(duration)))
+    return subprocess.Popen([sys.executable, "-m", "mlopslab.cli", "run", str(scenario), "--results", str(results)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_event(results: Path, kind: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = results / "events.jsonl"
+        if path.exists() and f'"kind":"{kind}"' in path.read_text():
+            return
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.1)
+    raise AssertionError(f"no {kind} within {timeout} s")
+
+
+def _whole_lines(path: Path) -> list[dict]:
+    text = path.read_text()
+    assert text == "" or text.endswith("\n"), f"{path.name} ends in a torn line"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_disk_full_mid_run_stops_the_lab_with_exit_1_and_keeps_whole_lines(tmp_path: Path, small_disk: Path) -> None:
+    results = small_disk / "results"
+    proc = _start_run(tmp_path, results, duration=60)
+    try:
+        _wait_for_event(results, "metrics", proc)
+        filled_at = time.monotonic()
+        with open(small_disk / "filler", "wb") as filler:  # another program takes the rest of the disk
+            chunk = b"\0" * (1 << 20)
+            try:
+                while True:
+                    filler.write(chunk)
+                    filler.flush()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, err[-3000:]
+    assert time.monotonic() - filled_at < 40  # it stopped, well before its 60 s
+    assert "Traceback" not in err
+    assert "mlopslab: the run stopped: cannot write" in err and "No space left on device" in err
+    assert processes_mentioning(str(results)) == []
+    events = _whole_lines(results / "events.jsonl")
+    assert events[0]["kind"] == "lab_prepared" and any(e["kind"] == "run_started" for e in events)
+    requests = _whole_lines(results / "requests.jsonl")
+    assert requests and all({"i", "lane", "lat", "st"} <= set(r) for r in requests)
+    assert not (results / "summary.json").exists()  # not written, rather than torn
+    assert "status: failed" in out
+    (small_disk / "filler").unlink()
+
+
+def test_a_read_only_results_directory_is_refused_with_exit_1(tmp_path: Path, small_disk: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    results = small_disk / "results"
+    proc = _start_run(tmp_path, results, duration=10)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert f"mlopslab: cannot write the results to {results}: Read-only file system" in err
