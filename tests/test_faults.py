@@ -4,6 +4,7 @@ a locked MLflow store, versions that crash or never become ready, a full disk, o
 Each test injects the fault into real parts (git, sqlite, processes, sockets, a tmpfs) and asserts what the
 user sees — the event, the summary row, the exit code — and that nothing recorded is lost.
 """
+# ruff: noqa: F811  (pytest fixtures imported from tests/docker_fixtures.py are parameters here)
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from mlopslab.gitops.push import PushRunner
 from mlopslab.gitops.repo import EnvRepo
 from mlopslab.ml.registry import Registry
 from tests.conftest import MODEL, processes_mentioning
+from tests.docker_fixtures import agent_base, base_image, docker_client, run_id  # noqa: F401 — fixtures
 from tests.events_helpers import Events
 
 
@@ -381,3 +383,65 @@ def test_a_read_only_results_directory_is_refused_with_exit_1(tmp_path: Path, sm
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "Traceback" not in err
     assert f"mlopslab: cannot write the results to {results}: Read-only file system" in err
+
+
+# --- the lab is killed with SIGKILL ------------------------------------------------------------------------------
+
+def _gone(pids: list[int]) -> bool:
+    return all(pid not in processes_mentioning("mlopslab") for pid in pids)
+
+
+def test_sigkill_of_the_lab_takes_every_child_process_with_it(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    proc = _start_run(tmp_path, results, duration=60)
+    try:
+        _wait_for_event(results, "metrics", proc)
+        children = processes_mentioning(str(results))
+        cmdlines = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace") for pid in children}
+        replicas = [pid for pid, cmd in cmdlines.items() if "mlopslab.serving.server" in cmd]
+        loadgen = [pid for pid, cmd in cmdlines.items() if "mlopslab.traffic.loadgen" in cmd]
+        assert len(replicas) == 4 and len(loadgen) == 1, cmdlines  # two lanes of two, one load generator
+        # (the push runner, the pull agent and the webhook receivers are threads of the lab itself)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    _wait(lambda: processes_mentioning(str(results)) == [], timeout=20, what="every child gone after SIGKILL")
+    events = _whole_lines(results / "events.jsonl")  # replayable up to the kill
+    assert events[0]["kind"] == "lab_prepared" and events[-1]["kind"] != "run_finished"
+    assert _whole_lines(results / "requests.jsonl")
+
+
+@pytest.mark.docker
+def test_sigkill_of_a_docker_lab_leaves_only_what_mlopslab_clean_removes(docker_client, base_image, agent_base,
+                                                                      run_id, tmp_path: Path) -> None:
+    from mlopslab.envs.cleanup import leftovers
+
+    scenario = tmp_path / "faults-docker.yaml"
+    scenario.write_text(SCENARIO.replace("DURATION", "120").replace(
+        "traffic:", f"environment: {{kind: docker, base_image: {base_image}}}\ntraffic:"))
+    results = tmp_path / run_id  # the results directory's name is the run id the containers carry
+    env = {**os.environ, "MLOPSLAB_AGENT_BASE_IMAGE": agent_base}
+    proc = subprocess.Popen([sys.executable, "-m", "mlopslab.cli", "run", str(scenario), "--results", str(results)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _wait_for_event(results, "metrics", proc, timeout=240)
+        running = leftovers(docker_client, run_id)
+        assert any("agent-pull" in name for name in running) and len(running) >= 5, running  # agent + 4 replicas
+        local = processes_mentioning(str(results))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    _wait(lambda: _gone(local), timeout=20, what="the load generator gone after SIGKILL")
+    assert leftovers(docker_client, run_id)  # containers outlive the lab: that is what clean is for
+    done = subprocess.run([sys.executable, "-m", "mlopslab.cli", "clean", "--run", run_id], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "removed" in done.stdout, done.stderr[-2000:]
+    assert leftovers(docker_client, run_id) == []
+    assert docker_client.networks.list(filters={"label": f"mlopslab.run={run_id}"}) == []
+    _whole_lines(results / "events.jsonl")
