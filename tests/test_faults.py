@@ -8,6 +8,7 @@ user sees — the event, the summary row, the exit code — and that nothing rec
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -19,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -319,11 +321,25 @@ def small_disk(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
-def _start_run(tmp_path: Path, results: Path, duration: float) -> subprocess.Popen:
-    scenario = tmp_path / "faults.yaml"
-    scenario.write_text(SCENARIO.replace("DURATION", str(duration)))
-    return subprocess.Popen([sys.executable, "-m", "mlopslab.cli", "run", str(scenario), "--results", str(results)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@contextlib.contextmanager
+def _lab_process(tmp_path: Path, results: Path, duration: float, scenario: str = SCENARIO,
+                 env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """`mlopslab run` on the scenario, as a user starts it; killed on the way out if it still runs."""
+    path = tmp_path / "faults.yaml"
+    path.write_text(scenario.replace("DURATION", str(duration)))
+    proc = subprocess.Popen([sys.executable, "-m", "mlopslab.cli", "run", str(path), "--results", str(results)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def _sigkill(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
 
 
 def _wait_for_event(results: Path, kind: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
@@ -345,8 +361,7 @@ def _whole_lines(path: Path) -> list[dict]:
 
 def test_disk_full_mid_run_stops_the_lab_with_exit_1_and_keeps_whole_lines(tmp_path: Path, small_disk: Path) -> None:
     results = small_disk / "results"
-    proc = _start_run(tmp_path, results, duration=60)
-    try:
+    with _lab_process(tmp_path, results, duration=60) as proc:
         _wait_for_event(results, "metrics", proc)
         filled_at = time.monotonic()
         with open(small_disk / "filler", "wb") as filler:  # another program takes the rest of the disk
@@ -358,10 +373,6 @@ def test_disk_full_mid_run_stops_the_lab_with_exit_1_and_keeps_whole_lines(tmp_p
             except OSError as exc:
                 assert exc.errno == errno.ENOSPC
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 1, err[-3000:]
     assert time.monotonic() - filled_at < 40  # it stopped, well before its 60 s
     assert "Traceback" not in err
@@ -379,8 +390,8 @@ def test_disk_full_mid_run_stops_the_lab_with_exit_1_and_keeps_whole_lines(tmp_p
 def test_a_read_only_results_directory_is_refused_with_exit_1(tmp_path: Path, small_disk: Path) -> None:
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     results = small_disk / "results"
-    proc = _start_run(tmp_path, results, duration=10)
-    out, err = proc.communicate(timeout=60)
+    with _lab_process(tmp_path, results, duration=10) as proc:
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "Traceback" not in err
     assert f"mlopslab: cannot write the results to {results}: Read-only file system" in err
 
@@ -393,8 +404,7 @@ def _gone(pids: list[int]) -> bool:
 
 def test_sigkill_of_the_lab_takes_every_child_process_with_it(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    proc = _start_run(tmp_path, results, duration=60)
-    try:
+    with _lab_process(tmp_path, results, duration=60) as proc:
         _wait_for_event(results, "metrics", proc)
         children = processes_mentioning(str(results))
         cmdlines = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace") for pid in children}
@@ -402,12 +412,7 @@ def test_sigkill_of_the_lab_takes_every_child_process_with_it(tmp_path: Path) ->
         loadgen = [pid for pid, cmd in cmdlines.items() if "mlopslab.traffic.loadgen" in cmd]
         assert len(replicas) == 4 and len(loadgen) == 1, cmdlines  # two lanes of two, one load generator
         # (the push runner, the pull agent and the webhook receivers are threads of the lab itself)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        _sigkill(proc)
     _wait(lambda: processes_mentioning(str(results)) == [], timeout=20, what="every child gone after SIGKILL")
     events = _whole_lines(results / "events.jsonl")  # replayable up to the kill
     assert events[0]["kind"] == "lab_prepared" and events[-1]["kind"] != "run_finished"
@@ -419,24 +424,15 @@ def test_sigkill_of_a_docker_lab_leaves_only_what_mlopslab_clean_removes(docker_
                                                                       run_id, tmp_path: Path) -> None:
     from mlopslab.envs.cleanup import leftovers
 
-    scenario = tmp_path / "faults-docker.yaml"
-    scenario.write_text(SCENARIO.replace("DURATION", "120").replace(
-        "traffic:", f"environment: {{kind: docker, base_image: {base_image}}}\ntraffic:"))
+    scenario = SCENARIO.replace("traffic:", f"environment: {{kind: docker, base_image: {base_image}}}\ntraffic:")
     results = tmp_path / run_id  # the results directory's name is the run id the containers carry
     env = {**os.environ, "MLOPSLAB_AGENT_BASE_IMAGE": agent_base}
-    proc = subprocess.Popen([sys.executable, "-m", "mlopslab.cli", "run", str(scenario), "--results", str(results)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
+    with _lab_process(tmp_path, results, 120, scenario, env) as proc:
         _wait_for_event(results, "metrics", proc, timeout=240)
         running = leftovers(docker_client, run_id)
         assert any("agent-pull" in name for name in running) and len(running) >= 5, running  # agent + 4 replicas
         local = processes_mentioning(str(results))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        _sigkill(proc)
     _wait(lambda: _gone(local), timeout=20, what="the load generator gone after SIGKILL")
     assert leftovers(docker_client, run_id)  # containers outlive the lab: that is what clean is for
     done = subprocess.run([sys.executable, "-m", "mlopslab.cli", "clean", "--run", run_id], capture_output=True,
