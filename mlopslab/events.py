@@ -26,6 +26,7 @@ Kinds used across the project (fields beyond t/wall/kind/lane):
                       error (while the lane's delivery cannot read the env repo)
     fetch_failed      error, attempt, retry_in                  (a pull agent could not read the env repo)
     fetch_recovered   attempts, sha, down_for                   (it could again)
+    registry_busy     step, attempt, error, retry_in            (the MLflow store was locked; the step is retried)
     metrics           window, rps, errors, p50, p95, p99, versions {version: count}   (per lane, per second)
     accuracy          window, value, n, label_delay            (from ground truth once it has arrived)
     traffic_paused / traffic_resumed

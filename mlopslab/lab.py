@@ -74,7 +74,8 @@ class Lab:
         self.monitor = TrafficMonitor(self.lane_names, self.recorder.emit)
         self.recorder.subscribe(self.monitor.on_event)
         self.stream = DataStream(DataSpec(**scenario.data), scenario.seed)
-        self.registry = Registry(self.dir / "mlflow")
+        self.registry = Registry(self.dir / "mlflow",
+                                 on_busy=lambda **step: self.recorder.emit("registry_busy", None, **step))
         self.env: Environment | None = None
         self.repo: Any = None
         self.deliveries: dict[str, Any] = {}
@@ -590,6 +591,8 @@ def _quiet_mlflow() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     for name in ("mlflow", "alembic", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # a locked store is retried and reported as an event (registry_busy); not a traceback on stderr
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def new_results_dir(scenario: Scenario, root: Path | None = None) -> Path:

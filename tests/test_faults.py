@@ -208,12 +208,12 @@ lanes:
 class LabRun:
     """A Lab running in a thread, for tests that inject a fault into it while it runs."""
 
-    def __init__(self, results: Path, duration: float) -> None:
+    def __init__(self, results: Path, duration: float, scenario: str = SCENARIO) -> None:
         from mlopslab.lab import Lab
         from mlopslab.scenario import parse
 
         self.dir = results
-        self.lab = Lab(parse(SCENARIO.replace("DURATION", str(duration)), "faults.yaml"), results)
+        self.lab = Lab(parse(scenario.replace("DURATION", str(duration)), "faults.yaml"), results)
         self.status: str | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -302,6 +302,41 @@ def test_a_version_that_cannot_start_fails_its_rollout_while_old_replicas_serve(
     requests = _requests(run.dir)
     samples = {r["i"] for r in requests}
     assert len(requests) == 2 * len(samples) and all(r["st"] == 200 and r["v"] == "1" for r in requests)
+
+
+# --- the MLflow store is locked by another writer ---------------------------------------------------------------
+
+def test_release_waits_out_a_locked_mlflow_store_and_the_run_goes_on(tmp_path: Path) -> None:
+    import sqlite3
+
+    release_at_1 = SCENARIO + "timeline:\n  - at: 1\n    release: {note: v2}\n"
+    run = LabRun(tmp_path / "results", duration=34, scenario=release_at_1)
+    lab = run.lab
+    try:
+        run.wait_for("run_started")
+        store = sqlite3.connect(lab.registry.root / "mlflow.db", isolation_level=None, timeout=30)
+        store.execute("BEGIN EXCLUSIVE")  # another program writes to the store: sqlite lets one writer in
+        locked_at = time.monotonic()
+        busy = run.wait_for("registry_busy", timeout=40)  # MLflow waits 20 s for the lock, then gives up
+        time.sleep(max(0.0, 23.0 - (time.monotonic() - locked_at)))
+        store.execute("COMMIT")
+        store.close()
+        registered = run.wait_for("model_registered", version="2", timeout=40)
+        events = run.finish()
+    finally:
+        lab.stop()
+        run.thread.join(60)
+    assert run.status == "ok"
+    assert busy["error"] == "database is locked" and busy["attempt"] == 1 and busy["retry_in"] > 0
+    assert registered["t"] > busy["t"]
+    for lane in lab.lane_names:  # the release went out once the store was free, and nothing failed meanwhile
+        assert any(e["kind"] == "traffic_100" and e["lane"] == lane and e["version"] == "2" for e in events)
+    assert [e for e in events if e["kind"] == "error"] == []
+    assert sorted(str(v.version) for v in lab.registry.client.search_model_versions("name='churn'")) == ["1", "2"]
+    summary = json.loads((run.dir / "summary.json").read_text())
+    assert all(summary["lanes"][lane]["errors"] == 0 for lane in lab.lane_names)
+    requests = _requests(run.dir)
+    assert len(requests) == 2 * len({r["i"] for r in requests}) and all(r["st"] == 200 for r in requests)
 
 
 # --- the results stop being writable ---------------------------------------------------------------------------
@@ -441,3 +476,66 @@ def test_sigkill_of_a_docker_lab_leaves_only_what_mlopslab_clean_removes(docker_
     assert leftovers(docker_client, run_id) == []
     assert docker_client.networks.list(filters={"label": f"mlopslab.run={run_id}"}) == []
     _whole_lines(results / "events.jsonl")
+
+
+# --- traffic beyond what a lane can serve ------------------------------------------------------------------------
+
+def test_a_lane_that_cannot_keep_up_reports_its_errors_and_latency_and_loses_no_request(registry: Registry) -> None:
+    """One lane's only replica stalls (SIGSTOP: it serves nothing for 3.5 s) under an open-loop stream; the
+    other lane's does not. Latency counts from the intended send time, so the stall shows in full."""
+    from dataclasses import replace
+
+    from mlopslab.envs.local import ProcessDriver
+    from mlopslab.monitor.traffic import TrafficMonitor
+    from mlopslab.traffic.loadgen import TIMEOUT
+
+    driver = ProcessDriver(registry.serving_dir)
+    servers = {lane: driver.start(replace(_spec(lane, "1"), warmup=0.0), f"{lane}-1")
+               for lane in ("stalled", "healthy")}
+    try:
+        _wait(lambda: all(driver.probe(url) for _, url in servers.values()), what="both servers ready")
+        t0 = time.monotonic()
+        config = {"rate": 40, "t0": t0, "seed": 1, "lanes": list(servers), "duration": 8.0}
+        generator = subprocess.Popen([sys.executable, "-m", "mlopslab.traffic.loadgen", json.dumps(config)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for lane, (_, url) in servers.items():
+            generator.stdin.write(json.dumps({"op": "endpoints", "lane": lane, "endpoints": [[url, "1"]]}) + "\n")
+        generator.stdin.flush()
+        time.sleep(max(0.0, 2.0 - (time.monotonic() - t0)))
+        stalled = servers["stalled"][0]
+        os.kill(stalled.pid, signal.SIGSTOP)
+        stall_from = time.monotonic() - t0
+        time.sleep(3.5)
+        os.kill(stalled.pid, signal.SIGCONT)
+        stall_to = time.monotonic() - t0
+        out, _ = generator.communicate(timeout=30)
+    finally:
+        for proc, _ in servers.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGCONT)
+            driver.stop(proc, 1.0)
+    assert generator.returncode == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    sent = {r["s"] for r in lines if "s" in r}
+    results = [r for r in lines if "i" in r]
+    for lane in servers:  # every request sent has its record, answered or not
+        assert sorted(r["i"] for r in results if r["lane"] == lane) == sorted(sent)
+    stalled_records = [r for r in results if r["lane"] == "stalled"]
+    timed_out = [r for r in stalled_records if stall_from + 0.3 < r["t"] < stall_to - TIMEOUT - 0.3]
+    assert timed_out and all(r["st"] == 0 and r["lat"] >= TIMEOUT * 1000 for r in timed_out)
+    late = [r for r in stalled_records if stall_to - TIMEOUT + 0.3 < r["t"] < stall_to - 0.5]
+    assert late and all(r["lat"] >= (stall_to - r["t"]) * 1000 * 0.9 for r in late)  # waited, counted in full
+
+    events = Events()
+    monitor = TrafficMonitor(list(servers), events.emit)
+    for record in results:
+        monitor.add_result(record)
+    monitor.tick(float("inf"))
+    for lane in servers:
+        windows = events.of("metrics", lane)
+        assert sum(w["rps"] for w in windows) == len(sent)
+        assert sum(w["errors"] for w in windows) == sum(1 for r in results if r["lane"] == lane and r["st"] != 200)
+    during = lambda w: stall_from + 0.5 < w["window"] < stall_to - 1.5  # noqa: E731
+    assert all(w["errors"] > 0 and w["p99"] >= TIMEOUT * 1000 for w in events.of("metrics", "stalled") if during(w))
+    healthy = events.of("metrics", "healthy")
+    assert sum(w["errors"] for w in healthy) == 0 and all(w["p99"] < 1000 for w in healthy)
