@@ -304,6 +304,35 @@ def test_a_version_that_cannot_start_fails_its_rollout_while_old_replicas_serve(
     assert len(requests) == 2 * len(samples) and all(r["st"] == 200 and r["v"] == "1" for r in requests)
 
 
+def test_lab_shows_the_pull_lane_degraded_while_the_env_repo_is_gone_and_synced_after(tmp_path: Path) -> None:
+    run = LabRun(tmp_path / "results", duration=14)
+    lab = run.lab
+    away: Path | None = None
+    try:
+        run.wait_for("run_started")
+        away = lab.repo.path.with_name("envrepo-away")
+        lab.repo.path.rename(away)
+        degraded = run.wait_for("sync", lane="pull", state="Degraded", timeout=20)
+        assert "does not appear to be a git repository" in degraded["error"]
+        assert lab.snapshot(lambda state: state.lanes["pull"].sync) == "Degraded"  # what the TUI draws
+        time.sleep(2.0)
+        away.rename(lab.repo.path)
+        recovered = run.wait_for("fetch_recovered", lane="pull", timeout=20)
+        events = run.finish()
+    finally:
+        if away is not None and away.exists() and not lab.repo.path.exists():
+            away.rename(lab.repo.path)
+        lab.stop()
+        run.thread.join(60)
+    assert run.status == "ok"
+    after = [e for e in events if e["kind"] == "sync" and e["lane"] == "pull" and e["t"] >= recovered["t"]]
+    assert after and after[0]["state"] == "Synced" and "error" not in after[0]
+    assert not any(e["kind"] == "sync" and e["lane"] == "push" and e["state"] == "Degraded" for e in events)
+    retries = [e["retry_in"] for e in events if e["kind"] == "fetch_failed"]
+    assert retries[:2] == [0.5, 1.0] and max(retries) == 1.0  # capped at the poll interval
+    assert json.loads((run.dir / "summary.json").read_text())["lanes"]["pull"]["errors"] == 0
+
+
 # --- the MLflow store is locked by another writer ---------------------------------------------------------------
 
 def test_release_waits_out_a_locked_mlflow_store_and_the_run_goes_on(tmp_path: Path) -> None:
