@@ -250,6 +250,7 @@ def _requests(results: Path) -> list[dict]:
     return [json.loads(line) for line in (results / "requests.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["crash-loop", "never-ready"])
 def test_a_version_that_cannot_start_fails_its_rollout_while_old_replicas_serve(tmp_path: Path, fault: str) -> None:
     from mlopslab import report
@@ -304,6 +305,7 @@ def test_a_version_that_cannot_start_fails_its_rollout_while_old_replicas_serve(
     assert len(requests) == 2 * len(samples) and all(r["st"] == 200 and r["v"] == "1" for r in requests)
 
 
+@pytest.mark.slow
 def test_lab_shows_the_pull_lane_degraded_while_the_env_repo_is_gone_and_synced_after(tmp_path: Path) -> None:
     run = LabRun(tmp_path / "results", duration=14)
     lab = run.lab
@@ -335,6 +337,7 @@ def test_lab_shows_the_pull_lane_degraded_while_the_env_repo_is_gone_and_synced_
 
 # --- the MLflow store is locked by another writer ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_release_waits_out_a_locked_mlflow_store_and_the_run_goes_on(tmp_path: Path) -> None:
     import sqlite3
 
@@ -423,6 +426,7 @@ def _whole_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
+@pytest.mark.slow
 def test_disk_full_mid_run_stops_the_lab_with_exit_1_and_keeps_whole_lines(tmp_path: Path, small_disk: Path) -> None:
     results = small_disk / "results"
     with _lab_process(tmp_path, results, duration=60) as proc:
@@ -466,6 +470,7 @@ def _gone(pids: list[int]) -> bool:
     return all(pid not in processes_mentioning("mlopslab") for pid in pids)
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_lab_takes_every_child_process_with_it(tmp_path: Path) -> None:
     results = tmp_path / "results"
     with _lab_process(tmp_path, results, duration=60) as proc:
@@ -483,6 +488,7 @@ def test_sigkill_of_the_lab_takes_every_child_process_with_it(tmp_path: Path) ->
     assert _whole_lines(results / "requests.jsonl")
 
 
+@pytest.mark.slow
 @pytest.mark.docker
 def test_sigkill_of_a_docker_lab_leaves_only_what_mlopslab_clean_removes(docker_client, base_image, agent_base,
                                                                       run_id, tmp_path: Path) -> None:

@@ -440,5 +440,5 @@ class ControlledEnvironment(Environment):
             return {"detail": "CrashLoopBackOff",
                     "message": f"v{spec.version} crashes at start ({status['crashes']} in a row{last}); "
                                f"{ready}/{spec.replicas} ready, {waited}"}
-        return {"detail": "NotReady",
-                "message": f"v{spec.version} never became ready: {ready}/{spec.replicas} ready, {waited}"}
+        how = "never became ready" if ready == 0 else "not all ready"
+        return {"detail": "NotReady", "message": f"v{spec.version} {how}: {ready}/{spec.replicas} ready, {waited}"}
