@@ -134,8 +134,10 @@ class Recorder:
         with self._lock:
             event: Event = {"t": round(self.now() if t is None else t, 4), "wall": round(time.time(), 3),
                             "kind": kind, "lane": lane, **fields}
-            failed_now = self._file is not None and self._file.error is None and not self._file.write(
-                json.dumps(event, separators=(",", ":"), default=str) + "\n")
+            failed_now = False
+            if self._file is not None and self._file.error is None:
+                self._file.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
+                failed_now = self._file.error is not None
             self._pending += 1
             self._queue.put(event)
         if failed_now and self.on_write_error is not None:  # outside the lock: the handler may emit
