@@ -337,17 +337,25 @@ def test_lab_shows_the_pull_lane_degraded_while_the_env_repo_is_gone_and_synced_
 
 # --- the MLflow store is locked by another writer ---------------------------------------------------------------
 
-@pytest.mark.slow
-def test_release_waits_out_a_locked_mlflow_store_and_the_run_goes_on(tmp_path: Path) -> None:
+RELEASE_AT_1 = SCENARIO + "timeline:\n  - at: 1\n    release: {note: v2}\n"
+
+
+def _lock(store_path: Path):
+    """Another program writes to the MLflow store: sqlite lets one writer in, and it holds the lock."""
     import sqlite3
 
-    release_at_1 = SCENARIO + "timeline:\n  - at: 1\n    release: {note: v2}\n"
-    run = LabRun(tmp_path / "results", duration=34, scenario=release_at_1)
+    store = sqlite3.connect(store_path, isolation_level=None, timeout=30)
+    store.execute("BEGIN EXCLUSIVE")
+    return store
+
+
+@pytest.mark.slow
+def test_release_waits_out_a_locked_mlflow_store_and_the_run_goes_on(tmp_path: Path) -> None:
+    run = LabRun(tmp_path / "results", duration=34, scenario=RELEASE_AT_1)
     lab = run.lab
     try:
         run.wait_for("run_started")
-        store = sqlite3.connect(lab.registry.root / "mlflow.db", isolation_level=None, timeout=30)
-        store.execute("BEGIN EXCLUSIVE")  # another program writes to the store: sqlite lets one writer in
+        store = _lock(lab.registry.root / "mlflow.db")
         locked_at = time.monotonic()
         busy = run.wait_for("registry_busy", timeout=40)  # MLflow waits 20 s for the lock, then gives up
         time.sleep(max(0.0, 23.0 - (time.monotonic() - locked_at)))
@@ -369,6 +377,31 @@ def test_release_waits_out_a_locked_mlflow_store_and_the_run_goes_on(tmp_path: P
     assert all(summary["lanes"][lane]["errors"] == 0 for lane in lab.lane_names)
     requests = _requests(run.dir)
     assert len(requests) == 2 * len({r["i"] for r in requests}) and all(r["st"] == 200 for r in requests)
+
+
+@pytest.mark.slow
+def test_release_fails_with_a_clear_error_when_the_mlflow_store_stays_locked_and_the_run_goes_on(
+        tmp_path: Path) -> None:
+    run = LabRun(tmp_path / "results", duration=26, scenario=RELEASE_AT_1)
+    lab = run.lab
+    lab.registry.busy_attempts = 1  # give up after one try (each waits MLflow's 20 s busy timeout)
+    try:
+        run.wait_for("run_started")
+        store = _lock(lab.registry.root / "mlflow.db")
+        error = run.wait_for("error", timeout=45)
+        store.execute("COMMIT")
+        store.close()
+        events = run.finish()
+    finally:
+        lab.stop()
+        run.thread.join(60)
+    assert run.status == "ok"  # the run went on
+    assert "timeline (release at 1" in error["message"] and "stayed locked by another writer" in error["message"]
+    assert not any(e["kind"] in ("model_registered", "commit") and str(e.get("version")) == "2" for e in events)
+    assert sum(1 for e in events if e["kind"] == "error") == 1
+    summary = json.loads((run.dir / "summary.json").read_text())
+    assert all(summary["lanes"][lane]["errors"] == 0 and summary["lanes"][lane]["requests"] > 0
+               for lane in lab.lane_names)
 
 
 # --- the results stop being writable ---------------------------------------------------------------------------
