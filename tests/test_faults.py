@@ -1,8 +1,9 @@
 """Faults a lab run must survive and show as what they are: hostile webhooks, an env repo that goes away,
 a locked MLflow store, versions that crash or never become ready, a full disk, overload, SIGKILL.
 
-Each test injects the fault into real parts (git, sqlite, processes, sockets, a tmpfs) and asserts what the
-user sees — the event, the summary row, the exit code — and that nothing recorded is lost.
+Each test injects the fault into real parts (git, sqlite, processes, sockets, a tmpfs, the Docker engine) and
+asserts what the user sees — the event, the lane's state, the summary row, the exit code — and that nothing
+recorded is lost.
 """
 # ruff: noqa: F811  (pytest fixtures imported from tests/docker_fixtures.py are parameters here)
 
@@ -36,6 +37,8 @@ from tests.conftest import MODEL, processes_mentioning
 from tests.docker_fixtures import agent_base, base_image, docker_client, models, run_id  # noqa: F401 — fixtures
 from tests.events_helpers import Events
 
+
+# --- webhooks: forged, replayed, oversized, slow ------------------------------------------------------------------
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
@@ -304,6 +307,42 @@ def test_a_version_that_cannot_start_fails_its_rollout_while_old_replicas_serve(
     samples = {r["i"] for r in requests}
     assert len(requests) == 2 * len(samples) and all(r["st"] == 200 and r["v"] == "1" for r in requests)
 
+
+@pytest.mark.docker
+def test_docker_crash_loop_fails_the_rollout_while_the_old_container_serves(docker_client, base_image, models, run_id,
+                                                                             tmp_path: Path, stream) -> None:
+    from mlopslab.envs.docker import DockerEnvironment
+    from mlopslab.ml.registry import TrainParams
+    from tests.docker_fixtures import Events as DockerEvents
+    from tests.docker_fixtures import Traffic, no_leftovers
+
+    X, y = stream.sample(500)
+    bad = models.registry.train_and_register(MODEL, X, y, X, y, stream.feature_names, TrainParams(C=0.5))
+    npz = models.resolve(MODEL, bad.version) / "model.npz"
+    npz.write_bytes(npz.read_bytes()[:100])  # the artifact in the image is corrupt: the server dies loading it
+    events = DockerEvents()
+    env = DockerEnvironment(models.resolve, events, run_id=run_id, base_image=base_image, client=docker_client,
+                            state_dir=tmp_path / "state")
+    traffic = None
+    try:
+        env.apply(_spec("lane", models.versions[0], deadline=6))
+        _wait(lambda: env.observe("lane").complete, timeout=90, what="v1 ready")
+        traffic = Traffic(env, "lane", [[0.1 * i for i in range(8)]], duration=120).start()
+        env.apply(_spec("lane", bad.version, deadline=6))
+        failed = events.wait("rollout_failed", timeout=90)[0]
+        traffic.stop()
+        crashes = events.of("replica_stopped", reason="crashed")
+        assert failed["detail"] == "CrashLoopBackOff" and "crashes at start" in failed["message"]
+        assert crashes and crashes[0]["last_words"].startswith("exit 1")
+        assert traffic.ok > 0 and traffic.errors == [] and set(traffic.versions) == {models.versions[0]}
+    finally:
+        if traffic is not None:
+            traffic.stop()
+        env.teardown()
+    assert no_leftovers(docker_client, run_id) == []
+
+
+# --- the env repo gone, as the lab shows it ----------------------------------------------------------------------
 
 @pytest.mark.slow
 def test_lab_shows_the_pull_lane_degraded_while_the_env_repo_is_gone_and_synced_after(tmp_path: Path) -> None:
@@ -607,37 +646,3 @@ def test_a_lane_that_cannot_keep_up_reports_its_errors_and_latency_and_loses_no_
     assert all(w["errors"] > 0 and w["p99"] >= TIMEOUT * 1000 for w in events.of("metrics", "stalled") if during(w))
     healthy = events.of("metrics", "healthy")
     assert sum(w["errors"] for w in healthy) == 0 and all(w["p99"] < 1000 for w in healthy)
-
-
-@pytest.mark.docker
-def test_docker_crash_loop_fails_the_rollout_while_the_old_container_serves(docker_client, base_image, models, run_id,
-                                                                             tmp_path: Path, stream) -> None:
-    from mlopslab.envs.docker import DockerEnvironment
-    from mlopslab.ml.registry import TrainParams
-    from tests.docker_fixtures import Events as DockerEvents
-    from tests.docker_fixtures import Traffic, no_leftovers
-
-    X, y = stream.sample(500)
-    bad = models.registry.train_and_register(MODEL, X, y, X, y, stream.feature_names, TrainParams(C=0.5))
-    npz = models.resolve(MODEL, bad.version) / "model.npz"
-    npz.write_bytes(npz.read_bytes()[:100])  # the artifact in the image is corrupt: the server dies loading it
-    events = DockerEvents()
-    env = DockerEnvironment(models.resolve, events, run_id=run_id, base_image=base_image, client=docker_client,
-                            state_dir=tmp_path / "state")
-    traffic = None
-    try:
-        env.apply(_spec("lane", models.versions[0], deadline=6))
-        _wait(lambda: env.observe("lane").complete, timeout=90, what="v1 ready")
-        traffic = Traffic(env, "lane", [[0.1 * i for i in range(8)]], duration=120).start()
-        env.apply(_spec("lane", bad.version, deadline=6))
-        failed = events.wait("rollout_failed", timeout=90)[0]
-        traffic.stop()
-        crashes = events.of("replica_stopped", reason="crashed")
-        assert failed["detail"] == "CrashLoopBackOff" and "crashes at start" in failed["message"]
-        assert crashes and crashes[0]["last_words"].startswith("exit 1")
-        assert traffic.ok > 0 and traffic.errors == [] and set(traffic.versions) == {models.versions[0]}
-    finally:
-        if traffic is not None:
-            traffic.stop()
-        env.teardown()
-    assert no_leftovers(docker_client, run_id) == []
