@@ -16,9 +16,11 @@ Kinds used across the project (fields beyond t/wall/kind/lane):
     pipeline_done     sha, version, steps, ok, error
     apply_started     sha, version, revision
     replica_started   replica, version;  replica_ready  replica, version, startup
-    replica_stopped   replica, version, reason ("rollout" | "died");  replica_killed  replica
+    replica_stopped   replica, version, reason ("rollout" | "scale_down" | "manual_change" | "died" | "crashed":
+                      died before it was ever ready, with crashes (in a row), backoff, last_words);
+    replica_killed    replica
     rollout_done      version, revision, duration              (all replicas updated and available)
-    rollout_failed    version, revision, reason
+    rollout_failed    version, revision, reason, detail ("CrashLoopBackOff" | "NotReady"), message
     traffic_100       version, at                              (from `at` on every request hit the version)
     live_change       change, by                               (a manual change of live state)
     live_reverted     change, revision                         (the pull agent put desired state back)
@@ -36,6 +38,7 @@ Kinds used across the project (fields beyond t/wall/kind/lane):
     pipeline_*        committed, accepted, rejected             (MLOps level 2: the pipeline's own CI)
     human_action      action                                   (what a person had to do)
     image_build*, agent_*                                      (Docker environment)
+    base_image        configured, image, how ("present" | "offline" | "pull")   (Docker: what images build FROM)
     error             message
     run_finished      status ("ok" | "stopped" | "interrupted" | "failed"), duration
 """

@@ -39,7 +39,7 @@ def summarise(state: RunState) -> dict[str, Any]:
                 "worst_1s_p99_during_rollout_ms": max(release.latencies_during) if release.latencies_during else None,
                 "failed": release.failed,
             })
-        changes = [{"at": round(c.at, 3), "change": c.change,
+        changes = [{"at": round(c.at, 3), "change": c.change, "reverted_by": c.reverted_by,
                     "reverted_after": None if c.reverted is None else round(c.reverted - c.at, 3)}
                    for c in lane.changes]
         p = [row[3] for row in lane.latency]
@@ -72,8 +72,14 @@ def ml_loop(state: RunState) -> dict[str, Any]:
             if "delivered" in phases:  # when the version took all traffic, else when the pipeline heard of it
                 delivered = next((t for t, phase, version in lane.marks if phase == "100%" and
                                   version == str(record.get("version")) and t >= (started or 0)), phases["delivered"])
+            # a person's retrain waited first for the person: from the lane's alarm (or the change) to the start
+            alarmed = min((a["rel"] for a in state.alarms if a.get("lane") == name and change is not None
+                           and change <= a["rel"] <= started), default=change)
+            person = (round(started - alarmed, 3) if record.get("reason") == "human" and alarmed is not None
+                      else None)
             retrains.append({
                 "id": rid, "reason": record.get("reason"), "version": record.get("version"),
+                "waited_for_person": person,
                 "outcome": record.get("outcome") or ("failed" if "failed" in phases else "running"),
                 "error": record.get("error"), "promoted": record.get("promoted"),
                 "challenger_acc": record.get("challenger_acc"), "champion_acc": record.get("champion_acc"),
@@ -85,7 +91,15 @@ def ml_loop(state: RunState) -> dict[str, Any]:
                   if a.get("lane") == name and a.get("first") and a.get("delay_seconds") is not None]
         end = lane.accuracy[-1][0] if lane.accuracy else None
         recent = [v for t, v in lane.accuracy if end is not None and t > end - FINAL_ACCURACY_WINDOW]
+        since = [(t, v) for t, v in lane.accuracy if changes and t >= changes[0]]
+        before = [v for t, v in lane.accuracy if changes and t < changes[0]]
+        baseline = float(np.mean(before)) if before else None
         out[name] = {
+            "accuracy_since_drift": round(float(np.mean([v for _, v in since])), 4) if since else None,
+            # each labelled window is one second: how much accuracy the lane lost, summed over time, against
+            # its own accuracy before the drift
+            "accuracy_seconds_lost": (round(sum(max(0.0, baseline - v) for _, v in since), 2)
+                                      if since and baseline is not None else None),
             "level": lane.settings.get("level"), "pipeline_version": lane.pipeline_version,
             "retrains": retrains, "detect_delays": detect,
             "alarms": sum(1 for a in state.alarms if a.get("lane") == name),
@@ -128,9 +142,10 @@ def rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         out.append(["  worst 1 s p99 during rollout"] + [_fmt(r["worst_1s_p99_during_rollout_ms"], " ms") if r else "—"
                                               for r in per_lane])
     out.append(_section("live changes", names))
-    out.append(["  self-heal (changed → reverted)"] + [
-        ", ".join(_fmt(c["reverted_after"]) if c["reverted_after"] is not None else "never"
-                  for c in lanes[n]["live_changes"]) or "—" for n in names])
+    out.append(["  changed → reverted (by whom)"] + [
+        ", ".join(f"{_fmt(c['reverted_after'])} ({c.get('reverted_by') or 'self-heal'})"
+                  if c["reverted_after"] is not None else "never" for c in lanes[n]["live_changes"]) or "—"
+        for n in names])
     loop = summary.get("ml_loop") or {}
     if any(lane.get("retrains") for lane in loop.values()):
         out += _ml_loop_rows(loop, names)
@@ -170,12 +185,27 @@ def _ml_loop_rows(loop: dict[str, Any], names: list[str]) -> list[list[str]]:
     out.append(["  detect (change → alarm)"] + [", ".join(_fmt(d) for d in lane.get("detect_delays", [])) or "—"
                                                 for lane in lanes])
     for key, label in RETRAIN_STEPS:
+        if key == "wait_labels":
+            out.append(["  wait for a person, then labels"] + per_retrain(_waited))
+            continue
         out.append([f"  {label}"] + per_retrain(lambda r, key=key: _fmt(r["timings"].get(key))))
     out.append(["  change → retrained at 100%"] + per_retrain(lambda r: _fmt(r["change_to_delivered"])))
     out.append(["  human actions"] + [str(lane.get("human_actions", 0)) for lane in lanes])
+    out.append(["  mean accuracy since drift"] + ["—" if lane.get("accuracy_since_drift") is None
+                                                  else f"{lane['accuracy_since_drift']:.3f}" for lane in lanes])
+    out.append(["  accuracy-seconds lost"] + ["—" if lane.get("accuracy_seconds_lost") is None
+                                              else f"{lane['accuracy_seconds_lost']:.1f}" for lane in lanes])
     out.append([f"  final accuracy (last {FINAL_ACCURACY_WINDOW:g} s)"] + [
         "—" if lane.get("accuracy_final") is None else f"{lane['accuracy_final']:.3f}" for lane in lanes])
     return out
+
+
+def _waited(retrain: dict[str, Any]) -> str:
+    """A retrain's wait before training: for labels, and — when a person started it — for that person first."""
+    labels, person = retrain["timings"].get("wait_labels"), retrain.get("waited_for_person")
+    if person is None:
+        return _fmt(labels)
+    return f"{_fmt(round(person + (labels or 0.0), 3))} (person {_fmt(person)})"
 
 
 def _section(title: str, names: list[str]) -> list[str]:

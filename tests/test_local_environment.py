@@ -103,6 +103,19 @@ def test_manual_live_change_is_what_the_environment_converges_to(env) -> None:
         time.sleep(0.05)
 
 
+def test_a_manual_scale_down_stops_replicas_as_a_manual_change_not_a_rollout(env) -> None:
+    environment, events = env
+    environment.apply(_spec("1"))
+    _wait_complete(environment)
+    environment.change_live("a", replicas=1)
+    stopped = [events.wait_for("replica_stopped", "a", timeout=10, count=n) for n in (1, 2)]
+    assert {e["reason"] for e in stopped} == {"manual_change"}
+    environment.apply(_spec("1", replicas=2))   # the spec itself asks for fewer replicas than before
+    _wait_complete(environment)
+    environment.apply(_spec("1", replicas=1))
+    assert events.wait_for("replica_stopped", "a", timeout=10, count=3)["reason"] == "scale_down"
+
+
 def test_stuck_rollout_is_marked_failed_after_the_progress_deadline(env) -> None:
     environment, events = env
     environment.apply(_spec("1", replicas=1))

@@ -36,3 +36,23 @@ def test_run_screen_at_160x48_shows_lanes_side_by_side(snap_compare) -> None:  #
 
 def test_run_screen_at_the_end_shows_the_summary(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(_app(at=1000.0), terminal_size=(160, 48))
+
+
+THREE_LANES = Path(__file__).parent / "data" / "polling-vs-webhook" / "events.jsonl"
+MID_RUN = 45.0   # after the second release: one poller still on v2, the others rolled out
+
+
+def test_three_lanes_at_120x40_mid_run_show_every_rollout_plot(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(LabApp(replay=THREE_LANES, at=MID_RUN, playing=False), terminal_size=(120, 40))
+
+
+def test_three_lanes_at_120x40_at_the_end_show_every_lanes_summary_column(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(LabApp(replay=THREE_LANES, at=1000.0, playing=False), terminal_size=(120, 40))
+
+
+def test_three_lanes_at_80x24_mid_run_keep_help_and_quit_in_the_footer(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(LabApp(replay=THREE_LANES, at=MID_RUN, playing=False), terminal_size=(80, 24))
+
+
+def test_three_lanes_at_80x24_at_the_end(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(LabApp(replay=THREE_LANES, at=1000.0, playing=False), terminal_size=(80, 24))

@@ -93,6 +93,7 @@ class Replica:
     ready_at: float | None = None
     next_probe: float = 0.0
     stop_at: float | None = None
+    stop_reason: str = "rollout"  # why it is terminating: rollout | scale_down | manual_change
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,7 @@ class ControlledEnvironment(Environment):
             edited = replace(spec, replicas=spec.replicas if replicas is None else replicas,
                              version=spec.version if version is None else version)
             self._specs[lane] = edited
-            self._status[lane] = self._new_status()
+            self._status[lane] = self._new_status(cause="manual_change")
             return edited
 
     def kill_replica(self, lane: str, name: str | None = None) -> str | None:
@@ -290,12 +291,13 @@ class ControlledEnvironment(Environment):
         self.driver.close()
 
     # --- the controller -----------------------------------------------------------------------------
-    def _new_status(self) -> dict[str, Any]:
+    def _new_status(self, cause: str | None = None) -> dict[str, Any]:
         """A rollout's bookkeeping: when it began and last progressed, the best progress seen so far
-        (updated, updated and ready, minus old), crashes at start in a row and when to restart."""
+        (updated, updated and ready, minus old), crashes at start in a row and when to restart, and
+        what started it when not the spec (`manual_change`: replicas it stops are stopped for that)."""
         now = self.clock()
         return {"since": now, "progress": now, "failed": False, "done": False, "best": None,
-                "crashes": 0, "restart_at": 0.0, "last_crash": ""}
+                "crashes": 0, "restart_at": 0.0, "last_crash": "", "cause": cause}
 
     def _control_loop(self, lane: str) -> None:
         last_error, backoff = "", self.tick
@@ -330,12 +332,15 @@ class ControlledEnvironment(Environment):
             doomed = [r for r in old if r.state != "ready"]
             spare = max(0, available - min_available)
             doomed += [r for r in old if r.state == "ready"][:spare]
+            scaled: list[Replica] = []
             if not old and len(new) > spec.replicas:  # plain scale-down: unready first
                 extra = sorted(new, key=lambda r: r.state == "ready")
-                doomed += extra[: len(new) - spec.replicas]
-            for replica in doomed:
+                scaled = extra[: len(new) - spec.replicas]
+            for replica in doomed + scaled:
                 replica.state = "terminating"
                 replica.stop_at = now + self.drain
+                # a person's live edit, or what the spec asks: a new version (rollout) or fewer replicas
+                replica.stop_reason = status.get("cause") or ("scale_down" if replica in scaled else "rollout")
             progress = (min(len(new), spec.replicas), sum(1 for r in new if r.state == "ready"), -len(old))
             best = status["best"]
             if best is None or any(p > b for p, b in zip(progress, best)):
@@ -403,7 +408,8 @@ class ControlledEnvironment(Environment):
                 self._replicas[lane].remove(replica)
         for replica in due:
             self._stop_later(replica)
-            self.emit("replica_stopped", lane, replica=replica.name, version=replica.version, reason="rollout")
+            self.emit("replica_stopped", lane, replica=replica.name, version=replica.version,
+                      reason=replica.stop_reason)
 
     def _stop_later(self, replica: Replica) -> None:
         thread = threading.Thread(target=self.driver.stop, args=(replica.handle, self.grace), daemon=True)

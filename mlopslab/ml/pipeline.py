@@ -22,6 +22,7 @@ The lab is reached through a `PipelineHost` of callables, so this module does no
 
 from __future__ import annotations
 
+import re
 import runpy
 import subprocess
 import sys
@@ -44,7 +45,7 @@ CI_TIMEOUT = 60.0
 TRAIN_CODE = '''"""Training pipeline of lane {lane}: how recent labelled rows become a model."""
 import numpy as np
 
-PARAMS = {{"C": {C}, "max_iter": 200, "min_rows": {min_rows}, "max_rows": 2000, "holdout": 0.25}}
+PARAMS = {{"C": {C}, "max_iter": 200, "min_rows": {min_rows}, "max_rows": {max_rows}, "holdout": 0.25}}
 
 
 def prepare(X, y):
@@ -113,9 +114,11 @@ class PipelineHost:
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
-def default_code(lane: str, C: float = 1.0, min_rows: int = 300) -> PipelineCode:
-    namespace = _exec_source(TRAIN_CODE.format(lane=lane, C=C, min_rows=min_rows, prepare_doc="clip outliers",
-                                               prepare_body=PREPARE_OK))
+def default_code(lane: str, C: float = 1.0, min_rows: int = 300, max_rows: int = 2000) -> PipelineCode:
+    """The pipeline every lane starts with; `min_rows` labelled rows after a change before it trains (the
+    scenario's model.retrain), at most `max_rows` of them."""
+    namespace = _exec_source(TRAIN_CODE.format(lane=lane, C=C, min_rows=min_rows, max_rows=max(max_rows, min_rows),
+                                               prepare_doc="clip outliers", prepare_body=PREPARE_OK))
     return PipelineCode("builtin", dict(namespace["PARAMS"]), namespace["prepare"], note="built in")
 
 
@@ -164,6 +167,14 @@ class PipelineRepo:
         return ok, output[-1500:], time.monotonic() - started
 
 
+def failed_test(output: str) -> str:
+    """CI's output in one line: the test that failed and why (`test_x: AssertionError: message`)."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    tests = re.findall(r'File ".*", line \d+, in (test_\w+)', output)
+    why = lines[-1] if lines else "no output"
+    return f"{tests[-1]}: {why}" if tests else why
+
+
 class LanePipeline:
     """The retraining pipeline of one lane at one MLOps level."""
 
@@ -192,6 +203,7 @@ class LanePipeline:
         emit, lane = self.host.emit, self.lane
         C = self.code.params.get("C", 1.0) if initial else round(float(self.code.params.get("C", 1.0)) * 0.8, 4)
         source = TRAIN_CODE.format(lane=lane, C=C, min_rows=int(self.code.params.get("min_rows", 300)),
+                                   max_rows=int(self.code.params.get("max_rows", 2000)),
                                    prepare_doc="clip outliers" if tests_pass else "clip outliers (refactored)",
                                    prepare_body=PREPARE_OK if tests_pass else PREPARE_BROKEN)
         files = {"train.py": source, "test_train.py": TEST_CODE.format(lane=lane)}
@@ -204,8 +216,8 @@ class LanePipeline:
         emit("pipeline_committed", lane, sha=sha, note=note, level=self.level, initial=initial)
         ok, output, duration = self.repo.run_tests(sha, lane, self.work)
         if not ok:
-            emit("pipeline_rejected", lane, sha=sha, note=note, output=output, duration=round(duration, 3),
-                 kept_version=self.code.version)
+            emit("pipeline_rejected", lane, sha=sha, failed=failed_test(output), note=note, output=output,
+                 duration=round(duration, 3), kept_version=self.code.version)
             return False
         namespace = runpy.run_path(str(self.repo.export(sha, lane, self.work / sha[:12]) / "train.py"))
         self._accept(PipelineCode(sha[:7], dict(namespace["PARAMS"]), namespace["prepare"], sha, note),

@@ -9,6 +9,7 @@ differences (lead times), so the initial deployment before the scenario clock st
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ class LiveChange:
     at: float
     change: dict[str, Any]
     reverted: float | None = None
+    reverted_by: str | None = None   # "agent self-heal" | "next apply" (a delivery applied the repo again)
 
 
 @dataclass
@@ -114,7 +116,8 @@ class RunState:
         if handler is not None:
             handler(event, t, self.lane(name) if name else None)
         if kind not in ("metrics", "sync", "drift_score", "accuracy"):  # per-second series, not log lines
-            self.log.append((t, kind, name, _describe(event)))
+            # before the scenario clock starts, an entry's time is None: the log shows it as setup
+            self.log.append((t if self.start is not None else None, kind, name, describe(event, self.rel)))
 
     # --- handlers --------------------------------------------------------------------------------------
     def _on_lab_prepared(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
@@ -186,6 +189,7 @@ class RunState:
         self._phase(lane, e.get("sha"), "apply_started", t, e["t"])
         if lane:
             lane.live_revision, lane.live_version = e.get("revision"), str(e.get("version"))
+            self._revert(lane, t, "next apply")  # applying the repo's state undoes a manual change too
 
     def _current(self, lane: LaneState, version: str) -> Release | None:
         """The newest release of `version` in this lane that has been applied."""
@@ -239,9 +243,14 @@ class RunState:
 
     def _on_live_reverted(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
         if lane:
-            for change in lane.changes:
-                if change.reverted is None:
-                    change.reverted = t
+            self._revert(lane, t, "agent self-heal")
+
+    @staticmethod
+    def _revert(lane: LaneState, t: float, by: str) -> None:
+        """Manual changes not yet undone are undone now, by `by` (whoever applied the repo's state)."""
+        for change in lane.changes:
+            if change.reverted is None and t >= change.at:
+                change.reverted, change.reverted_by = t, by
 
     def _on_sync(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
         if lane:
@@ -318,14 +327,27 @@ class RunState:
     def current_narration(self) -> str:
         return self.narration[-1][1] if self.narration else ""
 
+    def lane_commit(self, lane: LaneState, revision: str | None) -> str | None:
+        """The lane's own commit that a repo revision carries for it: a pull agent or a CI run applies the
+        repo's HEAD, which may be a later commit for other lanes that left this lane's manifests as they were."""
+        release = self._release(lane, revision)
+        return release.sha if release is not None else revision
 
-def _describe(event: dict[str, Any]) -> str:
-    skip = {"t", "wall", "kind", "lane", "scenario", "lanes"}
+
+CLOCKED = ("at", "change_point", "window")   # fields that hold a raw run-clock time
+UNSHOWN = {"t", "wall", "kind", "lane", "scenario", "lanes", "params", "run_id", "uri", "output"}
+
+
+def describe(event: dict[str, Any], clock: Callable[[float], float] | None = None) -> str:
+    """An event's fields as one `key=value` line: shas cut to 7, raw times put on the scenario clock by
+    `clock` (so every time a person reads is on one clock), long output (a CI log) left to the file."""
     parts = []
     for key, value in event.items():
-        if key in skip or value is None:
+        if key in UNSHOWN or value is None:
             continue
         if key in ("sha", "revision", "head", "live") and isinstance(value, str):
             value = value[:7]
+        elif key in CLOCKED and clock is not None and isinstance(value, (int, float)):
+            value = f"{clock(value):.2f}"
         parts.append(f"{key}={value}")
     return " ".join(parts)[:160]

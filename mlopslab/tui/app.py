@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 
 from textual.app import App
@@ -28,8 +30,9 @@ class LabApp(App[int]):
 
     def __init__(self, *, scenario: Scenario | None = None, files: list[Path] | None = None,
                  replay: Path | None = None, speed: float = 10.0, at: float | None = None, playing: bool = True,
-                 results: Path | None = None) -> None:
+                 results: Path | None = None, trials: Path | None = None) -> None:
         super().__init__()
+        self.trials = trials
         self.scenario, self.files, self.results = scenario, files or [], results
         self.replay, self.speed, self.at, self.playing = replay, speed, at, playing
         self.source: LiveRun | ReplayRun | None = None
@@ -37,13 +40,23 @@ class LabApp(App[int]):
 
     def on_mount(self) -> None:
         self.theme = "textual-dark"
-        if self.replay is not None:
-            self.source = ReplayRun(self.replay, speed=self.speed, at=self.at, playing=self.playing)
-            self.push_screen(RunScreen(self.source))
+        if self.trials is not None:
+            from mlopslab import trials
+            from mlopslab.tui.screens.trials import TrialsScreen
+
+            self.push_screen(TrialsScreen(self.trials, trials.load(self.trials)))
+        elif self.replay is not None:
+            self.open_replay(self.replay)
         elif self.scenario is not None:
             self.start_run(self.scenario)
         else:
             self.push_screen(PickerScreen(self.files))
+
+    def open_replay(self, events: Path) -> None:
+        if self.source is not None:
+            self.source.close()
+        self.source = ReplayRun(events, speed=self.speed, at=self.at, playing=self.playing)
+        self.push_screen(RunScreen(self.source))
 
     def start_run(self, scenario: Scenario) -> None:
         self.source = LiveRun(scenario, self.results)
@@ -59,7 +72,7 @@ class LabApp(App[int]):
             return
         if source is None or not source.active:
             self._quitting = True
-            self.exit(0)
+            self.finish(source.exit_code if source is not None else 0)
             return
 
         def answered(stop: bool | None) -> None:
@@ -72,10 +85,14 @@ class LabApp(App[int]):
                                        "the summary is written to the results directory.", yes="Stop and quit"),
                          answered)
 
+    def finish(self, code: int) -> None:
+        """Exit with `code` as both the app's result (what `run_app` returns) and its return code."""
+        self.exit(code, return_code=code)
+
     def _close(self, source: LiveRun | ReplayRun) -> None:
         def close() -> None:
             source.close()
-            self.call_from_thread(self.exit, 0)
+            self.call_from_thread(self.finish, source.exit_code)
 
         self.run_worker(close, thread=True, name="close", group="close")
 
@@ -91,7 +108,7 @@ def run_app(scenario: str | None = None, files: list[Path] | None = None) -> int
             loaded = scenarios.load(scenarios.find(scenario))
         except scenarios.ScenarioError as exc:
             for problem in exc.problems:
-                print(problem)
+                print(problem, file=sys.stderr)
             return 2
     app = LabApp(scenario=loaded, files=files)
     try:
@@ -99,7 +116,15 @@ def run_app(scenario: str | None = None, files: list[Path] | None = None) -> int
     finally:
         if app.source is not None:
             app.source.close()
+    if app.source is not None:   # once the terminal is back: where the run went and how it ended, as headless
+        code = app.source.exit_code if code is None else code
+        print(f"results: {app.source.results_dir}  (status: {app.source.lab.status}, exit {code})")
     return code or 0
+
+
+def run_trials(parent: Path, speed: float = 10.0) -> int:
+    """`mlopslab replay PARENT`: the distributions of repeated trials; enter replays one run."""
+    return LabApp(trials=parent, speed=speed).run() or 0
 
 
 def run_replay(events_path: Path, speed: float = 10.0, at: float | None = None) -> int:

@@ -52,13 +52,20 @@ class LiveRun:
     def running(self) -> bool:
         return self.lab.status == "running" and not self.done.is_set()
 
+    @property
+    def exit_code(self) -> int:
+        """As headless: 1 when the run failed (or could not start), else 0."""
+        return 1 if self.error or self.lab.status == "failed" else 0
+
     def run(self) -> None:
         """The whole scenario, blocking (a thread worker): prepare, start, play, tear down."""
         try:
             self.lab.run()
         except BaseException as exc:  # KeyboardInterrupt from a stop during setup included
+            from mlopslab.lab import LabError
+
             if self.lab.status not in ("stopped", "interrupted"):
-                self.error = f"{type(exc).__name__}: {exc}"
+                self.error = str(exc) if isinstance(exc, LabError) else f"{type(exc).__name__}: {exc}"
         finally:
             self.lab.shutdown()
             self.done.set()
@@ -127,6 +134,8 @@ class ReplayRun:
             if event["kind"] == "lab_prepared":
                 return [lane["name"] for lane in event.get("lanes", [])]
         return sorted({e["lane"] for e in self.playback.events if e.get("lane")})
+
+    exit_code = 0
 
     def summary(self) -> dict:
         from mlopslab import report

@@ -21,9 +21,9 @@ class LaneView:
     delivery: str
     settings: dict[str, Any]
     sync: str
-    head: str | None
+    head: str | None                                        # the lane's last commit in the env repo (desired)
     head_version: str | None
-    live_revision: str | None
+    live_revision: str | None                               # the lane's commit the live state was applied from
     live_version: str | None
     replicas: tuple[tuple[str, str, str], ...]          # (name, version, state)
     latency: tuple[tuple[float, float, float, float], ...]
@@ -56,7 +56,7 @@ class RunView:
     paused: bool
     lanes: tuple[LaneView, ...]
     narration: tuple[tuple[float, str], ...]
-    log: tuple[tuple[float, str, str | None, str], ...]
+    log: tuple[tuple[float | None, str, str | None, str], ...]   # t None: during the setup
     versions: tuple[str, ...]
     drifts: tuple[dict[str, Any], ...]
     alarms: tuple[dict[str, Any], ...]
@@ -105,8 +105,9 @@ def _lane(state: RunState, lane: LaneState, retrains: dict[str, dict[str, Any]])
     marks.sort(key=lambda mark: mark[0])
     running = [r for r in own if not any(end in r["phases"] for end in RETRAIN_ENDS)]
     retraining = max(running[-1]["phases"].items(), key=lambda item: item[1])[0] if running else None
+    live = state.lane_commit(lane, lane.live_revision)   # like with like: the lane's commit on both sides
     return LaneView(lane.name, lane.delivery, dict(lane.settings), lane.sync, lane.head, head_version,
-                    lane.live_revision, lane.live_version, replicas, tuple(lane.latency), tuple(lane.shares),
+                    live, lane.live_version, replicas, tuple(lane.latency), tuple(lane.shares),
                     tuple(lane.drift), tuple(marks), lane.requests, lane.errors, len(lane.changes),
                     sum(1 for c in lane.changes if c.reverted is not None), tuple(lane.accuracy),
                     lane.pipeline_version, retraining)

@@ -13,8 +13,9 @@ from textual.widgets import Static
 from mlopslab.tui.palette import MARK_STYLES, SYNC_COLORS, VERSION_COLORS
 
 SYNC_MEANING = {
-    "Synced": "live state matches the repo's HEAD",
-    "OutOfSync": "the repo has a change not applied yet, or live was changed by hand",
+    "Synced": "the live deployment is what the lane's last commit asks for (version, replicas, template); "
+              "`desired` and `live` name the lane's commit on each side",
+    "OutOfSync": "the lane's last commit is not applied yet, or live was changed by hand",
     "Progressing": "a rollout is under way",
     "Degraded": "the rollout failed (progress deadline) or replicas are unhealthy",
 }
@@ -24,6 +25,16 @@ MARK_MEANING = {"commit": "commit to the env repo", "detected": "the delivery no
                 "retrain": "a retraining run starts (on an alarm, or by hand)",
                 "retrain_validated": "the retrained challenger was validated against the champion",
                 "retrain_failed": "a retraining run failed"}
+LOOKS_WRONG = (  # what looks like a contradiction on screen, and why it is not one
+    ("self-heal in < 1 s, polls every 8–12 s?",
+     "a pull agent fetches the repo on its poll (interval up to interval + jitter, or when a webhook wakes it) "
+     "to learn of commits, but watches the live state all the time (every second, like Argo CD's watch on "
+     "the cluster): a manual change is reverted at once, a new commit waits for the next poll"),
+    ("100% traffic before rolled out?",
+     "100% is read from the requests: the first request after the last one an old replica answered. The "
+     "balancer may send nothing more to an old replica in its last moments, so it can come a few tens of ms "
+     "before the controller says rolled out (every replica updated, the old ones out of the endpoints)"),
+)
 PLOTS = ("accuracy: each second of predictions scored once its labels arrived (they come late, so the "
          "plot lags the run); drift: share of features whose recent rows differ from the training rows; "
          "orange: drift injected")
@@ -64,6 +75,9 @@ def legend() -> Table:
         versions.append(" ")
     table.add_row(versions, "model versions: replicas and rollout lines share these colours")
     table.add_row(Text(" v2…", style=f"{VERSION_COLORS[1]} on #303030"), "a replica that is starting (not ready)")
+    table.add_row("", "")
+    for question, answer in LOOKS_WRONG:
+        table.add_row(Text(question, style="bold #ffd75f"), answer)
     return table
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -15,6 +15,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from mlopslab import scenario as scenarios
+from mlopslab.tui.widgets.lane import poll_range
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Entry:
     path: Path
     scenario: scenarios.Scenario | None
     problems: list[str]
+    unusable: str | None = None   # why its environment does not work here (`mlopslab doctor`'s words)
 
 
 def load(path: Path) -> Entry:
@@ -43,11 +45,14 @@ def describe(entry: Entry) -> Text:
         return text
     text = Text(sc.name, style="bold")
     text.append(f"   {entry.path}\n\n", style="#8a8a8a")
+    if entry.unusable:
+        text.append("✗ cannot run here\n", style="bold #ff6b6b")
+        text.append(f"{entry.unusable}\n\n", style="#ff6b6b")
     text.append(f"{sc.description}\n\n")
     text.append(f"{sc.environment.kind} environment · {sc.duration:.0f} s · {sc.rate:g} req/s · seed {sc.seed}\n",
                 style="#b0b0b0")
     for lane in sc.lanes:
-        extra = (f"poll {lane.poll_interval:g}s ±{lane.poll_jitter:g}s" + (", webhook" if lane.webhook else "")
+        extra = (f"polls the repo every {poll_range({'poll_interval': lane.poll_interval, 'poll_jitter': lane.poll_jitter})}" + (", webhook" if lane.webhook else "")
                  + (", self-heal" if lane.self_heal else "")) if lane.delivery == "pull" else "runs on each commit"
         text.append(f"  lane {lane.name}: ", style="bold")
         level = f", MLOps level {lane.level}" if any(other.level for other in sc.lanes) else ""
@@ -86,6 +91,10 @@ class PickerScreen(Screen):
     def _option(index: int, entry: Entry) -> Option:
         if entry.scenario is None:
             return Option(Text.assemble((entry.path.stem, "#ff6b6b"), ("\nhas problems", "#8a8a8a")), id=str(index))
+        if entry.unusable:
+            return Option(Text.assemble((f"✗ {entry.scenario.name}", "bold #ff6b6b"),
+                                        (f"\n{entry.scenario.environment.kind} not usable here", "#8a8a8a")),
+                          id=str(index))
         return Option(Text.assemble((entry.scenario.name, "bold"), (f"\n{entry.path.name}", "#8a8a8a")), id=str(index))
 
     def on_mount(self) -> None:
@@ -98,6 +107,35 @@ class PickerScreen(Screen):
             self._describe(0)
         else:
             self.query_one("#description", Static).update("No scenarios found: press o and type a file's path.")
+        self.check_environments()
+
+    @work(thread=True, exclusive=True, group="doctor")
+    def check_environments(self) -> None:
+        """`mlopslab doctor` for each environment the listed scenarios need (off the UI thread: an engine
+        may take seconds to answer), then the unusable ones are marked with its reason and fix."""
+        from mlopslab import doctor
+
+        needs = {(e.scenario.environment.kind, e.scenario.environment.base_image) for e in self.entries
+                 if e.scenario is not None and e.scenario.environment.kind != "local"}
+        verdicts = {need: doctor.problems(*need) for need in needs}
+        reasons = {need: doctor.explain(need[0], failed) for need, failed in verdicts.items() if failed}
+        self.app.call_from_thread(self._mark, reasons)
+
+    def _mark(self, reasons: dict[tuple[str, str | None], str]) -> None:
+        if not self.is_attached:
+            return
+        for entry in self.entries:
+            if entry.scenario is not None:
+                entry.unusable = reasons.get((entry.scenario.environment.kind, entry.scenario.environment.base_image))
+        self._relist(self.query_one(OptionList).highlighted or 0)
+
+    def _relist(self, highlighted: int) -> None:
+        options = self.query_one(OptionList)
+        options.clear_options()
+        options.add_options([self._option(i, e) for i, e in enumerate(self.entries)])
+        if self.entries:
+            options.highlighted = highlighted
+            self._describe(highlighted)
 
     def _describe(self, index: int | None) -> None:
         if index is not None and 0 <= index < len(self.entries):
@@ -121,6 +159,9 @@ class PickerScreen(Screen):
         if entry.scenario is None:
             self.notify("this scenario has problems: fix them first (see the right panel)", severity="error")
             return
+        if entry.unusable:
+            self.notify(f"{entry.unusable}", title="cannot run here", severity="error", timeout=10)
+            return
         self.app.start_run(entry.scenario)
 
     def action_open(self) -> None:
@@ -142,11 +183,7 @@ class PickerScreen(Screen):
         event.input.value = ""
 
     def add(self, path: Path) -> None:
-        entry = load(path)
-        self.entries.insert(0, entry)
-        options = self.query_one(OptionList)
-        options.clear_options()
-        options.add_options([self._option(i, e) for i, e in enumerate(self.entries)])
-        options.highlighted = 0
-        options.focus()
-        self._describe(0)
+        self.entries.insert(0, load(path))
+        self._relist(0)
+        self.query_one(OptionList).focus()
+        self.check_environments()

@@ -20,6 +20,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Tab, TabbedContent, TabPane, Tabs
 
+from mlopslab.tui.screens.failure import FailureScreen
 from mlopslab.tui.sources import LiveRun, ReplayRun
 from mlopslab.tui.view import LaneView, RunView, series_key
 from mlopslab.tui.widgets.lane import LanePanel, span
@@ -31,7 +32,9 @@ from mlopslab.tui.widgets.text import TextStatic
 FPS = 8
 PLOT_PERIOD = 2.0   # live: a lane's plots redraw at most every 2 s, or at once when a mark appears
 NARROW = 120   # below this many columns the lanes become tabs
-SHORT = 36     # below this many rows the bottom panels shrink
+WIDE = 160     # from this many columns the summary has room beside the narration
+MEDIUM = 46    # below this many rows the bottom panels give the lanes' plots more room
+SHORT = 36     # below this many rows they shrink further
 LIVE_ONLY = {"release", "manual_change", "kill", "drift", "retrain"}
 REPLAY_ONLY = {"seek", "faster", "slower", "seek_start", "seek_end"}
 MANUAL_REPLICAS = 1
@@ -91,7 +94,9 @@ def status(source: LiveRun | ReplayRun, view: RunView) -> Text:
 
 
 class RunScreen(Screen):
-    BINDINGS = [
+    BINDINGS = [  # help and quit first: the footer cuts from the right on a narrow terminal
+        Binding("question_mark", "app.help", "help", key_display="?"),
+        Binding("q", "app.quit", "quit"),
         Binding("space", "space", "pause", priority=True, tooltip="live: pause or resume traffic; replay: play or pause"),
         Binding("c", "release", "release", tooltip="release a new model version (train, register, commit)"),
         Binding("m", "manual_change", "manual", tooltip="scale the active lane to 1 replica by hand (not via git)"),
@@ -123,7 +128,8 @@ class RunScreen(Screen):
         self._plotted: dict[str, float] = {}                 # lane -> when its plots were last drawn
         self._deferred = False                               # some lane's new data waits for its plot period
         self.plot_period = PLOT_PERIOD if isinstance(source, LiveRun) else 0.0   # a replay measures nothing
-        self._last = time.monotonic()
+        self.clock: Callable[[], float] = time.monotonic   # when plots were drawn, how far a replay plays
+        self._last = self.clock()
         self._finished_seen = False
         self._error_shown = False
         self._ticks = 0
@@ -160,6 +166,8 @@ class RunScreen(Screen):
 
     def _layout(self, width: int, height: int) -> None:
         self.set_class(width < NARROW, "-narrow")
+        self.set_class(width >= WIDE, "-wide")
+        self.set_class(SHORT <= height < MEDIUM, "-medium")
         self.set_class(height < SHORT, "-short")
         self._mark_active()
 
@@ -178,7 +186,7 @@ class RunScreen(Screen):
         once when a mark appears: commit, detected, applied, done, alarm), all in one screen update, and
         nothing asks for a new layout unless a size really changes (a layout costs more than a plot).
         """
-        now = time.monotonic()
+        now = self.clock()
         elapsed, self._last = now - self._last, now
         if not self.is_current:
             return
@@ -226,8 +234,9 @@ class RunScreen(Screen):
         error = getattr(self.source, "error", None)
         if error and not self._error_shown:
             self._error_shown = True
-            self.notify(f"{error}\nlogs: {self.source.results_dir / 'logs'}", title="the run failed",
-                        severity="error", timeout=20)
+            started = view.started
+            self.app.push_screen(FailureScreen("the run failed" if started else "the run could not start",
+                                               error, str(self.source.results_dir)))
         details = self.query_one(TabbedContent)
         if view.finished and not self._finished_seen:
             self._finished_seen = True
@@ -239,6 +248,11 @@ class RunScreen(Screen):
             self._finished_seen = False
             if details.active == "summary" and self._ticks % FPS == 0:
                 self.query_one(SummaryTable).show(self.source.summary())
+
+    @on(TabbedContent.TabActivated, "#details")
+    def _details_shown(self, event: TabbedContent.TabActivated) -> None:
+        """The summary needs a column per lane: below WIDE columns it takes the narration's room too."""
+        self.set_class(event.tabbed_content.active == "summary", "-summary")
 
     # --- lanes --------------------------------------------------------------------------------------------------
     @on(Tabs.TabActivated, "#lane-tabs")
@@ -287,7 +301,7 @@ class RunScreen(Screen):
     def action_space(self) -> None:
         if isinstance(self.source, ReplayRun):
             self.source.playback.toggle()
-            self._last = time.monotonic()  # playing resumes from now, not from the last tick
+            self._last = self.clock()  # playing resumes from now, not from the last tick
             self.refresh_view()
         elif self._ready():
             self.source.toggle_traffic()

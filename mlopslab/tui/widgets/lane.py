@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 
 from mlopslab.ml.pipeline import LEVELS
 from mlopslab.tui.palette import MARK_STYLES, SYNC_COLORS, version_color
@@ -27,20 +27,19 @@ ACCURACY_MARKS = ("alarm", "retrain", "retrain_failed")
 
 
 def header(lane: LaneView, run: RunView) -> Text:
-    env = run.scenario.get("environment", "?")
+    """Lines that fit a third of 120 columns (the border title names the lane, the status bar the environment):
+    sync state and traffic; the lane's commit desired vs live; how it delivers; manual changes; MLOps level."""
     sync_color = SYNC_COLORS.get(lane.sync, SYNC_COLORS["Unknown"])
     text = Text()
-    text.append(lane.name, style="bold")
-    text.append(f"  {lane.delivery} · {env}  ", style="#b0b0b0")
     text.append(f"● {lane.sync}", style=f"bold {sync_color}")
-    text.append("\nrepo HEAD ", style="#b0b0b0")
+    text.append(f"  req {lane.requests} err {lane.errors}", style="#8a8a8a" if not lane.errors else "#ff6b6b")
+    text.append("\ndesired ", style="#b0b0b0")
     text.append(_revision(lane.head, lane.head_version))
     text.append("  live ", style="#b0b0b0")
     text.append(_revision(lane.live_revision, lane.live_version))
     text.append(f"\n{how(lane)}", style="#8a8a8a")
-    text.append(f"  req {lane.requests} err {lane.errors}", style="#8a8a8a" if not lane.errors else "#ff6b6b")
     if lane.changes:
-        text.append(f"  live changes {lane.changes}, reverted {lane.reverted}", style="#ffb347")
+        text.append(f"\nlive changes {lane.changes}, reverted {lane.reverted}", style="#ffb347")
     if run.levels:
         text.append("\n")
         text.append_text(level(lane))
@@ -67,12 +66,19 @@ def _revision(sha: str | None, version: str | None) -> Text:
 
 
 def how(lane: LaneView) -> str:
+    """How the lane learns of a commit. A pull agent fetches the repo every interval to interval + jitter
+    seconds (or when a webhook wakes it) but watches live state all the time, so it heals within a second."""
     s = lane.settings
     if lane.delivery == "push":
         return "CI runner, triggered by the commit"
-    wake = "webhook + poll" if s.get("webhook") else "polls"
-    heal = "self-heals" if s.get("self_heal", True) else "no self-heal"
-    return f"agent {wake} {s.get('poll_interval', '?'):g}s ±{s.get('poll_jitter', 0):g}s, {heal}"
+    return f"{'webhook+poll' if s.get('webhook') else 'polls repo'} {poll_range(s)}" + (
+        ", heals live" if s.get("self_heal", True) else ", no self-heal")
+
+
+def poll_range(settings: dict[str, Any]) -> str:
+    """`8–12s`: an agent waits the interval plus up to the jitter between two fetches of the repo."""
+    interval, jitter = settings.get("poll_interval") or 0.0, settings.get("poll_jitter") or 0.0
+    return f"{interval:g}–{interval + jitter:g}s" if jitter else f"{interval:g}s"
 
 
 def span(run: RunView) -> tuple[float, float]:
@@ -91,11 +97,12 @@ class LanePanel(VerticalScroll, can_focus=True):
     def compose(self) -> ComposeResult:
         yield TextStatic(classes="lane-header")
         yield ReplicaStrip(classes="replicas")
-        yield Chart("latency ms", classes="latency")
-        yield Chart("rollout: share per version", classes="rollout")
-        with Horizontal(classes="ml"):
-            yield Chart("accuracy", classes="accuracy")
-            yield Chart("drift", classes="drift")
+        with Vertical(classes="plots"):   # not scrolled: its plots share the height the column has
+            yield Chart("rollout: share per version", classes="rollout")
+            yield Chart("latency ms", classes="latency")
+            with Horizontal(classes="ml"):
+                yield Chart("accuracy", classes="accuracy")
+                yield Chart("drift", classes="drift")
 
     def show(self, lane: LaneView, run: RunView, plots: bool = True) -> None:
         """Header and replicas from the snapshot; the plots too unless `plots` is False."""
@@ -115,6 +122,20 @@ class LanePanel(VerticalScroll, can_focus=True):
         for chart in (accuracy, drift):
             chart.set_class(not chart.has_data, "-empty")
         self.query_one(".ml").set_class(not accuracy.has_data and not drift.has_data, "-empty")
+
+
+STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300)   # seconds between time-axis ticks
+
+
+def time_axis(fig: Any, xs: tuple[float, float], width: int = 80) -> None:
+    """The time axis from xs[0] to xs[1], ticked at whole multiples of a round step (0 10 20 … 60): plotext's
+    own ticks split the span evenly, so they land on 20.1, 30.1 and lose one to rounding as the span grows."""
+    fig.ruler("x").lim(*xs)
+    most = max(3, min(7, (width - 6) // 5))   # labels need about 5 cells each beside the y labels' 6
+    step = next((s for s in STEPS if (xs[1] - xs[0]) / s <= most), STEPS[-1])
+    first = -(-xs[0] // step) * step
+    ticks = [first + i * step for i in range(int((xs[1] - first) // step) + 1)]
+    fig.ruler("x").ticks(ticks, [f"{tick:g}" for tick in ticks])
 
 
 def _visible(series: tuple[Any, ...], x0: float) -> list[Any]:
@@ -164,7 +185,7 @@ def show_latency(chart: Chart, lane: LaneView, xs: tuple[float, float]) -> None:
         x = [p[0] for p in points]
         for i, (label, color) in enumerate(LATENCY, start=1):
             line(fig, x, [p[i] for p in points], color)
-        fig.ruler("x").lim(*xs)
+        time_axis(fig, xs, chart.content_size.width)
         fig.ruler("y").lim(0, None)
 
     chart.plot((series_key(lane.latency), xs), paint, list(LATENCY))
@@ -184,7 +205,7 @@ def show_rollout(chart: Chart, lane: LaneView, xs: tuple[float, float]) -> None:
         for version in versions:
             line(fig, x, [shares.get(version, 0.0) for _, shares in points], version_color(version))
         _marks(fig, marks, 1.12, _cell(chart, xs))
-        fig.ruler("x").lim(*xs)
+        time_axis(fig, xs, chart.content_size.width)
         fig.ruler("y").lim(0, 1.2)
         fig.ruler("y").ticks([0, 0.5, 1], ["0", "½", "1"])
 
@@ -211,7 +232,7 @@ def show_accuracy(chart: Chart, lane: LaneView, run: RunView, xs: tuple[float, f
         for t in injected:
             vline(fig, t, INJECTED_COLOR)
         _marks(fig, marks, 1.0 + (1.0 - low) * 0.12, _cell(chart, xs))
-        fig.ruler("x").lim(*xs)
+        time_axis(fig, xs, chart.content_size.width)
         fig.ruler("y").lim(low, 1.0 + (1.0 - low) * 0.2)
         ticks = [low, round((low + 1) / 2, 2), 1.0]
         fig.ruler("y").ticks(ticks, [f"{tick:g}" for tick in ticks])
@@ -239,7 +260,7 @@ def show_drift(chart: Chart, lane: LaneView, run: RunView, xs: tuple[float, floa
             vline(fig, t, INJECTED_COLOR)
         for t in alarms:
             vline(fig, t, MARK_STYLES["alarm"][1])
-        fig.ruler("x").lim(*xs)
+        time_axis(fig, xs, chart.content_size.width)
         fig.ruler("y").lim(0, None)
 
     chart.plot((series_key(lane.drift), len(alarms), len(injected), xs), paint,

@@ -32,7 +32,7 @@ STEPS = (("detect", "detect"), ("wait_labels", "labels"), ("train", "train"), ("
          ("deliver", "deliver"))
 FIELD = re.compile(r"(\w+)=(.*?)(?= \w+=|$)")
 
-Entry = tuple[float, str, "str | None", str]
+Entry = tuple["float | None", str, "str | None", str]   # t None: during the setup, before the scenario clock
 
 
 def fields(detail: str) -> dict[str, str]:
@@ -110,7 +110,8 @@ def _pipeline(kind: str, f: dict[str, str]) -> str:
     if kind == "pipeline_accepted":
         tested = "tests pass" if f.get("tested") == "True" else "taken untested"
         return f"pipeline {f.get('version')}{note} in use ({tested}; was {f.get('previous')})"
-    return f"pipeline change{note} rejected: its tests fail; {f.get('kept_version', 'the old one')} stays"
+    failed = f": {f['failed']}" if f.get("failed") else ""
+    return f"pipeline change{note} rejected, a test fails{failed}; {f.get('kept_version', 'the old one')} stays"
 
 
 READABLE: dict[str, Callable[[dict[str, str]], str]] = {
@@ -140,11 +141,20 @@ def describe(kind: str, detail: str, run: RunView | None = None, t: float | None
     return detail
 
 
+KIND_WIDTH = 17   # the longest kinds (retrain_registered, preflight_failed…) end in an ellipsis, the columns hold
+
+
+def _cell(word: str, width: int) -> str:
+    return f"{word:{width}}" if len(word) <= width else word[: width - 1] + "…"
+
+
 def line(entry: Entry, run: RunView | None = None) -> Text:
+    """`  12.5s fast-poll traffic_100       …`: the lane column as wide as the run's longest lane name."""
     t, kind, lane, detail = entry
-    text = Text(f"{t:7.1f}s ", style="#8a8a8a")
-    text.append(f"{(lane or 'lab'):8.8} ", style="bold" if lane else "#8a8a8a")
-    text.append(f"{kind:16} ", style=KIND_STYLES.get(kind, SYNC_COLORS["Unknown"]))
+    names = max((len(view.name) for view in run.lanes), default=8) if run is not None else 8
+    text = Text("  setup  " if t is None else f"{t:7.1f}s ", style="#8a8a8a")
+    text.append(f"{_cell(lane or 'lab', max(3, min(names, 16)))} ", style="bold" if lane else "#8a8a8a")
+    text.append(f"{_cell(kind, KIND_WIDTH)} ", style=KIND_STYLES.get(kind, SYNC_COLORS["Unknown"]))
     text.append(describe(kind, detail, run, t, lane), style="#c8c8c8")
     return text
 
