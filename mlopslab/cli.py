@@ -184,6 +184,9 @@ def _run(args: argparse.Namespace) -> int:
     except LabError as exc:
         print(f"mlopslab: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the results directory cannot be made or written
+        print(f"mlopslab: cannot write the results to {results}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     if not args.quiet:
         start: list[float | None] = [None]
         lab.recorder.subscribe(lambda e: _progress(e, start))
@@ -208,6 +211,10 @@ def _run(args: argparse.Namespace) -> int:
         # (Python resets its own handlers to the default at finalization; an ignored signal stays ignored).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if lab.storage_error:
+        print(f"mlopslab: the run stopped: {lab.storage_error}; the results keep every line written before",
+              file=sys.stderr)
+        code = 1
     summary = report.summarise(lab.state)
     if args.svg and code == 0:
         from mlopslab.tui.export import export_svg

@@ -16,13 +16,19 @@ Kinds used across the project (fields beyond t/wall/kind/lane):
     pipeline_done     sha, version, steps, ok, error
     apply_started     sha, version, revision
     replica_started   replica, version;  replica_ready  replica, version, startup
-    replica_stopped   replica, version, reason ("rollout" | "died");  replica_killed  replica
+    replica_stopped   replica, version, reason ("rollout" | "scale_down" | "manual_change" | "died" | "crashed":
+                      died before it was ever ready, with crashes (in a row), backoff, last_words);
+    replica_killed    replica
     rollout_done      version, revision, duration              (all replicas updated and available)
-    rollout_failed    version, revision, reason
+    rollout_failed    version, revision, reason, detail ("CrashLoopBackOff" | "NotReady"), message
     traffic_100       version, at                              (from `at` on every request hit the version)
     live_change       change, by                               (a manual change of live state)
     live_reverted     change, revision                         (the pull agent put desired state back)
-    sync              state ("Synced" | "OutOfSync" | "Progressing" | "Degraded"), head, live, live_version
+    sync              state ("Synced" | "OutOfSync" | "Progressing" | "Degraded"), head, live, live_version,
+                      error (while the lane's delivery cannot read the env repo)
+    fetch_failed      error, attempt, retry_in                  (a pull agent could not read the env repo)
+    fetch_recovered   attempts, sha, down_for                   (it could again)
+    registry_busy     step, attempt, error, retry_in            (the MLflow store was locked; the step is retried)
     metrics           window, rps, errors, p50, p95, p99, versions {version: count}   (per lane, per second)
     accuracy          window, value, n, label_delay            (from ground truth once it has arrived)
     traffic_paused / traffic_resumed
@@ -39,7 +45,9 @@ Kinds used across the project (fields beyond t/wall/kind/lane):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import queue
 import threading
 import time
@@ -49,6 +57,49 @@ from typing import Any
 
 Event = dict[str, Any]
 Listener = Callable[[Event], None]
+
+
+class AppendLog:
+    """A JSON-lines file that only ever holds whole lines: each line goes out in one write, and a write that
+    fails (disk full, file system gone read-only) is cut back to the last whole line. After a failure the
+    log takes no more lines, so what it holds has no gap; `error` says what happened, and `on_error` (if
+    set) is called once with it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = os.fstat(self._fd).st_size
+        self.error: str | None = None
+        self.on_error: Callable[[str], None] | None = None
+
+    def write(self, line: str) -> bool:
+        """Appends one line (with its newline); False if the log has failed (now or before) or is closed."""
+        if self._fd is None or self.error is not None:
+            return False
+        data = line.encode()
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)  # no torn line: the file ends at the last whole one
+            self.error = f"cannot write {self.path}: {exc.strerror or exc}"
+            if self.on_error is not None:
+                self.on_error(self.error)
+            return False
+        self._size += len(data)
+        return True
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
 
 
 class Recorder:
@@ -65,11 +116,12 @@ class Recorder:
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
         self._failed: set[int] = set()
-        self._file = open(path, "a", encoding="utf-8", buffering=1) if path else None
+        self._file = AppendLog(path) if path else None
         self.path = path
         self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
         self._pending = 0
         self._idle = threading.Condition(self._lock)
+        self.on_write_error: Callable[[str], None] | None = None
         self._dispatcher = threading.Thread(target=self._dispatch, name="events", daemon=True)
         self._dispatcher.start()
 
@@ -85,11 +137,20 @@ class Recorder:
         with self._lock:
             event: Event = {"t": round(self.now() if t is None else t, 4), "wall": round(time.time(), 3),
                             "kind": kind, "lane": lane, **fields}
-            if self._file is not None and not self._file.closed:
+            failed_now = False
+            if self._file is not None and self._file.error is None:
                 self._file.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
+                failed_now = self._file.error is not None
             self._pending += 1
             self._queue.put(event)
+        if failed_now and self.on_write_error is not None:  # outside the lock: the handler may emit
+            self.on_write_error(self._file.error)
         return event
+
+    @property
+    def write_error(self) -> str | None:
+        """Why events.jsonl takes no more lines (disk full, ...), or None while it does."""
+        return self._file.error if self._file is not None else None
 
     def _dispatch(self) -> None:
         while (event := self._queue.get()) is not None:
@@ -117,8 +178,7 @@ class Recorder:
         self._queue.put(None)
         self._dispatcher.join(timeout=5)
         with self._lock:
-            if self._file is not None and not self._file.closed:
-                self._file.flush()
+            if self._file is not None:
                 self._file.close()
 
 

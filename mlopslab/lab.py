@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mlopslab.envs.base import DeploymentSpec, Environment, Strategy
-from mlopslab.events import Recorder
+from mlopslab.events import AppendLog, Recorder
 from mlopslab.ml.data import DataSpec, DataStream
 from mlopslab.ml.pipeline import PipelineHost, Pipelines
 from mlopslab.ml.registry import CHAMPION, ModelVersion, Registry, TrainParams
@@ -81,6 +81,8 @@ class Lab:
         (self.dir / "logs").mkdir(exist_ok=True)
         self.run_id = self.dir.name
         self.recorder = Recorder(self.dir / "events.jsonl")
+        self.recorder.on_write_error = self._on_storage_error
+        self.storage_error: str | None = None  # the results stopped being writable (disk full, read-only)
         self.state = RunState()
         self._state_lock = threading.Lock()
         self.recorder.subscribe(self._update_state)
@@ -88,7 +90,8 @@ class Lab:
         self.monitor = TrafficMonitor(self.lane_names, self.recorder.emit)
         self.recorder.subscribe(self.monitor.on_event)
         self.stream = DataStream(DataSpec(**scenario.data), scenario.seed)
-        self.registry = Registry(self.dir / "mlflow")
+        self.registry = Registry(self.dir / "mlflow",
+                                 on_busy=lambda **step: self.recorder.emit("registry_busy", None, **step))
         self.env: Environment | None = None
         self.repo: Any = None
         self.deliveries: dict[str, Any] = {}
@@ -102,10 +105,12 @@ class Lab:
         self._loadgen_lock = threading.Lock()
         self._endpoints: dict[str, list[list[str]]] = {}
         self._endpoints_lock = threading.Lock()
-        self._requests_file = None
+        self._requests_file: AppendLog | None = None
         self._train_lock = threading.Lock()
         self._desired_lock = threading.Lock()
         self._lane_head: dict[str, str] = {}
+        self._repo_errors: dict[str, str] = {}  # lane -> the error of its delivery's last failed fetch
+        self.recorder.subscribe(self._track_repo_errors)
         self._torn_down = False
         # MLOps levels: an online drift monitor per lane, and each lane's retraining pipeline
         self.watch = DriftWatch(self.lane_names, self.stream.feature_names, self.recorder.emit,
@@ -127,6 +132,12 @@ class Lab:
     def _update_state(self, event: dict[str, Any]) -> None:
         with self._state_lock:
             self.state.apply(event)
+
+    def _track_repo_errors(self, event: dict[str, Any]) -> None:
+        if event["kind"] == "fetch_failed":
+            self._repo_errors[event["lane"]] = event.get("error", "")
+        elif event["kind"] == "fetch_recovered":
+            self._repo_errors.pop(event["lane"], None)
 
     def snapshot(self, reader: Any) -> Any:
         """Calls reader(state) under the state lock (the TUI copies what it draws)."""
@@ -190,6 +201,8 @@ class Lab:
         deadline = time.monotonic() + SETUP_TIMEOUT
         while not all(self.env.observe(name).complete for name in self.lane_names):
             if self._stop.is_set():
+                if self.storage_error:
+                    raise LabError(self.storage_error)
                 raise KeyboardInterrupt
             if time.monotonic() > deadline:
                 raise LabError("the lanes did not become ready within "
@@ -248,10 +261,27 @@ class Lab:
             self.recorder.drain()
             try:
                 self.snapshot(lambda state: report.write(self.dir, state))
+            except OSError as exc:  # a torn summary is worse than none
+                for name in ("summary.json", "summary.md"):
+                    with contextlib.suppress(OSError):
+                        (self.dir / name).unlink(missing_ok=True)
+                self.storage_error = self.storage_error or f"cannot write the summary: {exc}"
+                self.recorder.emit("error", None, message=f"summary not written: {exc}")
             finally:
                 if self._requests_file:
                     self._requests_file.close()
                 self.recorder.close()
+
+    def _on_storage_error(self, message: str) -> None:
+        """The results cannot be written any more: what is not recorded is lost, so the run stops now,
+        failed, with the reason. The files keep every whole line written before."""
+        if self.storage_error is not None:
+            return
+        self.storage_error = message
+        if self.status in ("preparing", "running", "created"):
+            self.status = "failed"
+        self.recorder.emit("error", None, message=f"{message}; the run stops")
+        self._stop.set()
 
     def _join_threads(self) -> None:
         for thread in self._threads:
@@ -278,12 +308,12 @@ class Lab:
                            accuracy=round(mv.accuracy, 4), uri=mv.uri, note=note, params=mv.params)
         return mv
 
-    def commit(self, lanes: list[str], version: str, message: str) -> str:
-        """Sets `version` as the lanes' desired state and commits it, in one step (releases and retrains
-        commit from different threads)."""
+    def commit(self, lanes: list[str], version: str, message: str, **changes: Any) -> str:
+        """Sets `version` (and other DeploymentSpec fields in `changes`, e.g. warmup) as the lanes' desired
+        state and commits it, in one step (releases and retrains commit from different threads)."""
         with self._desired_lock:
             for name in lanes:
-                self.desired[name] = replace(self.desired[name], version=str(version))
+                self.desired[name] = replace(self.desired[name], version=str(version), **changes)
             specs = [self.desired[name] for name in lanes]
             self._lane_head.update({name: "" for name in lanes})
 
@@ -465,15 +495,16 @@ class Lab:
 
     def _watch_environment(self) -> None:
         """Pushes ready endpoints to the load generator (like Endpoints → kube-proxy) and reports sync."""
-        syncs: dict[str, tuple[str, str | None]] = {}
+        syncs: dict[str, tuple[str, str | None, str | None]] = {}
         while not self._stop.wait(0.05):
             self._publish_endpoints()
             for lane in self.lane_names:
                 state = self._sync_state(lane)
-                if syncs.get(lane) != state[:2]:
-                    syncs[lane] = state[:2]
+                error = self._repo_errors.get(lane)
+                if syncs.get(lane) != (*state[:2], error):
+                    syncs[lane] = (*state[:2], error)
                     self.recorder.emit("sync", lane, state=state[0], live=state[1], head=self._lane_head.get(lane),
-                                       live_version=state[2])
+                                       live_version=state[2], **({"error": error} if error else {}))
 
     def _sync_state(self, lane: str) -> tuple[str, str | None, str | None]:
         """(state, live revision, live version), as Argo CD judges it: the lane's desired manifests vs live."""
@@ -483,7 +514,7 @@ class Lab:
             desired = self.desired.get(lane)
         revision = live.spec.revision if live.spec else None
         version = live.spec.version if live.spec else None
-        if live.condition == "Failed":
+        if live.condition == "Failed" or lane in self._repo_errors:
             return "Degraded", revision, version
         if desired is None or desired.diff(live.spec):
             return "OutOfSync", revision, version
@@ -502,7 +533,8 @@ class Lab:
     def _start_loadgen(self) -> None:
         config = {"run": str(self.dir), "rate": self.scenario.rate, "t0": self.recorder.t0, "seed": self.scenario.seed,
                   "lanes": self.lane_names, "data": self.scenario.data}
-        self._requests_file = open(self.dir / "requests.jsonl", "a", encoding="utf-8", buffering=1)
+        self._requests_file = AppendLog(self.dir / "requests.jsonl")
+        self._requests_file.on_error = self._on_storage_error
         self._loadgen = subprocess.Popen(
             [sys.executable, "-m", "mlopslab.traffic.loadgen", json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.dir / "logs" / "loadgen.log", "wb"),
@@ -528,7 +560,7 @@ class Lab:
             else:
                 self.monitor.add_result(record)
                 self.watch.add_result(record)
-                if self._requests_file and not self._requests_file.closed:
+                if self._requests_file:
                     self._requests_file.write(line)
 
     def _send_loadgen(self, message: dict[str, Any]) -> None:
@@ -591,6 +623,8 @@ def _quiet_mlflow() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     for name in ("mlflow", "alembic", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # a locked store is retried and reported as an event (registry_busy); not a traceback on stderr
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def new_results_dir(scenario: Scenario, root: Path | None = None) -> Path:

@@ -136,7 +136,7 @@ def rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         for phase in PHASES[1:]:
             out.append([f"  commit → {PHASE_LABELS[phase]}"] +
                        [_fmt(r["lead"][phase]) if r else "—" for r in per_lane])
-        out.append(["  rollout (apply → 100%)"] + [_fmt(r["rollout_duration"]) if r else "—" for r in per_lane])
+        out.append(["  rollout (apply → 100%)"] + [_rollout_cell(r) for r in per_lane])
         out.append(["  errors during rollout"] + [
             f"{r['errors_during_rollout']}/{r['requests_during_rollout']}" if r else "—" for r in per_lane])
         out.append(["  worst 1 s p99 during rollout"] + [_fmt(r["worst_1s_p99_during_rollout_ms"], " ms") if r else "—"
@@ -154,6 +154,16 @@ def rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     out.append(["  p99 (median of 1 s windows)"] + [_fmt(lanes[n]["p99_ms_median_of_windows"], " ms") for n in names])
     header = ["", *[f"{n} ({lanes[n]['delivery']})" for n in names]]
     return header, out
+
+
+def _rollout_cell(release: dict[str, Any] | None) -> str:
+    """The rollout's duration, or why it never ended: "rollout failed (crash loop)", "pipeline failed"."""
+    if release is None:
+        return "—"
+    failed = release["failed"]
+    if failed and release["rollout_duration"] is None:
+        return failed if failed.startswith("rollout failed") else "pipeline failed"
+    return _fmt(release["rollout_duration"])
 
 
 def _ml_loop_rows(loop: dict[str, Any], names: list[str]) -> list[list[str]]:

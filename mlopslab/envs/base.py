@@ -5,6 +5,10 @@ only ever call `apply`, `observe` and `endpoints`; a person calls `change_live` 
 controller follows Kubernetes Deployment semantics: maxSurge/maxUnavailable (25 % by default, surge
 rounded up, unavailability rounded down, never both zero), readiness gates traffic, a replica that dies
 is replaced, and a rollout that makes no progress within progressDeadlineSeconds is marked failed.
+Progress is what Kubernetes counts: more updated replicas, more of them ready, fewer old ones — a replica
+that crashes and is started again is no progress. A replica that dies before it was ever ready is
+restarted after a back-off that doubles up to `crash_backoff_cap` (CrashLoopBackOff), so a version that
+cannot start costs the old replicas, which keep serving, almost nothing.
 Concrete environments plug in a `ReplicaDriver` (child processes, containers).
 """
 
@@ -179,6 +183,10 @@ class ReplicaDriver(ABC):
     def kill(self, handle: Any) -> None:
         self.stop(handle, grace=0.0)
 
+    def last_words(self, handle: Any) -> str:
+        """Why a replica that died did so: its exit status and the last line of its log, if known."""
+        return ""
+
     def probe(self, url: str, timeout: float = 0.5) -> bool:
         """Readiness probe: GET /ping answers 200."""
         try:
@@ -197,6 +205,8 @@ class ControlledEnvironment(Environment):
     tick = 0.05
     drain = 0.4      # seconds a replica stays out of Endpoints before it is asked to stop
     grace = 2.0      # SIGTERM -> SIGKILL
+    crash_backoff = 0.5       # seconds before restarting after the first crash at start; doubles
+    crash_backoff_cap = 8.0   # Kubernetes: 10 s doubling to 5 min; the lab's runs are minutes long
 
     def __init__(self, driver: ReplicaDriver, emit: Emit, clock: Callable[[], float] = time.monotonic) -> None:
         self.driver = driver
@@ -219,8 +229,7 @@ class ControlledEnvironment(Environment):
             previous = self._specs.get(spec.lane)
             self._specs[spec.lane] = spec
             if previous is None or spec.diff(previous):
-                self._status[spec.lane] = {"since": self.clock(), "progress": self.clock(),
-                                           "failed": False, "done": False, "last": None}
+                self._status[spec.lane] = self._new_status()
             if spec.lane not in self._threads:
                 self._replicas.setdefault(spec.lane, [])
                 thread = threading.Thread(target=self._control_loop, args=(spec.lane,),
@@ -253,8 +262,7 @@ class ControlledEnvironment(Environment):
             edited = replace(spec, replicas=spec.replicas if replicas is None else replicas,
                              version=spec.version if version is None else version)
             self._specs[lane] = edited
-            self._status[lane] = {"since": self.clock(), "progress": self.clock(),
-                                  "failed": False, "done": False, "last": None, "cause": "manual_change"}
+            self._status[lane] = self._new_status(cause="manual_change")
             return edited
 
     def kill_replica(self, lane: str, name: str | None = None) -> str | None:
@@ -283,6 +291,14 @@ class ControlledEnvironment(Environment):
         self.driver.close()
 
     # --- the controller -----------------------------------------------------------------------------
+    def _new_status(self, cause: str | None = None) -> dict[str, Any]:
+        """A rollout's bookkeeping: when it began and last progressed, the best progress seen so far
+        (updated, updated and ready, minus old), crashes at start in a row and when to restart, and
+        what started it when not the spec (`manual_change`: replicas it stops are stopped for that)."""
+        now = self.clock()
+        return {"since": now, "progress": now, "failed": False, "done": False, "best": None,
+                "crashes": 0, "restart_at": 0.0, "last_crash": "", "cause": cause}
+
     def _control_loop(self, lane: str) -> None:
         last_error, backoff = "", self.tick
         while not self._stop.is_set():
@@ -309,6 +325,8 @@ class ControlledEnvironment(Environment):
             old = [r for r in active if r.template != spec.template]
             surge, unavailable = spec.strategy.resolve(spec.replicas)
             to_start = min(spec.replicas - len(new), spec.replicas + surge - len(active))
+            if now < status["restart_at"]:  # CrashLoopBackOff
+                to_start = 0
             available = sum(1 for r in active if r.state == "ready")
             min_available = spec.replicas - unavailable
             doomed = [r for r in old if r.state != "ready"]
@@ -323,9 +341,11 @@ class ControlledEnvironment(Environment):
                 replica.stop_at = now + self.drain
                 # a person's live edit, or what the spec asks: a new version (rollout) or fewer replicas
                 replica.stop_reason = status.get("cause") or ("scale_down" if replica in scaled else "rollout")
-            progress = (len(new), sum(1 for r in new if r.state == "ready"), len(old))
-            if progress != status["last"]:
-                status["last"], status["progress"] = progress, now
+            progress = (min(len(new), spec.replicas), sum(1 for r in new if r.state == "ready"), -len(old))
+            best = status["best"]
+            if best is None or any(p > b for p, b in zip(progress, best)):
+                status["best"] = progress if best is None else tuple(map(max, progress, best))
+                status["progress"] = now
         for _ in range(max(0, to_start)):
             self._start_replica(lane, spec, now)
         self._finish_terminations(lane, now)
@@ -349,19 +369,36 @@ class ControlledEnvironment(Environment):
             if replica.state == "terminating":
                 continue
             if not self.driver.alive(replica.handle):
-                with self._lock:
-                    if replica in self._replicas[lane]:
-                        self._replicas[lane].remove(replica)
-                self.emit("replica_stopped", lane, replica=replica.name, version=replica.version, reason="died")
-                self._stop_later(replica)
+                self._on_death(lane, replica, now)
                 continue
             if replica.state == "starting" and now >= replica.next_probe:
                 replica.next_probe = now + period
                 if self.driver.probe(replica.url):
                     with self._lock:
                         replica.state, replica.ready_at = "ready", self.clock()
+                        status = self._status[lane]
+                        if replica.template == self._specs[lane].template:
+                            status["crashes"], status["restart_at"] = 0, 0.0
                     self.emit("replica_ready", lane, replica=replica.name, version=replica.version,
                               startup=round(replica.ready_at - replica.started_at, 3))
+
+    def _on_death(self, lane: str, replica: Replica, now: float) -> None:
+        """A replica died: it is replaced; one that was never ready crashed at start, and its
+        replacement waits out a back-off that doubles with each crash in a row."""
+        words = self.driver.last_words(replica.handle)
+        fields: dict[str, Any] = {"reason": "died"}
+        with self._lock:
+            if replica in self._replicas[lane]:
+                self._replicas[lane].remove(replica)
+            status = self._status[lane]
+            if replica.state == "starting" and replica.template == self._specs[lane].template:
+                status["crashes"] += 1
+                backoff = min(self.crash_backoff_cap, self.crash_backoff * 2.0 ** (status["crashes"] - 1))
+                status["restart_at"], status["last_crash"] = now + backoff, words
+                fields = {"reason": "crashed", "crashes": status["crashes"], "backoff": round(backoff, 3)}
+        self.emit("replica_stopped", lane, replica=replica.name, version=replica.version, **fields,
+                  **({"last_words": words} if words else {}))
+        self._stop_later(replica)
 
     def _finish_terminations(self, lane: str, now: float) -> None:
         with self._lock:
@@ -398,4 +435,16 @@ class ControlledEnvironment(Environment):
                       duration=round(now - status["since"], 3))
         if failed:
             self.emit("rollout_failed", lane, version=spec.version, revision=spec.revision,
-                      reason="ProgressDeadlineExceeded")
+                      reason="ProgressDeadlineExceeded", **self._why_stuck(spec, state, status))
+
+    def _why_stuck(self, spec: DeploymentSpec, state: LiveState, status: dict[str, Any]) -> dict[str, str]:
+        """What a person needs to see about a rollout that stopped progressing."""
+        ready = sum(1 for r in state.replicas if r.version == spec.version and r.state == "ready")
+        waited = f"no progress for {spec.strategy.progress_deadline:g} s"
+        if status["crashes"]:
+            last = f": {status['last_crash']}" if status["last_crash"] else ""
+            return {"detail": "CrashLoopBackOff",
+                    "message": f"v{spec.version} crashes at start ({status['crashes']} in a row{last}); "
+                               f"{ready}/{spec.replicas} ready, {waited}"}
+        how = "never became ready" if ready == 0 else "not all ready"
+        return {"detail": "NotReady", "message": f"v{spec.version} {how}: {ready}/{spec.replicas} ready, {waited}"}

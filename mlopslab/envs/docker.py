@@ -304,6 +304,17 @@ class ContainerDriver(ReplicaDriver):
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             self.client.api.kill(handle.id)
 
+    def last_words(self, handle: Container) -> str:
+        """The exit status the engine recorded and the last line the server wrote."""
+        try:
+            state = self.client.api.inspect_container(handle.id)["State"]
+            lines = [line for line in self.client.api.logs(handle.id, tail=5).decode(errors="replace").splitlines()
+                     if line.strip()]
+        except Exception:  # already removed, or the engine is busy: the event goes out without it
+            return ""
+        status = f"exit {state.get('ExitCode')}" + (" (out of memory)" if state.get("OOMKilled") else "")
+        return "; ".join([status] + ([lines[-1][:200]] if lines else []))
+
     def _save_log(self, handle: Container) -> None:
         if self.log_dir is None:
             return
@@ -457,8 +468,7 @@ class DockerEnvironment(ControlledEnvironment):
                 self._generation[lane] = generation
                 if recorded != self._specs.get(lane):
                     self._specs[lane] = recorded
-                    self._status[lane] = {"since": self.clock(), "progress": self.clock(),
-                                          "failed": False, "done": False, "last": None}
+                    self._status[lane] = self._new_status()
         super().reconcile(lane)
         self._publish_status(lane)
 

@@ -26,6 +26,7 @@ class ProcessDriver(ReplicaDriver):
         self.resolve_model = resolve_model
         self.log_dir = log_dir
         self._procs: set[subprocess.Popen] = set()
+        self._logs: dict[int, Path] = {}  # pid -> the replica's log
         self._lock = threading.Lock()
 
     def start(self, spec: DeploymentSpec, name: str) -> tuple[subprocess.Popen, str]:
@@ -45,6 +46,8 @@ class ProcessDriver(ReplicaDriver):
                 log.close()
         with self._lock:
             self._procs.add(proc)
+            if self.log_dir:
+                self._logs[proc.pid] = self.log_dir / f"{name}.log"
         return proc, f"http://127.0.0.1:{port}"
 
     def alive(self, handle: subprocess.Popen) -> bool:
@@ -62,6 +65,16 @@ class ProcessDriver(ReplicaDriver):
                 pass
         with self._lock:
             self._procs.discard(handle)
+
+    def last_words(self, handle: subprocess.Popen) -> str:
+        code = handle.poll()
+        status = "" if code is None else (f"killed by signal {-code}" if code < 0 else f"exit {code}")
+        log = self._logs.get(handle.pid)
+        try:
+            lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log else []
+        except OSError:
+            lines = []
+        return "; ".join(part for part in (status, lines[-1][:200] if lines else "") if part)
 
     def close(self) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ from typing import Any
 
 from mlopslab.envs.base import Emit, Environment
 from mlopslab.gitops.manifests import ManifestError
-from mlopslab.gitops.repo import Checkout
+from mlopslab.gitops.repo import Checkout, RepoError
 from mlopslab.gitops.webhook import WebhookReceiver, new_secret
 
 
@@ -57,11 +57,15 @@ class PushRunner:
     def run_pipeline(self, sha: str) -> bool:
         """checkout → validate manifests → check the model version in the registry → apply."""
         steps: list[str] = []
-        self.checkout.fetch()
+        try:  # a CI job does not retry: origin unreachable or corrupt fails this pipeline, visibly
+            self.checkout.fetch()
+        except RepoError as exc:
+            self.emit("pipeline_done", self.lane, sha=sha, ok=False, error=f"checkout: {exc}", steps=steps)
+            return False
         steps.append("checkout")
         try:
             spec = self.checkout.render(sha, self.lane)
-        except (ManifestError, KeyError) as exc:
+        except (ManifestError, KeyError, RepoError) as exc:
             self.emit("pipeline_done", self.lane, sha=sha, ok=False, error=f"validate: {exc}", steps=steps)
             return False
         steps.append("validate")

@@ -19,6 +19,10 @@ from mlopslab.gitops import manifests, webhook
 BRANCH = "main"
 
 
+class RepoError(RuntimeError):
+    """Origin cannot be read (gone, unreachable, corrupt): the message is git's own, on one line."""
+
+
 class EnvRepo:
     def __init__(self, path: Path) -> None:
         import git
@@ -83,14 +87,35 @@ class Checkout:
         self.git = git.Repo.clone_from(str(origin), path) if not (path / ".git").exists() else git.Repo(path)
 
     def fetch(self) -> str:
-        """Fetches origin and returns origin/main's commit."""
-        self.git.remotes.origin.fetch()
-        return self.git.remotes.origin.refs[BRANCH].commit.hexsha
+        """Fetches origin and returns origin/main's commit; RepoError if origin cannot be read."""
+        import git
+
+        try:
+            self.git.remotes.origin.fetch()
+            return self.git.remotes.origin.refs[BRANCH].commit.hexsha
+        except (git.GitCommandError, ValueError, IndexError, OSError) as exc:
+            raise RepoError(f"git fetch {self.git.remotes.origin.url}: {_git_message(exc)}") from None
 
     def lane_files(self, sha: str, lane: str) -> dict[str, str]:
-        """The lane directory's files at commit `sha`, read from git objects (no work-tree races)."""
-        tree = self.git.commit(sha).tree / "lanes" / lane
-        return {blob.name: blob.data_stream.read().decode() for blob in tree.blobs}
+        """The lane directory's files at commit `sha`, read from git objects (no work-tree races).
+        A lane missing at that commit is a KeyError; objects that cannot be read are a RepoError."""
+        import git
+
+        try:
+            tree = self.git.commit(sha).tree / "lanes" / lane
+            return {blob.name: blob.data_stream.read().decode() for blob in tree.blobs}
+        except KeyError:
+            raise
+        except (git.GitCommandError, ValueError, OSError) as exc:
+            raise RepoError(f"read {sha[:10]}: {_git_message(exc)}") from None
 
     def render(self, sha: str, lane: str) -> DeploymentSpec:
         return manifests.parse_lane(self.lane_files(sha, lane), revision=sha)
+
+
+def _git_message(exc: BaseException) -> str:
+    """git's own complaint (its first `fatal:`/`error:` lines), not GitPython's multi-line report."""
+    text = str(getattr(exc, "stderr", "") or exc).strip().removeprefix("stderr:").strip().strip("'\"")
+    lines = [line.strip().removeprefix("stderr:").strip().strip("'\"") for line in text.splitlines() if line.strip()]
+    picked = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines or [type(exc).__name__]
+    return "; ".join(picked[:2])[:300]

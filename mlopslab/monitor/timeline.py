@@ -224,7 +224,8 @@ class RunState:
         if lane:
             release = self._release(lane, e.get("revision"))
             if release:
-                release.failed = e.get("reason")
+                why = {"CrashLoopBackOff": "crash loop", "NotReady": "not ready"}.get(e.get("detail"), e.get("reason"))
+                release.failed = f"rollout failed ({why})"
                 release.times.setdefault("rollout_failed", e["t"])
 
     def _on_traffic_100(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
