@@ -185,8 +185,8 @@ def test_tui_run_whose_environment_is_not_usable_shows_a_failure_panel_and_exits
     async def drive() -> LabApp:
         app = LabApp(scenario=docker, results=tmp_path / "run")
         async with app.run_test(size=(120, 40)) as pilot:
-            for _ in range(100):
-                if isinstance(app.screen, FailureScreen):
+            for _ in range(200):   # the lab fails on its thread; the panel is pushed and composed on the UI's
+                if isinstance(app.screen, FailureScreen) and app.screen.query("#failure Static"):
                     break
                 await pilot.pause(0.05)
             assert isinstance(app.screen, FailureScreen)
@@ -421,3 +421,64 @@ def test_a_pull_lanes_header_gives_its_poll_as_the_range_it_really_waits() -> No
     state.lanes["b"].settings.update(poll_interval=8.0, poll_jitter=4.0, self_heal=True)
     view = take(state)
     assert "polls repo 8–12s, heals live" in header(view.lane("b"), view).plain   # interval + up to the jitter
+
+
+def _keys_text(screen: Any) -> str:
+    from rich.console import Console
+
+    from mlopslab.tui.screens.help import keys
+
+    console = Console(width=200, record=True)
+    console.print(keys(screen))
+    return console.export_text()
+
+
+def test_help_lists_each_of_the_labs_keys_once_and_none_of_textuals_defaults() -> None:
+    async def drive() -> str:
+        app = LabApp(replay=THREE_LANES, at=45.0, playing=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            return _keys_text(app.screen)
+
+    text = asyncio.run(drive())
+    rows = [line.split()[0] for line in text.splitlines() if line.strip()]
+    assert sum(1 for row in rows if row.startswith(":")) == 1, text
+    assert "Focus Next" not in text and "^q" not in text and "tab" not in rows
+    assert rows.count("?") == 1 and rows.count("q") == 1
+    assert "show the event log" in text and "show the summary table" in text   # e and t
+
+
+def test_the_pickers_palette_offers_quit_as_leaving_when_nothing_runs() -> None:
+    from mlopslab.tui.commands import LabCommands
+
+    async def drive() -> str:
+        app = LabApp()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            provider = LabCommands(app.screen)
+            return next(help for name, _, help in provider.commands() if name == "quit")
+
+    assert asyncio.run(drive()) == "leave the lab (q)"
+
+
+def test_scenarios_cuts_a_description_at_a_word_with_an_ellipsis(capsys) -> None:  # type: ignore[no-untyped-def]
+    from mlopslab.cli import main
+
+    assert main(["scenarios"]) == 0
+    for row in capsys.readouterr().out.splitlines():
+        description = row[23:]
+        assert len(description) <= 100
+        assert description.endswith((" …", ".")) or len(description) < 98, row
+
+
+def test_version_and_a_did_you_mean_for_a_mistyped_scenario_name(capsys) -> None:  # type: ignore[no-untyped-def]
+    from mlopslab.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and re.match(r"mlopslab \S+", capsys.readouterr().out)
+    with pytest.raises(SystemExit) as done:
+        main(["run", "push-vs-pul"])
+    assert done.value.code == 2 and "did you mean push-vs-pull" in capsys.readouterr().err
+    assert main(["tui", "polling-vs-webhok"]) == 2
+    assert "did you mean polling-vs-webhook?" in capsys.readouterr().err

@@ -46,7 +46,8 @@ class LabCommands(Provider):
             for lane in screen.lanes:
                 out.append((f"lane {lane}", partial(screen._activate, lane), "make this lane active"))
         out.append(("help", app.action_help, "keys and what the colours mean (?)"))
-        out.append(("quit", app.action_quit, "stop the run, clean up and leave (q)"))
+        running = getattr(getattr(app, "source", None), "active", False)
+        out.append(("quit", app.action_quit, "stop the run, clean up and leave (q)" if running else "leave the lab (q)"))
         return out
 
     @staticmethod

@@ -45,6 +45,10 @@ DRIFTS = {  # kind -> (size, what it does): the `d` key injects the first, the p
 }
 
 
+HELP_TIP = "this help: keys, what the states, marks and colours mean, and what only looks contradictory"
+QUIT_TIP = "quit; while a run is going it asks first, then stops every process and writes the summary"
+
+
 class StatusBar(TextStatic):
     pass
 
@@ -95,8 +99,8 @@ def status(source: LiveRun | ReplayRun, view: RunView) -> Text:
 
 class RunScreen(Screen):
     BINDINGS = [  # help and quit first: the footer cuts from the right on a narrow terminal
-        Binding("question_mark", "app.help", "help", key_display="?"),
-        Binding("q", "app.quit", "quit"),
+        Binding("question_mark", "app.help", "help", key_display="?", tooltip=HELP_TIP),
+        Binding("q", "app.quit", "quit", tooltip=QUIT_TIP),
         Binding("space", "space", "pause", priority=True, tooltip="live: pause or resume traffic; replay: play or pause"),
         Binding("c", "release", "release", tooltip="release a new model version (train, register, commit)"),
         Binding("m", "manual_change", "manual", tooltip="scale the active lane to 1 replica by hand (not via git)"),
