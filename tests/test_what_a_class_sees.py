@@ -315,6 +315,12 @@ def test_a_retrain_a_person_started_counts_the_wait_for_that_person() -> None:
     person = next(e["t"] for e in events if e["kind"] == "retrain_started" and e["lane"] == "level0") - start
     level0 = rows["wait for a person, then labels"][0]
     assert f"(person {person - alarm:.2f}s)" in level0 and float(level0.split("s")[0]) >= person - alarm
+    state = RunState()
+    for event in events:
+        state.apply(event)
+    view = take(state)
+    done = [line(entry, view).plain for entry in view.log if entry[1] == "retrain_done" and entry[2] == "level0"]
+    assert f"a person {person - alarm:.2f}s, labels" in done[0]   # the log says it too
 
 
 THREE_LANES = Path(__file__).parent / "data" / "polling-vs-webhook" / "events.jsonl"
