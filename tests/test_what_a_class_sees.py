@@ -351,6 +351,21 @@ def test_at_120x40_every_lanes_rollout_plot_and_summary_column_is_visible_withou
     asyncio.run(drive())
 
 
+def test_at_80x24_the_summary_keeps_a_column_for_every_lane() -> None:
+    from textual.widgets import DataTable
+
+    async def drive() -> None:
+        app = LabApp(replay=THREE_LANES, at=1000.0, playing=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            table = app.screen.query_one(DataTable)
+            assert table.virtual_size.width <= table.scrollable_content_region.width, "the summary is cut"
+            header = [str(column.label) for column in table.columns.values()]
+            assert header[1:] == ["slow-poll", "fast-poll", "webhook"]
+
+    asyncio.run(drive())
+
+
 def test_at_80x24_a_live_runs_footer_keeps_help_and_quit(tmp_path: Path) -> None:
     from textual.widgets import Footer
 

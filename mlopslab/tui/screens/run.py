@@ -167,6 +167,8 @@ class RunScreen(Screen):
 
     def on_resize(self, event: Any) -> None:
         self._layout(event.size.width, event.size.height)
+        if self._finished_seen:   # the summary's headers depend on the width
+            self.query_one(SummaryTable).show(self.source.summary())
 
     def _layout(self, width: int, height: int) -> None:
         self.set_class(width < NARROW, "-narrow")
