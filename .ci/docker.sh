@@ -48,7 +48,7 @@ say "engine: Docker $(docker version --format '{{.Server.Version}}')"
 if ! docker image inspect "$MLOPSLAB_BASE_IMAGE" >/dev/null 2>&1 \
    || ! docker image inspect "$MLOPSLAB_AGENT_BASE_IMAGE" >/dev/null 2>&1; then
   say "building offline base images (debootstrap, about a minute each)"
-  (cd "$REPO" && python3 -m mlopslab.envs.images --base "$MLOPSLAB_BASE_IMAGE" \
+  (cd "$REPO" && python3 -m mlopslab images build-base --base "$MLOPSLAB_BASE_IMAGE" \
       --agent-base "$MLOPSLAB_AGENT_BASE_IMAGE" --cache-dir "$DEB_CACHE" >&2)
 fi
 say "base images: $MLOPSLAB_BASE_IMAGE, $MLOPSLAB_AGENT_BASE_IMAGE"

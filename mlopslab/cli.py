@@ -1,4 +1,4 @@
-"""The `mlopslab` command: tui (default), run, replay, validate, doctor, clean.
+"""The `mlopslab` command: tui (default), run, replay, validate, doctor, clean, images.
 
 Only argparse is imported up front so `mlopslab --help` is instant; each verb imports what it needs.
 Exit codes: 0 ok, 1 the run failed, 2 bad input (a scenario with problems), 130 interrupted.
@@ -33,10 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--duration", type=float, help="override the scenario's duration (seconds)")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
     run.add_argument("--svg", action="store_true", help="also save the final run screen as SVG in the results")
+    run.add_argument("--repeat", type=int, default=1, metavar="N", help="run N seeds one after the other, each in "
+                     "its own directory under RESULTS, then summarise median, IQR and 95 %% interval per phase")
+    run.add_argument("--set", action="append", default=[], metavar="PATH=V1,V2,...", help="sweep a scenario field, "
+                     "e.g. 'lanes[pull].poll.interval=5,10,30' (repeatable; with a scenario's sweep: a grid)")
 
     replay = verbs.add_parser("replay", help="replay a recorded run in the TUI")
     replay.add_argument("results", type=Path, help="a results directory (or its events.jsonl)")
     replay.add_argument("--speed", type=float, default=10.0, help="playback speed, 1–100 (default 10)")
+    replay.add_argument("--run", metavar="NAME", help="for a directory of repeated trials: replay this run "
+                        "(default: show the trials' distributions and pick a run there)")
     replay.add_argument("--at", type=float, metavar="SECONDS", help="start at this scenario time (0 = the run's "
                         "start; negative: during the setup)")
 
@@ -50,10 +56,28 @@ def main(argv: list[str] | None = None) -> int:
 
     verbs.add_parser("scenarios", help="list the shipped scenarios")
 
+    report = verbs.add_parser("report", help="write a self-contained HTML page (and a Markdown twin) of runs")
+    report.add_argument("results", nargs="+", type=Path, metavar="RESULTS", help="results directories (or their "
+                        "events.jsonl), or a repeat/sweep parent directory")
+    report.add_argument("--out", type=Path, help="the HTML file (default: report.html in the first RESULTS "
+                        "directory); the Markdown twin is written beside it (.md)")
+
+    images = verbs.add_parser("images", help="Docker base images")
+    image_verbs = images.add_subparsers(dest="images_verb", metavar="ACTION", required=True)
+    build_base = image_verbs.add_parser("build-base", help="build the offline base images (debootstrap + docker "
+                                        "import: needs root and a Debian mirror, no registry)")
+    build_base.add_argument("--base", help="model base image name (default: mlopslab/base:bookworm)")
+    build_base.add_argument("--agent-base", help="pull agent base image name (default: mlopslab/agent-base:bookworm)")
+    build_base.add_argument("--no-agent", action="store_true", help="only the model base")
+    build_base.add_argument("--cache-dir", type=Path, help="debootstrap's package cache "
+                            "(default: /var/cache/mlopslab/debs)")
+    build_base.add_argument("--mirror", help="Debian mirror (default: http://deb.debian.org/debian)")
+    build_base.add_argument("--force", action="store_true", help="rebuild even when present")
+
     args = parser.parse_args(argv)
     verb = args.verb or "tui"
     handler = {"tui": _tui, "run": _run, "replay": _replay, "validate": _validate, "doctor": _doctor,
-               "clean": _clean, "scenarios": _scenarios}[verb]
+               "clean": _clean, "scenarios": _scenarios, "report": _report, "images": _images}[verb]
     return handler(args)
 
 
@@ -92,6 +116,20 @@ def _no_such_scenario(name: str) -> str:
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
     return f"mlopslab: no scenario {name!r}: not a file, and not a shipped name ({', '.join(names)}){hint}"
 
+def _cut(sc: Any, seconds: float) -> Any:
+    """`--duration`: refused unless it is a real run length; says which timeline entries it leaves out."""
+    from mlopslab import scenario
+
+    try:
+        sc, dropped = scenario.with_duration(sc, seconds)
+    except scenario.ScenarioError as exc:
+        print(f"mlopslab: --duration: {exc.problems[0].message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for event in dropped:
+        print(f"mlopslab: --duration {seconds:g} leaves out the timeline entry at {event.at:g} s "
+              f"({event.action}, line {event.line})", file=sys.stderr)
+    return sc
+
 
 def _validate(args: argparse.Namespace) -> int:
     from mlopslab import scenario
@@ -99,7 +137,11 @@ def _validate(args: argparse.Namespace) -> int:
     failed = False
     for name in args.files:
         try:
-            sc = scenario.load(name)
+            sc = scenario.load(scenario.find(name))
+            if sc.sweep:
+                from mlopslab import sweep
+
+                sweep.grid(sc.path)  # every point of the grid is a valid scenario
             print(f"{name}: ok ({sc.name}: {len(sc.lanes)} lanes, {len(sc.timeline)} timeline events)")
         except scenario.ScenarioError as exc:
             failed = True
@@ -148,15 +190,17 @@ def _progress(event: dict[str, Any], start: list[float | None]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     sc = _load(args.scenario)
-    if args.duration:
-        sc = replace(sc, duration=args.duration)
+    if args.repeat > 1 or args.set or sc.sweep or args.repeat < 1:
+        return _trials(args, sc)
+    if args.duration is not None:
+        sc = _cut(sc, args.duration)
     from mlopslab import report
     from mlopslab.lab import Lab, LabError, new_results_dir
 
     results = args.results or new_results_dir(sc)
+    if sc.environment.kind == "docker":
+        _check_base_image(sc, args.quiet)
     try:
         lab = Lab(sc, results)
     except LabError as exc:
@@ -199,6 +243,59 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
+def _check_base_image(sc: Any, quiet: bool) -> None:
+    """No usable Docker base image: exit 2 before anything starts, naming the command that builds one (an
+    engine that does not answer is left to the run's prerequisites check). Says when it falls back or pulls."""
+    from mlopslab.envs import baseimage
+
+    say = None if quiet else (lambda line: print(f"mlopslab: {line}", flush=True))
+    try:
+        choice = baseimage.resolve(None, sc.environment.base_image, log=say)
+    except baseimage.NoEngine:
+        return
+    except baseimage.BaseImageError as exc:
+        print(f"mlopslab: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if say and choice.how != "present":
+        say(choice.describe())
+
+
+def _trials(args: argparse.Namespace, sc: Any) -> int:
+    """`run --repeat N` and sweeps: every grid point N times, each run a child `mlopslab run`."""
+    from mlopslab import scenario, sweep, trials
+    from mlopslab.lab import new_results_dir
+
+    if not 1 <= args.repeat <= 1000:
+        print(f"mlopslab: --repeat: expected a number of runs between 1 and 1000, got {args.repeat}", file=sys.stderr)
+        return 2
+    try:
+        points = sweep.grid(sc.path, [sweep.parse_set(text) for text in args.set])
+        if args.duration is not None:
+            points = [sweep.Point(p.params, _cut(p.scenario, args.duration), {**p.document, "duration": args.duration,
+                      "timeline": [e for e in p.document.get("timeline") or [] if e.get("at", 0) < args.duration],
+                      "narration": [n for n in p.document.get("narration") or [] if n.get("at", 0) < args.duration]})
+                      for p in points]
+    except scenario.ScenarioError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    parent = args.results or new_results_dir(sc)
+    if parent.exists() and any(parent.iterdir()):
+        print(f"mlopslab: {parent} is not empty; trials need a directory of their own", file=sys.stderr)
+        return 2
+    print(f"mlopslab: {sc.name}: {len(points)} point(s) × {args.repeat} run(s) → {parent}", flush=True)
+    _terminate_as_interrupt()
+    try:
+        summary, code = trials.run_all(points, args.repeat, parent, progress=lambda line: print(line, flush=True),
+                                       quiet=True)
+    except KeyboardInterrupt:
+        return 130
+    print()
+    print(trials.markdown(summary))
+    print(f"results: {parent}")
+    return code
+
+
 def _tui(args: argparse.Namespace) -> int:
     from mlopslab import scenario
     from mlopslab.tui.app import run_app
@@ -216,7 +313,20 @@ def _tui(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from mlopslab.tui.app import run_replay
 
+    from mlopslab import trials
+
     path = args.results
+    if trials.is_parent(path):  # repeated trials: their distributions, then the runs one by one
+        runs = [run for point in trials.load(path)["points"] for run in point["runs"]]
+        if args.run is None:
+            from mlopslab.tui.app import run_trials
+
+            return run_trials(path, speed=args.speed)
+        if args.run not in runs:
+            print((path / "summary.md").read_text())
+            print(f"mlopslab: no run {args.run!r} in {path} (there are: {', '.join(runs)})", file=sys.stderr)
+            return 2
+        path = path / args.run
     events = path / "events.jsonl" if path.is_dir() else path
     if not events.exists():
         print(f"mlopslab: no events.jsonl at {path}", file=sys.stderr)
@@ -236,6 +346,34 @@ def _clean(args: argparse.Namespace) -> int:
     from mlopslab.envs import cleanup
 
     print(cleanup.clean(run_id=args.run, images=args.images).summary())
+    return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    from mlopslab.envs import images
+
+    options = {"base": args.base, "agent_base": args.agent_base, "cache_dir": args.cache_dir,
+               "mirror": args.mirror}
+    try:
+        built = images.build_bases(agent=not args.no_agent, force=args.force,
+                                   **{k: v for k, v in options.items() if v is not None})
+    except images.BuildError as exc:
+        print(f"mlopslab: images build-base: {exc}", file=sys.stderr)
+        return 1
+    for name in built:
+        print(name)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mlopslab.reporting import page
+
+    try:
+        html, md = page.write(args.results, args.out)
+    except page.ReportError as exc:
+        print(f"mlopslab: report: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {html}\nmarkdown: {md}")
     return 0
 
 

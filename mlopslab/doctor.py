@@ -36,31 +36,39 @@ def _docker_checks(base_image: str | None = None) -> list[Check]:
         return [Check("docker engine", False, f"not reachable at {host}: {exc.__class__.__name__}", fix, ("docker",))]
     checks.append(Check("docker engine", True, f"Docker {version.get('Version')} (API {version.get('ApiVersion')}, "
                         f"{version.get('Os')}/{version.get('Arch')})", environments=("docker",)))
-    base = base_image or images.base_image_from_env()
-    if images.image_present(client, base):
-        size = client.images.get(base).attrs["Size"] / 1e6
-        checks.append(Check("base image", True, f"{base} ({size:.0f} MB)", environments=("docker",)))
-    else:
-        offline = images.image_present(client, images.OFFLINE_BASE)
-        fix = (f"export MLOPSLAB_BASE_IMAGE={images.OFFLINE_BASE}" if offline else
-               f"docker pull {base}   (with a registry), or offline: python -m mlopslab.envs.images && "
-               f"export MLOPSLAB_BASE_IMAGE={images.OFFLINE_BASE}   (needs debootstrap and a Debian mirror)")
-        checks.append(Check("base image", False, f"{base} is not present", fix, ("docker",)))
-    agent_base = images.agent_base_from_env()
-    if images.image_present(client, agent_base):
-        has = images.AGENT_PACKAGES if set(images.AGENT_PACKAGES) <= images.base_packages(client, agent_base) else ()
-        checks.append(Check("agent base image", True, f"{agent_base}"
-                            + ("" if has else " (git, GitPython, PyYAML, docker are installed at build: needs a network)"),
-                            environments=("docker",)))
-    else:
-        checks.append(Check("agent base image", False, f"{agent_base} is not present (the pull agent's container)",
-                            f"python -m mlopslab.envs.images && export MLOPSLAB_AGENT_BASE_IMAGE="
-                            f"{images.OFFLINE_AGENT_BASE}", ("docker",)))
+    checks += _base_checks(client, base_image)
     sock = "/var/run/docker.sock"
     if os.path.exists(sock):
         checks.append(Check("engine socket", True, f"{sock}: mounted into the pull agent's container "
                             "(root-equivalent on this host)", environments=("docker",)))
     return checks
+
+
+def _base_checks(client: object, base_image: str | None = None) -> list[Check]:
+    """Which base a Docker run would build FROM here: the configured one, the offline base instead, one
+    pull, or none (then the run stops before training and names `mlopslab images build-base`)."""
+    from mlopslab.envs import baseimage, images
+
+    choice = baseimage.plan(client, base_image)
+    want = baseimage.configured(base_image)
+    build = f"{baseimage.BUILD_COMMAND}   (as root; debootstrap + a Debian mirror, no registry)"
+    if choice is None:
+        why = baseimage.missing(client, want, fix=False)
+        return [Check("base image", False, f"{why} (a run stops before training)", build, ("docker",))]
+    if choice.how == "pull":
+        base = Check("base image", True, f"{want} is missing: a run pulls it once (needs a registry; offline it "
+                     f"stops before training; {baseimage.BUILD_COMMAND} builds the offline base)",
+                     environments=("docker",))
+    else:
+        size = client.images.get(choice.image).attrs["Size"] / 1e6
+        base = Check("base image", True, f"{choice.describe()} ({size:.0f} MB)", environments=("docker",))
+    agent = choice.agent
+    if images.image_present(client, agent):
+        offline = set(images.AGENT_PACKAGES) <= images.base_packages(client, agent)
+        detail = agent + ("" if offline else " (git, GitPython, PyYAML, docker are installed at build: needs a network)")
+        return [base, Check("agent base image", True, detail, environments=("docker",))]
+    return [base, Check("agent base image", False, f"{agent} is not present (the pull agent's container)", build,
+                        ("docker",))]
 
 
 def _kube_checks() -> list[Check]:

@@ -34,6 +34,7 @@ Kinds used across the project (fields beyond t/wall/kind/lane):
     pipeline_*        committed, accepted, rejected {failed: "test_x: why"}  (MLOps level 2: the pipeline's CI)
     human_action      action                                   (what a person had to do)
     image_build*, agent_*                                      (Docker environment)
+    base_image        configured, image, how ("present" | "offline" | "pull")   (Docker: what images build FROM)
     error             message
     run_finished      status ("ok" | "stopped" | "interrupted" | "failed"), duration
 """

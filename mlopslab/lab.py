@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,18 @@ def make_environment(scenario: Scenario, registry: Registry, recorder: Recorder,
         return DockerEnvironment(registry.serving_dir, recorder.emit, log_dir=run_dir / "logs", run_id=run_id,
                                  base_image=scenario.environment.base_image)
     raise LabError(f"environment {kind!r} is not available in this build (see `mlopslab doctor`)")
+
+
+def docker_base_image(scenario: Scenario, log: Callable[[str], None] | None = None) -> tuple[Scenario, Any]:
+    """A Docker scenario with the base image it will build FROM (the configured one, the offline base, or
+    pulled once), decided before anything starts; LabError names the command that builds one."""
+    from mlopslab.envs import baseimage
+
+    try:
+        choice = baseimage.resolve(None, scenario.environment.base_image, log=log)
+    except baseimage.BaseImageError as exc:
+        raise LabError(str(exc)) from None
+    return replace(scenario, environment=replace(scenario.environment, base_image=choice.image)), choice
 
 
 class Lab:
@@ -106,7 +118,8 @@ class Lab:
                          drift_report=self.watch.drift_report, champion_version=lambda lane: self.desired[lane].version,
                          deliver=self._deliver_lane, add_training_rows=self.watch.add_training_rows,
                          stopped=self._stop.is_set, registry=self.registry, model_name=scenario.model_name,
-                         feature_names=self.stream.feature_names, train_lock=self._train_lock, run_id=self.run_id),
+                         feature_names=self.stream.feature_names, train_lock=self._train_lock, run_id=self.run_id,
+                         defaults=dict(scenario.retrain)),
             self.dir)
         self.recorder.subscribe(self.pipelines.on_event)
 
@@ -146,8 +159,11 @@ class Lab:
         """Trains and registers v1, makes the env repo, starts the environment and every lane, waits ready."""
         from mlopslab.gitops.repo import EnvRepo
 
-        sc = self.scenario
         self.check_prerequisites()
+        if self.scenario.environment.kind == "docker":  # the base to build FROM (pulled once if need be)
+            self.scenario, base = docker_base_image(self.scenario)
+            self.recorder.emit("base_image", None, configured=base.configured, image=base.image, how=base.how)
+        sc = self.scenario
         _quiet_mlflow()
         lanes = []
         self.env = make_environment(sc, self.registry, self.recorder, self.dir, self.run_id)

@@ -8,13 +8,13 @@ carrying every problem found (not just the first), each as `file:line: field.pat
 from __future__ import annotations
 
 import difflib
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mlopslab import yamltree
 from mlopslab.ml.data import DataSpec
 
 ENVIRONMENTS = ("local", "docker", "kubernetes")
@@ -23,6 +23,7 @@ TIMELINE_ACTIONS = ("release", "manual_change", "kill_replica", "pause_traffic",
                     "retrain", "pipeline_commit")
 SLUG = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 PERCENT = re.compile(r"^\d{1,3}%$")
+MAX_DURATION = 86400
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        if not self.line:  # the file as a whole (missing, a directory ...) or the command line (--set)
+            return f"{self.file}: {self.path + ': ' if self.path else ''}{self.message}"
         return f"{self.file}:{self.line}: {self.path or '(top)'}: {self.message}"
 
 
@@ -96,51 +99,23 @@ class Scenario:
     narration: tuple[Narration, ...]
     drift_detection: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
-
-
-# --- YAML with line numbers ----------------------------------------------------------------------------
-class _Located:
-    """Plain Python values built from a YAML node tree, remembering each field path's line."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.lines: dict[str, int] = {}
-
-    def build(self, node: yaml.Node, path: str) -> Any:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                out[key] = self.build(value_node, f"{path}.{key}" if path else key)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
-        return _scalar(node)
-
-    def line(self, path: str) -> int:
-        while path and path not in self.lines:
-            path = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", path)
-        return self.lines.get(path, 1)
-
-
-def _scalar(node: yaml.ScalarNode) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+    sweep: tuple[str, ...] = ()  # swept field paths (mlopslab.sweep checks and expands them)
+    retrain: dict[str, Any] = field(default_factory=dict)  # the pipelines' min_rows / max_rows
 
 
 class _Check:
     """Collects problems while reading values out of the located tree."""
 
-    def __init__(self, located: _Located) -> None:
-        self.located = located
+    def __init__(self, tree: yamltree.Tree, file: str) -> None:
+        self.tree = tree
+        self.file = file
         self.problems: list[Problem] = []
 
     def fail(self, path: str, message: str) -> None:
-        self.problems.append(Problem(self.located.file, self.located.line(path), path, message))
+        self.problems.append(Problem(self.file, self.tree.line(path), path, message))
+
+    def line(self, path: str) -> int:
+        return self.tree.line(path)
 
     def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
         if value is None:
@@ -166,6 +141,9 @@ class _Check:
         ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok_type:
             self.fail(full, f"expected {'an integer' if integer else 'a number'}, got {_kind(value)} {value!r}")
+            return default
+        if not math.isfinite(value):
+            self.fail(full, f"expected a finite number, got {value!r}")
             return default
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = f"between {low} and {high}" if low is not None and high is not None else (
@@ -213,31 +191,43 @@ class _Check:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "nothing"}.get(
-        type(value), type(value).__name__)
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "nothing",
+            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
 
 
 # --- the schema ------------------------------------------------------------------------------------------
 def parse(text: str, file: str = "<scenario>") -> Scenario:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise ScenarioError([Problem(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
-    located = _Located(file)
-    raw = located.build(node, "") if node is not None else None
-    c = _Check(located)
+        tree = yamltree.compose(text)
+    except yamltree.YamlError as exc:
+        raise ScenarioError([Problem(file, exc.line, "", exc.message)]) from None
+    return _validate(tree, file)
+
+
+def validate_values(values: Any, tree: yamltree.Tree, file: str) -> Scenario:
+    """Validates plain values (e.g. a sweep's point) with `tree`'s lines for the fields it shares."""
+    return _validate(yamltree.Tree(values, tree.lines), file)
+
+
+def _validate(tree: yamltree.Tree, file: str) -> Scenario:
+    raw = tree.value
+    c = _Check(tree, file)
+    for path, first, again in tree.duplicates:
+        c.problems.append(Problem(file, again, path, f"duplicate key (first on line {first}, again on line {again}); "
+                                  "YAML keys are unique"))
     top = c.mapping(raw, "", ("name", "description", "seed", "duration", "environment", "model", "traffic",
-                              "lanes", "timeline", "narration", "drift_detection"))
+                              "lanes", "timeline", "narration", "drift_detection", "sweep"))
     if raw is None:
-        c.fail("", "the file is empty")
+        c.fail("", "the file holds no scenario (it is empty, only comments, or null)")
+        raise ScenarioError(c.problems)
+    if not isinstance(raw, dict):
+        raise ScenarioError(c.problems)
     name = c.string(top, "name", "", "", pattern=SLUG, required=True)
     description = c.string(top, "description", "", "")
     seed = c.number(top, "seed", "", 0, low=0, integer=True)
-    duration = c.number(top, "duration", "", 60.0, low=1, high=86400, required=True)
+    duration = c.number(top, "duration", "", 60.0, low=1, high=MAX_DURATION, required=True)
     environment = _environment(c, top.get("environment", "local"))
-    model = c.mapping(top.get("model"), "model", ("name", "data", "train"))
+    model = c.mapping(top.get("model"), "model", ("name", "data", "train", "retrain"))
     model_name = c.string(model, "name", "model", "model", pattern=SLUG)
     data_raw = c.mapping(model.get("data"), "model.data", ("n_features", "n_samples", "curvature", "label_noise"))
     data = {k: v for k, v in {
@@ -247,6 +237,11 @@ def parse(text: str, file: str = "<scenario>") -> Scenario:
         "label_noise": c.number(data_raw, "label_noise", "model.data", None, low=0, high=0.5),
     }.items() if v is not None}
     train = _train(c, model.get("train"), "model.train")
+    retrain_raw = c.mapping(model.get("retrain"), "model.retrain", ("min_rows", "max_rows"))
+    retrain = {k: v for k, v in {
+        "min_rows": c.number(retrain_raw, "min_rows", "model.retrain", None, low=50, high=100_000, integer=True),
+        "max_rows": c.number(retrain_raw, "max_rows", "model.retrain", None, low=50, high=1_000_000, integer=True),
+    }.items() if v is not None}
     traffic = c.mapping(top.get("traffic"), "traffic", ("rate", "label_delay"))
     rate = c.number(traffic, "rate", "traffic", 20.0, low=0.1, high=2000)
     label_delay = c.number(traffic, "label_delay", "traffic", 5.0, low=0, high=3600)
@@ -259,10 +254,15 @@ def parse(text: str, file: str = "<scenario>") -> Scenario:
         c.fail("environment.kind" if isinstance(top.get("environment"), dict) else "environment",
                "the kubernetes environment is not available in this version (use local or docker)")
 
+    sweep = top.get("sweep")
+    if sweep is not None and not (isinstance(sweep, dict) and sweep):
+        c.fail("sweep", f"expected a mapping of field path → list of values, got {_kind(sweep)}")
+
     if c.problems:
         raise ScenarioError(c.problems)
     return Scenario(name, description, seed, float(duration), environment, model_name, data, train, float(rate),
-                    float(label_delay), tuple(lanes), tuple(timeline), tuple(narration), dict(drift_detection))
+                    float(label_delay), tuple(lanes), tuple(timeline), tuple(narration), dict(drift_detection),
+                    sweep=tuple(sweep or ()), retrain=retrain)
 
 
 def _drift_detection(c: _Check, value: Any) -> dict[str, Any]:
@@ -366,8 +366,9 @@ def _timeline(c: _Check, value: Any, lanes: set[str], duration: Any, n_features:
         path = f"timeline[{i}]"
         m = c.mapping(raw, path, ("at",) + TIMELINE_ACTIONS)
         at = c.number(m, "at", path, 0.0, low=0, required=True)
-        if isinstance(duration, (int, float)) and isinstance(at, (int, float)) and at > duration:
-            c.fail(f"{path}.at", f"expected a time within the run's duration ({duration} s), got {at!r}")
+        if isinstance(duration, (int, float)) and isinstance(at, (int, float)) and at >= duration:
+            c.fail(f"{path}.at", f"expected a time before the end of the run (duration {duration} s), got {at!r}; "
+                   "it would never happen")
         actions = [a for a in TIMELINE_ACTIONS if a in m]
         if len(actions) != 1:
             c.fail(path, f"expected exactly one action of: {', '.join(TIMELINE_ACTIONS)}")
@@ -376,7 +377,7 @@ def _timeline(c: _Check, value: Any, lanes: set[str], duration: Any, n_features:
         apath = f"{path}.{action}"
         args = c.mapping(m[action], apath, ACTION_FIELDS[action])
         if "lane" in args:
-            lane = args["lane"]
+            lane = c.string(args, "lane", apath, "all")
             if lane != "all" and lane not in lanes:
                 c.fail(f"{apath}.lane", f"expected 'all' or a lane name ({', '.join(sorted(lanes))}), got {lane!r}")
         elif action in ("manual_change", "kill_replica", "pipeline_commit"):
@@ -400,7 +401,7 @@ def _timeline(c: _Check, value: Any, lanes: set[str], duration: Any, n_features:
             if feats is not None and not (isinstance(feats, list) and all(
                     isinstance(f, int) and not isinstance(f, bool) and 0 <= f < n_features for f in feats)):
                 c.fail(f"{apath}.features", f"expected a list of feature indexes 0..{n_features - 1}, got {feats!r}")
-        events.append(TimelineEvent(float(at or 0), action, dict(args), c.located.line(path)))
+        events.append(TimelineEvent(float(at or 0), action, dict(args), c.line(path)))
     return sorted(events, key=lambda e: e.at)
 
 
@@ -423,11 +424,22 @@ def _narration(c: _Check, value: Any) -> list[Narration]:
 def load(path: Path | str) -> Scenario:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError([Problem(str(path), 0, "", f"cannot read the file: {exc.strerror}")]) from None
-    scenario = parse(text, str(path))
+        tree = yamltree.read(path)
+    except yamltree.YamlError as exc:
+        raise ScenarioError([Problem(str(path), exc.line, "", exc.message)]) from None
+    scenario = _validate(tree, str(path))
     return Scenario(**{**scenario.__dict__, "path": path})
+
+
+def with_duration(scenario: Scenario, seconds: float) -> tuple[Scenario, list[TimelineEvent]]:
+    """The scenario cut (or stretched) to `seconds`, and the timeline entries that no longer happen."""
+    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and 1 <= seconds <= MAX_DURATION):
+        raise ScenarioError([Problem("--duration", 0, "duration",
+                                     f"expected seconds between 1 and {MAX_DURATION}, got {seconds!r}")])
+    dropped = [event for event in scenario.timeline if event.at >= seconds]
+    kept = tuple(event for event in scenario.timeline if event.at < seconds)
+    narration = tuple(n for n in scenario.narration if n.at < seconds)
+    return replace(scenario, duration=float(seconds), timeline=kept, narration=narration), dropped
 
 
 def find(name_or_path: str, search: Path | None = None) -> Path:
@@ -444,11 +456,9 @@ def find(name_or_path: str, search: Path | None = None) -> Path:
 
 
 def shipped_dir() -> Path:
-    """The shipped scenarios: ./scenarios when run from a checkout, else the package's copy."""
-    here = Path.cwd() / "scenarios"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent / "scenarios"
+    """The shipped scenarios: package data (`mlopslab/scenarios`, a link to the checkout's `scenarios/`),
+    so an installed wheel finds them from any directory."""
+    return Path(__file__).resolve().parent / "scenarios"
 
 
 def shipped() -> list[Path]:

@@ -47,10 +47,12 @@ def test_a_playing_run_redraws_its_plots_and_log_without_laying_the_screen_out(
             charts = list(app.screen.query(Chart))
             log = app.screen.query_one(EventLog)
             builds, lines = sum(c.builds for c in charts), len(log.lines)
+            clock = _stepped(app.screen)
             await pilot.press("space")           # play at 4×: new windows, marks and events every tick
-            await pilot.pause(0.1)
+            await pilot.pause()
             before = len(layouts)
-            await asyncio.sleep(2.0)             # plain sleeps: the app's own timer draws (8 ticks a second)
+            for _ in range(16):                  # 2 s of ticks on the screen's clock, each drawn
+                await _tick(pilot, app.screen, clock)
             during = len(layouts) - before
             assert sum(c.builds for c in charts) >= builds + 4, "the plots did not redraw while playing"
             assert len(log.lines) > lines, "the event log got no new lines while playing"
@@ -58,6 +60,20 @@ def test_a_playing_run_redraws_its_plots_and_log_without_laying_the_screen_out(
             await pilot.press("q")
 
     asyncio.run(drive())
+
+
+def _stepped(screen: Screen) -> list[float]:
+    """Gives the run screen a clock that only the test moves: the app's own timer then sees no time pass,
+    so what is drawn depends on the ticks the test makes, not on how busy the machine is."""
+    now = [screen.clock()]
+    screen.clock = lambda: now[0]
+    return now
+
+
+async def _tick(pilot: object, screen: Screen, clock: list[float], seconds: float = 0.125) -> None:
+    clock[0] += seconds
+    screen.refresh_view()
+    await pilot.pause()  # type: ignore[attr-defined]   # lets Textual draw what the tick changed
 
 
 def test_live_plots_redraw_at_most_once_per_plot_period_unless_a_mark_appears() -> None:

@@ -161,15 +161,20 @@ def test_headless_run_whose_environment_is_not_usable_fails_before_training_and_
     assert "preflight_failed" in kinds and "model_registered" not in kinds   # nothing was trained
 
 
-def test_a_missing_base_image_stops_the_run_before_anything_is_trained(tmp_path: Path, docker_client) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_missing_base_image_stops_the_run_before_anything_is_trained(tmp_path: Path, docker_client,  # type: ignore[no-untyped-def]  # noqa: F811
+                                                                       monkeypatch) -> None:
     from mlopslab import scenario
+    from mlopslab.envs.baseimage import FALLBACK_ENV
     from mlopslab.lab import Lab, PrerequisiteError
 
+    monkeypatch.setenv(FALLBACK_ENV, "")   # neither the offline base nor a pull may stand in for it
     sc = scenario.load(scenario.find("push-vs-pull-docker"))
     sc = replace(sc, environment=replace(sc.environment, base_image="mlopslab-test/no-such-base:0"))
     lab = Lab(sc, tmp_path / "run")
-    with pytest.raises(PrerequisiteError, match="base image: mlopslab-test/no-such-base:0 is not present"):
+    with pytest.raises(PrerequisiteError, match="base image: the Docker base image mlopslab-test/no-such-base:0 is "
+                       "not on this engine") as caught:
         lab.run()
+    assert "fix: mlopslab images build-base" in str(caught.value)
     assert lab.status == "failed" and lab.versions == []   # no model was trained
 
 

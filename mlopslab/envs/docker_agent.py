@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlopslab.envs import baseimage
 from mlopslab.envs.base import Emit
 from mlopslab.envs.docker import DockerEnvironment
 from mlopslab.envs.images import LABEL_LANE, LABEL_ROLE, LABEL_RUN, SERVER_USER, build_agent_image
@@ -64,7 +65,7 @@ class DockerAgent:
     def start(self) -> None:
         client = self.env.client
         started = time.monotonic()
-        image = build_agent_image(client, self.agent_base)
+        image = build_agent_image(client, self.agent_base or baseimage.agent_base(client, self.env.base_image))
         self.emit("image_build", self.lane, role="agent", image=image.tag, id=image.id[:19], seconds=image.seconds,
                   size=image.size, added=image.added, cached=not image.built,
                   total=round(time.monotonic() - started, 3))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -65,6 +64,19 @@ def agent_base_from_env() -> str:
     model base, else the model base (then git and the Python packages are installed at build)."""
     base = base_image_from_env()
     return os.environ.get("MLOPSLAB_AGENT_BASE_IMAGE") or (OFFLINE_AGENT_BASE if base == OFFLINE_BASE else base)
+
+
+def connect(timeout: float = 10.0) -> Any:
+    """A Docker client whose engine answered a ping; RuntimeError (pointing at the doctor) otherwise."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except Exception as exc:
+        raise RuntimeError(f"no Docker engine reachable ({type(exc).__name__}); `mlopslab doctor` says how to "
+                           "start one") from None
+    return client
 
 
 def image_present(client: Any, name: str) -> bool:
@@ -289,28 +301,36 @@ def build_agent_image(client: Any, base: str | None = None) -> ImageInfo:
     return _info(client, image_id, tag, base, seconds)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m mlopslab.envs.images [--agent] [--force]`: build the offline base images if missing."""
-    import argparse
-
-    import docker
-
-    parser = argparse.ArgumentParser(description="Build mlopslab's offline base images (debootstrap + import).")
-    parser.add_argument("--base", default=OFFLINE_BASE)
-    parser.add_argument("--agent-base", default=OFFLINE_AGENT_BASE)
-    parser.add_argument("--no-agent", action="store_true", help="only the model base")
-    parser.add_argument("--cache-dir", type=Path, default=Path("/var/cache/mlopslab/debs"))
-    parser.add_argument("--mirror", default=MIRROR)
-    parser.add_argument("--force", action="store_true")
-    args = parser.parse_args(argv)
-    client = docker.from_env()
-    build_base(client, args.base, BASE_PACKAGES, mirror=args.mirror, cache_dir=args.cache_dir, force=args.force)
-    if not args.no_agent:
-        build_base(client, args.agent_base, AGENT_PACKAGES, mirror=args.mirror, cache_dir=args.cache_dir,
-                   force=args.force)
-    print(json.dumps({"base": args.base, "agent_base": None if args.no_agent else args.agent_base}))
-    return 0
+class BuildError(RuntimeError):
+    """The offline base could not be built; the message says what is missing."""
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+DEB_CACHE = Path("/var/cache/mlopslab/debs")
+
+
+def build_bases(*, base: str = OFFLINE_BASE, agent_base: str = OFFLINE_AGENT_BASE, agent: bool = True,
+                cache_dir: Path = DEB_CACHE, mirror: str = MIRROR, force: bool = False,
+                log: Callable[[str], None] | None = None) -> list[str]:
+    """`mlopslab images build-base`: the offline model base (and the pull agent's) unless present."""
+    import sys
+
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        client = connect(timeout=600)
+    except RuntimeError as exc:
+        raise BuildError(str(exc)) from None
+    wanted = [(base, BASE_PACKAGES)] + ([(agent_base, AGENT_PACKAGES)] if agent else [])
+    todo = [(name, packages) for name, packages in wanted if force or not image_present(client, name)]
+    if todo and shutil.which("debootstrap") is None:
+        raise BuildError("debootstrap is not installed (as root: apt-get install -y debootstrap)")
+    if todo and os.geteuid() != 0:
+        raise BuildError("debootstrap needs root: run it as root (sudo mlopslab images build-base)")
+    for name, packages in wanted:
+        if (name, packages) not in todo:
+            log(f"{name}: present")
+            continue
+        try:
+            build_base(client, name, packages, mirror=mirror, cache_dir=cache_dir, force=force, log=log)
+        except RuntimeError as exc:
+            raise BuildError(f"{name}: {exc}") from None
+    return [name for name, _ in wanted]

@@ -45,7 +45,7 @@ CI_TIMEOUT = 60.0
 TRAIN_CODE = '''"""Training pipeline of lane {lane}: how recent labelled rows become a model."""
 import numpy as np
 
-PARAMS = {{"C": {C}, "max_iter": 200, "min_rows": {min_rows}, "max_rows": 2000, "holdout": 0.25}}
+PARAMS = {{"C": {C}, "max_iter": 200, "min_rows": {min_rows}, "max_rows": {max_rows}, "holdout": 0.25}}
 
 
 def prepare(X, y):
@@ -114,9 +114,11 @@ class PipelineHost:
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
-def default_code(lane: str, C: float = 1.0, min_rows: int = 300) -> PipelineCode:
-    namespace = _exec_source(TRAIN_CODE.format(lane=lane, C=C, min_rows=min_rows, prepare_doc="clip outliers",
-                                               prepare_body=PREPARE_OK))
+def default_code(lane: str, C: float = 1.0, min_rows: int = 300, max_rows: int = 2000) -> PipelineCode:
+    """The pipeline every lane starts with; `min_rows` labelled rows after a change before it trains (the
+    scenario's model.retrain), at most `max_rows` of them."""
+    namespace = _exec_source(TRAIN_CODE.format(lane=lane, C=C, min_rows=min_rows, max_rows=max(max_rows, min_rows),
+                                               prepare_doc="clip outliers", prepare_body=PREPARE_OK))
     return PipelineCode("builtin", dict(namespace["PARAMS"]), namespace["prepare"], note="built in")
 
 
@@ -201,6 +203,7 @@ class LanePipeline:
         emit, lane = self.host.emit, self.lane
         C = self.code.params.get("C", 1.0) if initial else round(float(self.code.params.get("C", 1.0)) * 0.8, 4)
         source = TRAIN_CODE.format(lane=lane, C=C, min_rows=int(self.code.params.get("min_rows", 300)),
+                                   max_rows=int(self.code.params.get("max_rows", 2000)),
                                    prepare_doc="clip outliers" if tests_pass else "clip outliers (refactored)",
                                    prepare_body=PREPARE_OK if tests_pass else PREPARE_BROKEN)
         files = {"train.py": source, "test_train.py": TEST_CODE.format(lane=lane)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 
 from textual.app import App
@@ -29,8 +31,9 @@ class LabApp(App[int]):
 
     def __init__(self, *, scenario: Scenario | None = None, files: list[Path] | None = None,
                  replay: Path | None = None, speed: float = 10.0, at: float | None = None, playing: bool = True,
-                 results: Path | None = None) -> None:
+                 results: Path | None = None, trials: Path | None = None) -> None:
         super().__init__()
+        self.trials = trials
         self.scenario, self.files, self.results = scenario, files or [], results
         self.replay, self.speed, self.at, self.playing = replay, speed, at, playing
         self.source: LiveRun | ReplayRun | None = None
@@ -38,13 +41,23 @@ class LabApp(App[int]):
 
     def on_mount(self) -> None:
         self.theme = "textual-dark"
-        if self.replay is not None:
-            self.source = ReplayRun(self.replay, speed=self.speed, at=self.at, playing=self.playing)
-            self.push_screen(RunScreen(self.source))
+        if self.trials is not None:
+            from mlopslab import trials
+            from mlopslab.tui.screens.trials import TrialsScreen
+
+            self.push_screen(TrialsScreen(self.trials, trials.load(self.trials)))
+        elif self.replay is not None:
+            self.open_replay(self.replay)
         elif self.scenario is not None:
             self.start_run(self.scenario)
         else:
             self.push_screen(PickerScreen(self.files))
+
+    def open_replay(self, events: Path) -> None:
+        if self.source is not None:
+            self.source.close()
+        self.source = ReplayRun(events, speed=self.speed, at=self.at, playing=self.playing)
+        self.push_screen(RunScreen(self.source))
 
     def start_run(self, scenario: Scenario) -> None:
         self.source = LiveRun(scenario, self.results)
@@ -96,7 +109,7 @@ def run_app(scenario: str | None = None, files: list[Path] | None = None) -> int
             loaded = scenarios.load(scenarios.find(scenario))
         except scenarios.ScenarioError as exc:
             for problem in exc.problems:
-                print(problem)
+                print(problem, file=sys.stderr)
             return 2
     app = LabApp(scenario=loaded, files=files)
     try:
@@ -108,6 +121,11 @@ def run_app(scenario: str | None = None, files: list[Path] | None = None) -> int
         code = app.source.exit_code if code is None else code
         print(f"results: {app.source.results_dir}  (status: {app.source.lab.status}, exit {code})")
     return code or 0
+
+
+def run_trials(parent: Path, speed: float = 10.0) -> int:
+    """`mlopslab replay PARENT`: the distributions of repeated trials; enter replays one run."""
+    return LabApp(trials=parent, speed=speed).run() or 0
 
 
 def run_replay(events_path: Path, speed: float = 10.0, at: float | None = None) -> int:
