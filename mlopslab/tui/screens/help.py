@@ -27,13 +27,13 @@ MARK_MEANING = {"commit": "commit to the env repo", "detected": "the delivery no
                 "retrain_failed": "a retraining run failed"}
 LOOKS_WRONG = (  # what looks like a contradiction on screen, and why it is not one
     ("self-heal in < 1 s, polls every 8–12 s?",
-     "a pull agent fetches the repo on its poll (interval up to interval + jitter, or when a webhook wakes it) "
-     "to learn of commits, but watches the live state all the time (every second, like Argo CD's watch on "
-     "the cluster): a manual change is reverted at once, a new commit waits for the next poll"),
+     ("a pull agent fetches the repo on its poll (interval up to interval + jitter, or when a webhook wakes it) "
+      "to learn of commits, but watches the live state all the time (every second, like Argo CD's watch on "
+      "the cluster): a manual change is reverted at once, a new commit waits for the next poll")),
     ("100% traffic before rolled out?",
-     "100% is read from the requests: the first request after the last one an old replica answered. The "
-     "balancer may send nothing more to an old replica in its last moments, so it can come a few tens of ms "
-     "before the controller says rolled out (every replica updated, the old ones out of the endpoints)"),
+     ("100% is read from the requests: the first request after the last one an old replica answered. The "
+      "balancer may send nothing more to an old replica in its last moments, so it can come a few tens of ms "
+      "before the controller says rolled out (every replica updated, the old ones out of the endpoints)")),
 )
 PLOTS = ("accuracy: each second of predictions scored once its labels arrived (they come late, so the "
          "plot lags the run); drift: share of features whose recent rows differ from the training rows; "
