@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SCENARIO = "push-vs-pull"
-QUIET_KINDS = {"metrics", "sync", "replica_started", "lab_prepared", "drift_score", "accuracy"}
+QUIET_KINDS = {"metrics", "sync", "replica_started", "replica_terminating", "lab_prepared", "drift_score",
+               "accuracy"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ Kinds used across the project (fields beyond t/wall/kind/lane):
     pipeline_done     sha, version, steps, ok, error
     apply_started     sha, version, revision
     replica_started   replica, version;  replica_ready  replica, version, startup
+    replica_terminating  replica, version, reason              (out of the endpoints, draining)
     replica_stopped   replica, version, reason ("rollout" | "scale_down" | "manual_change" | "died");
                       replica_killed  replica
     rollout_done      version, revision, duration              (all replicas updated and available)

@@ -508,3 +508,19 @@ def test_version_and_a_did_you_mean_for_a_mistyped_scenario_name(capsys) -> None
     assert done.value.code == 2 and "did you mean push-vs-pull" in capsys.readouterr().err
     assert main(["tui", "polling-vs-webhok"]) == 2
     assert "did you mean polling-vs-webhook?" in capsys.readouterr().err
+
+
+def test_a_draining_replica_is_struck_out_and_not_counted_so_the_strip_agrees_with_synced() -> None:
+    from mlopslab.tui.widgets.replicas import strip
+
+    events = [{"t": 3.0 + i / 10, "kind": "replica_started", "lane": "a", "replica": name, "version": version}
+              for i, (name, version) in enumerate((("a-v1-1", "1"), ("a-v1-2", "1"), ("a-v2-3", "2"), ("a-v2-4", "2")))]
+    events += [{"t": 4.0, "kind": "replica_ready", "lane": "a", "replica": name, "version": version}
+               for name, version in (("a-v1-1", "1"), ("a-v1-2", "1"), ("a-v2-3", "2"), ("a-v2-4", "2"))]
+    events += [{"t": 5.0, "kind": "replica_stopped", "lane": "a", "replica": "a-v1-1", "version": "1",
+                "reason": "rollout"},
+               {"t": 5.1, "kind": "replica_terminating", "lane": "a", "replica": "a-v1-2", "version": "1",
+                "reason": "rollout"}]
+    state = _state({"t": 2.0, "kind": "run_started"}, *events)
+    text = strip(take(state).lane("a")).plain
+    assert text.startswith("replicas 2/2 ready") and "desired" not in text and "v1×" in text

@@ -326,6 +326,9 @@ class ControlledEnvironment(Environment):
             progress = (len(new), sum(1 for r in new if r.state == "ready"), len(old))
             if progress != status["last"]:
                 status["last"], status["progress"] = progress, now
+        for replica in doomed + scaled:   # out of the endpoints now; stopped once drained
+            self.emit("replica_terminating", lane, replica=replica.name, version=replica.version,
+                      reason=replica.stop_reason)
         for _ in range(max(0, to_start)):
             self._start_replica(lane, spec, now)
         self._finish_terminations(lane, now)
