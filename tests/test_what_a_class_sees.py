@@ -199,6 +199,10 @@ def test_tui_run_whose_environment_is_not_usable_shows_a_failure_panel_and_exits
             assert "could not start" in panel and "docker engine" in panel and "fix" in panel
             narration = app.screen_stack[-2].query_one(Narration).render().plain  # type: ignore[union-attr]
             assert not narration.startswith("The scenario's narration appears here")   # nothing glued on it
+            await pilot.press("escape")   # back to the run screen: an ended run offers no actions on it
+            await pilot.pause(0.3)
+            labels = " ".join(str(key.description) for key in app.screen.query("FooterKey"))  # type: ignore[attr-defined]
+            assert "release" not in labels and "quit" in labels
             await pilot.press("q")
             await pilot.pause()
         return app

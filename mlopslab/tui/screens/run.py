@@ -246,6 +246,7 @@ class RunScreen(Screen):
         details = self.query_one(TabbedContent)
         if view.finished and not self._finished_seen:
             self._finished_seen = True
+            self.refresh_bindings()   # the footer drops the live run's actions
             self.query_one(SummaryTable).show(self.source.summary())
             details.active = "summary"
             if isinstance(self.source, LiveRun):
@@ -291,8 +292,8 @@ class RunScreen(Screen):
     # --- actions ------------------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         live = isinstance(self.source, LiveRun)
-        if action in LIVE_ONLY:
-            return live
+        if action in LIVE_ONLY:   # a run that has ended offers no more actions on it
+            return live and self.source.active
         if action in REPLAY_ONLY:
             return not live
         return True
