@@ -203,6 +203,10 @@ def test_tui_run_whose_environment_is_not_usable_shows_a_failure_panel_and_exits
             await pilot.pause(0.3)
             labels = " ".join(str(key.description) for key in app.screen.query("FooterKey"))  # type: ignore[attr-defined]
             assert "release" not in labels and "quit" in labels
+            from mlopslab.tui.commands import LabCommands
+
+            offered = [name for name, _, _ in LabCommands(app.screen).commands()]
+            assert "release a new model version" not in offered and "show summary" in offered
             await pilot.press("q")
             await pilot.pause()
         return app

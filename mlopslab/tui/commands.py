@@ -21,7 +21,9 @@ class LabCommands(Provider):
         app, screen = self.app, self.screen
         out: list[Command] = []
         if isinstance(screen, RunScreen):
-            if isinstance(screen.source, LiveRun):
+            if isinstance(screen.source, LiveRun) and not screen.source.active:
+                pass   # an ended run takes no more actions: only what follows (export, summary, lanes…)
+            elif isinstance(screen.source, LiveRun):
                 out.append(("release a new model version", screen.action_release,
                             "train, register in MLflow, commit to the env repo (c)"))
                 for lane in screen.lanes:
