@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SCENARIO = "push-vs-pull"
-QUIET_KINDS = {"metrics", "sync", "replica_started", "lab_prepared", "drift_score", "accuracy"}
+QUIET_KINDS = {"metrics", "sync", "replica_started", "replica_terminating", "lab_prepared", "drift_score",
+               "accuracy"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlopslab", description="A terminal lab that runs ML deployment "
                                      "strategies side by side: push vs pull GitOps, rollouts, MLOps levels.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
     tui = verbs.add_parser("tui", help="open the lab (the default verb)")
@@ -80,13 +82,21 @@ def main(argv: list[str] | None = None) -> int:
     return handler(args)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlopslab")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown (not installed)"
+
+
 def _load(name: str) -> Any:
     from mlopslab import scenario
 
     path = scenario.find(name)
     if not path.exists():
-        names = ", ".join(p.stem for p in scenario.shipped())
-        print(f"mlopslab: no scenario {name!r}: not a file, and not a shipped name ({names})", file=sys.stderr)
+        print(_no_such_scenario(name), file=sys.stderr)
         raise SystemExit(2)
     try:
         return scenario.load(path)
@@ -95,6 +105,17 @@ def _load(name: str) -> Any:
             print(problem, file=sys.stderr)
         raise SystemExit(2) from None
 
+
+def _no_such_scenario(name: str) -> str:
+    """`no scenario 'push-vs-pul': … did you mean push-vs-pull?` — like a mistyped field gets."""
+    import difflib
+
+    from mlopslab import scenario
+
+    names = [p.stem for p in scenario.shipped()]
+    close = difflib.get_close_matches(Path(name).stem, names, n=2, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"mlopslab: no scenario {name!r}: not a file, and not a shipped name ({', '.join(names)}){hint}"
 
 def _cut(sc: Any, seconds: float) -> Any:
     """`--duration`: refused unless it is a real run length; says which timeline entries it leaves out."""
@@ -131,12 +152,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _scenarios(args: argparse.Namespace) -> int:
+    import textwrap
+
     from mlopslab import scenario
 
     for path in scenario.shipped():
         try:
             sc = scenario.load(path)
-            print(f"{sc.name:22} {sc.description[:100]}")
+            print(f"{sc.name:22} {textwrap.shorten(sc.description, 100, placeholder=' …')}")
         except scenario.ScenarioError as exc:
             print(f"{path.stem:22} INVALID: {exc.problems[0]}")
     return 0
@@ -286,6 +309,10 @@ def _tui(args: argparse.Namespace) -> int:
     from mlopslab.tui.app import run_app
 
     files = getattr(args, "files", None) or []
+    missing = [name for name in files if not scenario.find(name).exists()]
+    if missing:
+        print(_no_such_scenario(missing[0]), file=sys.stderr)
+        return 2
     if len(files) == 1:
         return run_app(scenario=files[0])
     return run_app(files=[scenario.find(name) for name in files])

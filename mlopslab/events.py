@@ -7,6 +7,7 @@ Every producer (lab, lanes, environments, traffic, monitor) emits through a `Rec
 
 Kinds used across the project (fields beyond t/wall/kind/lane):
 
+    preflight_failed  environment, checks [{name, detail, fix}] (its environment is not usable: nothing started)
     lab_prepared      scenario {name, description, duration, seed, environment, rate, path}, lanes, results_dir
     run_started       scenario                                  (t of the scenario clock's zero)
     narration         text
@@ -16,6 +17,7 @@ Kinds used across the project (fields beyond t/wall/kind/lane):
     pipeline_done     sha, version, steps, ok, error
     apply_started     sha, version, revision
     replica_started   replica, version;  replica_ready  replica, version, startup
+    replica_terminating  replica, version, reason              (out of the endpoints, draining)
     replica_stopped   replica, version, reason ("rollout" | "scale_down" | "manual_change" | "died" | "crashed":
                       died before it was ever ready, with crashes (in a row), backoff, last_words);
     replica_killed    replica
@@ -35,7 +37,7 @@ Kinds used across the project (fields beyond t/wall/kind/lane):
     drift_injected    drift, size, features, ramp, change_point
     drift_score       score, method, dataset_drift, features;  drift_alarm  detector, statistic, value, delay...
     retrain_*         started, trained, validated, registered, committed, delivered, done, failed, skipped
-    pipeline_*        committed, accepted, rejected             (MLOps level 2: the pipeline's own CI)
+    pipeline_*        committed, accepted, rejected {failed: "test_x: why"}  (MLOps level 2: the pipeline's CI)
     human_action      action                                   (what a person had to do)
     image_build*, agent_*                                      (Docker environment)
     base_image        configured, image, how ("present" | "offline" | "pull")   (Docker: what images build FROM)

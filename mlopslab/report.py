@@ -72,11 +72,7 @@ def ml_loop(state: RunState) -> dict[str, Any]:
             if "delivered" in phases:  # when the version took all traffic, else when the pipeline heard of it
                 delivered = next((t for t, phase, version in lane.marks if phase == "100%" and
                                   version == str(record.get("version")) and t >= (started or 0)), phases["delivered"])
-            # a person's retrain waited first for the person: from the lane's alarm (or the change) to the start
-            alarmed = min((a["rel"] for a in state.alarms if a.get("lane") == name and change is not None
-                           and change <= a["rel"] <= started), default=change)
-            person = (round(started - alarmed, 3) if record.get("reason") == "human" and alarmed is not None
-                      else None)
+            person = waited_for_person(record, state.alarms, state.drifts)
             retrains.append({
                 "id": rid, "reason": record.get("reason"), "version": record.get("version"),
                 "waited_for_person": person,
@@ -107,6 +103,20 @@ def ml_loop(state: RunState) -> dict[str, Any]:
             "accuracy_final": round(float(np.mean(recent)), 4) if recent else None,
         }
     return out
+
+
+def waited_for_person(record: dict[str, Any], alarms: Any, drifts: Any) -> float | None:
+    """A retrain a person started waited first for that person: from the lane's first alarm after the last
+    injected change (or the change itself) to the start. None for a retrain the pipeline started itself."""
+    started = record.get("phases", {}).get("started")
+    if record.get("reason") != "human" or started is None:
+        return None
+    change = max((d["rel"] for d in drifts if d["rel"] <= started), default=None)
+    if change is None:
+        return None
+    alarmed = min((a["rel"] for a in alarms if a.get("lane") == record.get("lane") and change <= a["rel"] <= started),
+                  default=change)
+    return round(started - alarmed, 3)
 
 
 def _diff(times: dict[str, float], a: str, b: str) -> float | None:

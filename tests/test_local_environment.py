@@ -110,6 +110,9 @@ def test_a_manual_scale_down_stops_replicas_as_a_manual_change_not_a_rollout(env
     environment.change_live("a", replicas=1)
     stopped = [events.wait_for("replica_stopped", "a", timeout=10, count=n) for n in (1, 2)]
     assert {e["reason"] for e in stopped} == {"manual_change"}
+    draining = {e["replica"]: e for e in events.of("replica_terminating", "a")}   # out of endpoints first
+    assert all(draining[e["replica"]]["t"] <= e["t"] and draining[e["replica"]]["reason"] == "manual_change"
+               for e in stopped)
     environment.apply(_spec("1", replicas=2))   # the spec itself asks for fewer replicas than before
     _wait_complete(environment)
     environment.apply(_spec("1", replicas=1))

@@ -95,6 +95,8 @@ def test_cli_tui_takes_several_scenarios_and_replay_starts_at_a_time(
     monkeypatch.setattr(app, "run_app", lambda **kw: calls.append(("tui", kw)) or 0)
     monkeypatch.setattr(app, "run_replay", lambda events, **kw: calls.append(("replay", {"events": events, **kw})) or 0)
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    for path in (a, b):   # files that exist (a name that is neither a file nor shipped gets "did you mean")
+        path.write_text("name: x\n")
     assert cli.main(["tui", str(a), str(b)]) == 0
     assert cli.main(["tui", str(a)]) == 0
     (tmp_path / "events.jsonl").write_text(RECORDED.read_text())

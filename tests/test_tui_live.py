@@ -166,7 +166,7 @@ def test_d_injects_drift_and_r_retrains_the_active_lane_by_hand(tmp_path: Path) 
             assert ("human_action", "solo", "action=retrain") in log
             assert "reason=human" in next(d for k, _, d in log if k == "retrain_started")
             header = screen.query_one("#lane-solo", LanePanel).query_one(".lane-header")
-            await _until(pilot, lambda: "L0 pipeline" in str(header.render()), 5, "the level in the header")
+            await _until(pilot, lambda: "L0 " in str(header.render()), 5, "the level in the header")
 
             await pilot.press("colon")
             for _ in range(50):

@@ -346,6 +346,9 @@ class ControlledEnvironment(Environment):
             if best is None or any(p > b for p, b in zip(progress, best)):
                 status["best"] = progress if best is None else tuple(map(max, progress, best))
                 status["progress"] = now
+        for replica in doomed + scaled:   # out of the endpoints now; stopped once drained
+            self.emit("replica_terminating", lane, replica=replica.name, version=replica.version,
+                      reason=replica.stop_reason)
         for _ in range(max(0, to_start)):
             self._start_replica(lane, spec, now)
         self._finish_terminations(lane, now)

@@ -115,7 +115,7 @@ class RunState:
         handler = getattr(self, f"_on_{kind}", None)
         if handler is not None:
             handler(event, t, self.lane(name) if name else None)
-        if kind not in ("metrics", "sync", "drift_score", "accuracy"):  # per-second series, not log lines
+        if kind not in ("metrics", "sync", "drift_score", "accuracy", "replica_terminating"):  # series, not lines
             # before the scenario clock starts, an entry's time is None: the log shows it as setup
             self.log.append((t if self.start is not None else None, kind, name, describe(event, self.rel)))
 
@@ -208,6 +208,10 @@ class RunState:
         if release and "rollout_done" not in release.times:
             release.ready.append(e["t"])
             release.times.setdefault("first_ready", e["t"])
+
+    def _on_replica_terminating(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
+        if lane and e["replica"] in lane.replicas:   # out of the endpoints, draining until it stops
+            lane.replicas[e["replica"]] = (str(e["version"]), "terminating")
 
     def _on_replica_stopped(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
         if lane:

@@ -14,7 +14,7 @@ from mlopslab.tui.commands import LabCommands
 from mlopslab.tui.screens.confirm import ConfirmScreen
 from mlopslab.tui.screens.help import HelpScreen
 from mlopslab.tui.screens.picker import PickerScreen
-from mlopslab.tui.screens.run import RunScreen
+from mlopslab.tui.screens.run import HELP_TIP, QUIT_TIP, RunScreen
 from mlopslab.tui.sources import LiveRun, ReplayRun
 
 
@@ -23,9 +23,10 @@ class LabApp(App[int]):
     TITLE = "mlopslab"
     COMMANDS = App.COMMANDS | {LabCommands}
     BINDINGS = [
-        Binding("question_mark", "help", "help", key_display="?"),
-        Binding("colon,ctrl+p", "command_palette", "commands", key_display=":", show=False, priority=True),
-        Binding("q", "quit", "quit"),
+        Binding("question_mark", "help", "help", key_display="?", tooltip=HELP_TIP),
+        Binding("colon,ctrl+p", "command_palette", "commands", key_display=":", show=False, priority=True,
+                tooltip="command palette: every action, by name (try `scale push 2`)"),
+        Binding("q", "quit", "quit", tooltip=QUIT_TIP),
     ]
 
     def __init__(self, *, scenario: Scenario | None = None, files: list[Path] | None = None,

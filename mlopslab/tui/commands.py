@@ -21,7 +21,9 @@ class LabCommands(Provider):
         app, screen = self.app, self.screen
         out: list[Command] = []
         if isinstance(screen, RunScreen):
-            if isinstance(screen.source, LiveRun):
+            if isinstance(screen.source, LiveRun) and not screen.source.active:
+                pass   # an ended run takes no more actions: only what follows (export, summary, lanes…)
+            elif isinstance(screen.source, LiveRun):
                 out.append(("release a new model version", screen.action_release,
                             "train, register in MLflow, commit to the env repo (c)"))
                 for lane in screen.lanes:
@@ -46,7 +48,8 @@ class LabCommands(Provider):
             for lane in screen.lanes:
                 out.append((f"lane {lane}", partial(screen._activate, lane), "make this lane active"))
         out.append(("help", app.action_help, "keys and what the colours mean (?)"))
-        out.append(("quit", app.action_quit, "stop the run, clean up and leave (q)"))
+        running = getattr(getattr(app, "source", None), "active", False)
+        out.append(("quit", app.action_quit, "stop the run, clean up and leave (q)" if running else "leave the lab (q)"))
         return out
 
     @staticmethod

@@ -36,4 +36,4 @@ class FailureScreen(ModalScreen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#failure").border_title = "the run failed"
+        self.query_one("#failure").border_title = self.title_text

@@ -27,13 +27,13 @@ MARK_MEANING = {"commit": "commit to the env repo", "detected": "the delivery no
                 "retrain_failed": "a retraining run failed"}
 LOOKS_WRONG = (  # what looks like a contradiction on screen, and why it is not one
     ("self-heal in < 1 s, polls every 8–12 s?",
-     "a pull agent fetches the repo on its poll (interval up to interval + jitter, or when a webhook wakes it) "
-     "to learn of commits, but watches the live state all the time (every second, like Argo CD's watch on "
-     "the cluster): a manual change is reverted at once, a new commit waits for the next poll"),
+     ("a pull agent fetches the repo on its poll (interval up to interval + jitter, or when a webhook wakes it) "
+      "to learn of commits, but watches the live state all the time (every second, like Argo CD's watch on "
+      "the cluster): a manual change is reverted at once, a new commit waits for the next poll")),
     ("100% traffic before rolled out?",
-     "100% is read from the requests: the first request after the last one an old replica answered. The "
-     "balancer may send nothing more to an old replica in its last moments, so it can come a few tens of ms "
-     "before the controller says rolled out (every replica updated, the old ones out of the endpoints)"),
+     ("100% is read from the requests: the first request after the last one an old replica answered. The "
+      "balancer may send nothing more to an old replica in its last moments, so it can come a few tens of ms "
+      "before the controller says rolled out (every replica updated, the old ones out of the endpoints)")),
 )
 PLOTS = ("accuracy: each second of predictions scored once its labels arrived (they come late, so the "
          "plot lags the run); drift: share of features whose recent rows differ from the training rows; "
@@ -41,20 +41,30 @@ PLOTS = ("accuracy: each second of predictions scored once its labels arrived (t
 
 
 def keys(screen: Screen) -> Table:
+    """The lab's own keys for this screen, each once: Textual's defaults (tab, ctrl+q…) are not ours to list."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold #ffd75f", no_wrap=True)
     table.add_column()
     seen: set[str] = set()
     for node in [screen, screen.app]:
-        for bindings in node._bindings.key_to_bindings.values():
-            for b in bindings:
-                name = b.action.split("(")[0]
-                if not b.description or b.action in seen or node.check_action(name, ()) is False:
-                    continue
-                seen.add(b.action)
-                table.add_row(b.key_display or screen.app.get_key_display(b), b.tooltip or b.description)
-    table.add_row(": / ctrl+p", "command palette: every action, by name (try `scale push 2`)")
+        own = [cls.__dict__.get("BINDINGS", []) for cls in type(node).__mro__ if cls.__module__.startswith("mlopslab")]
+        for binding in (b for bindings in own for b in bindings):
+            if not isinstance(binding, Binding):
+                continue
+            action = binding.action.removeprefix("app.")
+            if not binding.description or action in seen or not _allowed(node, binding.action):
+                continue
+            seen.add(action)
+            shown = " / ".join(binding.key_display if binding.key_display and i == 0 else
+                               screen.app.get_key_display(Binding(key, "")) for i, key in enumerate(binding.key.split(",")))
+            table.add_row(shown, binding.tooltip or binding.description)
     return table
+
+
+def _allowed(node: Screen | object, action: str) -> bool:
+    """False for the keys a screen turns off (a replay's release, a live run's seek)."""
+    target, name = (node.app, action[4:]) if action.startswith("app.") else (node, action)  # type: ignore[attr-defined]
+    return target.check_action(name.split("(")[0], ()) is not False
 
 
 def legend() -> Table:

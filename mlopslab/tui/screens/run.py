@@ -45,6 +45,10 @@ DRIFTS = {  # kind -> (size, what it does): the `d` key injects the first, the p
 }
 
 
+HELP_TIP = "this help: keys, what the states, marks and colours mean, and what only looks contradictory"
+QUIT_TIP = "quit; while a run is going it asks first, then stops every process and writes the summary"
+
+
 class StatusBar(TextStatic):
     pass
 
@@ -95,8 +99,8 @@ def status(source: LiveRun | ReplayRun, view: RunView) -> Text:
 
 class RunScreen(Screen):
     BINDINGS = [  # help and quit first: the footer cuts from the right on a narrow terminal
-        Binding("question_mark", "app.help", "help", key_display="?"),
-        Binding("q", "app.quit", "quit"),
+        Binding("question_mark", "app.help", "help", key_display="?", tooltip=HELP_TIP),
+        Binding("q", "app.quit", "quit", tooltip=QUIT_TIP),
         Binding("space", "space", "pause", priority=True, tooltip="live: pause or resume traffic; replay: play or pause"),
         Binding("c", "release", "release", tooltip="release a new model version (train, register, commit)"),
         Binding("m", "manual_change", "manual", tooltip="scale the active lane to 1 replica by hand (not via git)"),
@@ -163,6 +167,8 @@ class RunScreen(Screen):
 
     def on_resize(self, event: Any) -> None:
         self._layout(event.size.width, event.size.height)
+        if self._finished_seen:   # the summary's headers depend on the width
+            self.query_one(SummaryTable).show(self.source.summary())
 
     def _layout(self, width: int, height: int) -> None:
         self.set_class(width < NARROW, "-narrow")
@@ -240,6 +246,7 @@ class RunScreen(Screen):
         details = self.query_one(TabbedContent)
         if view.finished and not self._finished_seen:
             self._finished_seen = True
+            self.refresh_bindings()   # the footer drops the live run's actions
             self.query_one(SummaryTable).show(self.source.summary())
             details.active = "summary"
             if isinstance(self.source, LiveRun):
@@ -285,8 +292,8 @@ class RunScreen(Screen):
     # --- actions ------------------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         live = isinstance(self.source, LiveRun)
-        if action in LIVE_ONLY:
-            return live
+        if action in LIVE_ONLY:   # a run that has ended offers no more actions on it
+            return live and self.source.active
         if action in REPLAY_ONLY:
             return not live
         return True

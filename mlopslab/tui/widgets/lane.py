@@ -9,7 +9,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 
-from mlopslab.ml.pipeline import LEVELS
 from mlopslab.tui.palette import MARK_STYLES, SYNC_COLORS, version_color
 from mlopslab.tui.view import LaneView, RunView, series_key
 from mlopslab.tui.widgets.chart import Chart, line, thin, vline
@@ -46,16 +45,19 @@ def header(lane: LaneView, run: RunView) -> Text:
     return text
 
 
+LEVEL_WORDS = {0: "by hand", 1: "on alarm", 2: "on alarm + CI"}   # when the lane retrains (fits 36 columns)
+
+
 def level(lane: LaneView) -> Text:
-    """`L1 pipeline builtin · retrains on alarm`, or the step of the retrain under way."""
+    """`L1 on alarm · pipeline builtin`, or the step of the retrain under way (`L1 ⟳ retrain: validating`)."""
     text = Text()
-    text.append(f"L{lane.level or 0}", style="bold #e6d65a")
-    text.append(" pipeline ", style="#b0b0b0")
-    text.append(lane.pipeline_version, style="bold")
+    text.append(f"L{lane.level or 0} ", style="bold #e6d65a")
     if lane.retraining:
-        text.append(f" ⟳ {RETRAINING.get(lane.retraining, lane.retraining)}", style="bold #e6d65a")
-    else:
-        text.append(f" · {LEVELS.get(lane.level or 0, '')}", style="#8a8a8a")
+        text.append(f"⟳ {RETRAINING.get(lane.retraining, lane.retraining)}", style="bold #e6d65a")
+        return text
+    text.append(LEVEL_WORDS.get(lane.level or 0, ""), style="#8a8a8a")
+    text.append(" · pipeline ", style="#b0b0b0")
+    text.append(lane.pipeline_version, style="bold")
     return text
 
 

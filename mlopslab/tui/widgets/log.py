@@ -15,6 +15,7 @@ from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import RichLog
 
+from mlopslab.report import waited_for_person
 from mlopslab.tui.palette import SYNC_COLORS
 from mlopslab.tui.view import RunView
 
@@ -51,7 +52,7 @@ def _acc(value: Any) -> str:
         return "?"
 
 
-def _retrain(f: dict[str, str], record: Mapping[str, Any], kind: str) -> str:
+def _retrain(f: dict[str, str], record: Mapping[str, Any], kind: str, person: float | None = None) -> str:
     rid, version = f.get("retrain", "?"), f.get("version") or record.get("version")
     why = {"alarm": "on a drift alarm", "human": "by hand"}.get(f.get("reason", ""), f.get("reason", ""))
     if kind == "retrain_started":
@@ -72,7 +73,8 @@ def _retrain(f: dict[str, str], record: Mapping[str, Any], kind: str) -> str:
         return f"{rid} v{version} takes all of the lane's traffic"
     if kind == "retrain_done":
         timings = record.get("timings") or {}
-        steps = ", ".join(f"{label} {_secs(timings.get(key))}" for key, label in STEPS if timings.get(key) is not None)
+        steps = ", ".join(([f"a person {_secs(person)}"] if person is not None else []) +
+                          [f"{label} {_secs(timings.get(key))}" for key, label in STEPS if timings.get(key) is not None])
         actions = record.get("human_actions", f.get("human_actions"))
         return (f"{rid} {f.get('outcome', record.get('outcome', 'done'))}: {steps or 'no step times'}"
                 f"{f'; human actions {actions}' if actions is not None else ''}")
@@ -115,6 +117,7 @@ def _pipeline(kind: str, f: dict[str, str]) -> str:
 
 
 READABLE: dict[str, Callable[[dict[str, str]], str]] = {
+    "narration": lambda f: f.get("text", ""),
     "drift_injected": _drift_injected,
     "drift_alarm": _drift_alarm,
     "human_action": lambda f: {"retrain": "a person starts a retrain of this lane",
@@ -130,7 +133,8 @@ def describe(kind: str, detail: str, run: RunView | None = None, t: float | None
     if kind.startswith("retrain_"):
         f = fields(detail)
         record = run.retrains.get(f.get("retrain", ""), {}) if run else {}
-        return _retrain(f, record, kind) or detail
+        person = waited_for_person(dict(record), run.alarms, run.drifts) if run and kind == "retrain_done" else None
+        return _retrain(f, record, kind, person) or detail
     if kind.startswith("pipeline_") and kind != "pipeline_done":
         return _pipeline(kind, fields(detail))
     if kind == "drift_alarm":

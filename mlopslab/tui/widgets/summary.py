@@ -11,7 +11,8 @@ from mlopslab import report
 
 
 class SummaryTable(DataTable):
-    """`show(summary)` fills the table once per distinct summary."""
+    """`show(summary)` fills the table once per distinct summary; on a narrow screen the lane columns are
+    headed by the lane's name alone, so that every lane keeps its column."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(zebra_stripes=True, cursor_type="row", **kwargs)
@@ -20,6 +21,9 @@ class SummaryTable(DataTable):
     def show(self, summary: dict[str, Any]) -> None:
         header, body = report.rows(summary)
         header[0] = f"status: {summary['status']}"
+        wanted = sum(max(len(str(row[i])) for row in [header, *body]) + 2 for i in range(len(header)))
+        if wanted > self.app.size.width - 2:   # narrow: a column per lane matters more than its delivery's name
+            header = [header[0], *(label.split(" (")[0] for label in header[1:])]
         if (header, body) == self._shown:
             return
         self._shown = (header, body)
