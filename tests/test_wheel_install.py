@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,13 +26,14 @@ def test_a_wheel_installed_in_a_fresh_venv_validates_every_shipped_scenario_by_n
                    check=True, timeout=300)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}   # nothing but the wheel provides mlopslab
 
     def mlopslab(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([venv / "bin" / "mlopslab", *args], capture_output=True, text=True, timeout=120,
-                              cwd=elsewhere)
+                              cwd=elsewhere, env=env)
 
     where = subprocess.run([venv / "bin" / "python", "-c", "import mlopslab, sys; print(mlopslab.__file__)"],
-                           capture_output=True, text=True, cwd=elsewhere, check=True).stdout
+                           capture_output=True, text=True, cwd=elsewhere, env=env, check=True).stdout
     assert where.startswith(str(venv)), f"mlopslab imported from {where}, not from the wheel"
     names = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml"))
     listed = mlopslab("scenarios")
@@ -39,3 +41,5 @@ def test_a_wheel_installed_in_a_fresh_venv_validates_every_shipped_scenario_by_n
     checked = mlopslab("validate", *names)
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.count(": ok (") == len(names)
+    version = mlopslab("--version")
+    assert version.returncode == 0 and version.stdout.strip().endswith("0.1.0"), version.stdout + version.stderr
