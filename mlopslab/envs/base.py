@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mlopslab.envs import rollout
+
 Emit = Callable[..., Any]  # Recorder.emit(kind, lane, **fields)
 
 
@@ -320,28 +322,15 @@ class ControlledEnvironment(Environment):
             spec = self._specs[lane]
             replicas = self._replicas[lane]
             status = self._status[lane]
-            active = [r for r in replicas if r.state != "terminating"]
-            new = [r for r in active if r.template == spec.template]
-            old = [r for r in active if r.template != spec.template]
-            surge, unavailable = spec.strategy.resolve(spec.replicas)
-            to_start = min(spec.replicas - len(new), spec.replicas + surge - len(active))
-            if now < status["restart_at"]:  # CrashLoopBackOff
-                to_start = 0
-            available = sum(1 for r in active if r.state == "ready")
-            min_available = spec.replicas - unavailable
-            doomed = [r for r in old if r.state != "ready"]
-            spare = max(0, available - min_available)
-            doomed += [r for r in old if r.state == "ready"][:spare]
-            scaled: list[Replica] = []
-            if not old and len(new) > spec.replicas:  # plain scale-down: unready first
-                extra = sorted(new, key=lambda r: r.state == "ready")
-                scaled = extra[: len(new) - spec.replicas]
+            step = rollout.plan(spec.replicas, *spec.strategy.resolve(spec.replicas), spec.template, replicas,
+                                hold_starts=now < status["restart_at"])   # CrashLoopBackOff
+            to_start, doomed, scaled = step.start, list(step.stop), list(step.scale_down)
             for replica in doomed + scaled:
                 replica.state = "terminating"
                 replica.stop_at = now + self.drain
                 # a person's live edit, or what the spec asks: a new version (rollout) or fewer replicas
                 replica.stop_reason = status.get("cause") or ("scale_down" if replica in scaled else "rollout")
-            progress = (min(len(new), spec.replicas), sum(1 for r in new if r.state == "ready"), -len(old))
+            progress = step.progress
             best = status["best"]
             if best is None or any(p > b for p, b in zip(progress, best)):
                 status["best"] = progress if best is None else tuple(map(max, progress, best))
