@@ -5,44 +5,10 @@ Every producer (lab, lanes, environments, traffic, monitor) emits through a `Rec
 
     {"t": seconds since run start, "wall": unix time, "kind": "...", "lane": "push" | None, ...}
 
-Kinds used across the project (fields beyond t/wall/kind/lane):
-
-    preflight_failed  environment, checks [{name, detail, fix}] (its environment is not usable: nothing started)
-    lab_prepared      scenario {name, description, duration, seed, environment, rate, path}, lanes, results_dir
-    run_started       scenario                                  (t of the scenario clock's zero)
-    narration         text
-    model_registered  model, version, run_id, accuracy, uri, note (lane for a lane's own retrain)
-    commit            sha, version, message, lanes             (the env repo changed)
-    detected          sha, how ("webhook" | "poll")            (a delivery noticed the commit)
-    pipeline_done     sha, version, steps, ok, error
-    apply_started     sha, version, revision
-    replica_started   replica, version;  replica_ready  replica, version, startup
-    replica_terminating  replica, version, reason              (out of the endpoints, draining)
-    replica_stopped   replica, version, reason ("rollout" | "scale_down" | "manual_change" | "died" | "crashed":
-                      died before it was ever ready, with crashes (in a row), backoff, last_words);
-    replica_killed    replica
-    rollout_done      version, revision, duration              (all replicas updated and available)
-    rollout_failed    version, revision, reason, detail ("CrashLoopBackOff" | "NotReady"), message
-    traffic_100       version, at                              (from `at` on every request hit the version)
-    live_change       change, by                               (a manual change of live state)
-    live_reverted     change, revision                         (the pull agent put desired state back)
-    sync              state ("Synced" | "OutOfSync" | "Progressing" | "Degraded"), head, live, live_version,
-                      error (while the lane's delivery cannot read the env repo)
-    fetch_failed      error, attempt, retry_in                  (a pull agent could not read the env repo)
-    fetch_recovered   attempts, sha, down_for                   (it could again)
-    registry_busy     step, attempt, error, retry_in            (the MLflow store was locked; the step is retried)
-    metrics           window, rps, errors, p50, p95, p99, versions {version: count}   (per lane, per second)
-    accuracy          window, value, n, label_delay            (from ground truth once it has arrived)
-    traffic_paused / traffic_resumed
-    drift_injected    drift, size, features, ramp, change_point
-    drift_score       score, method, dataset_drift, features;  drift_alarm  detector, statistic, value, delay...
-    retrain_*         started, trained, validated, registered, committed, delivered, done, failed, skipped
-    pipeline_*        committed, accepted, rejected {failed: "test_x: why"}  (MLOps level 2: the pipeline's CI)
-    human_action      action                                   (what a person had to do)
-    image_build*, agent_*                                      (Docker environment)
-    base_image        configured, image, how ("present" | "offline" | "pull")   (Docker: what images build FROM)
-    error             message
-    run_finished      status ("ok" | "stopped" | "interrupted" | "failed"), duration
+Each kind is a frozen dataclass in `mlopslab.eventtypes` (its fields, what they mean); `decode` turns a line
+into one, `encode` writes it back. The Recorder checks every event it stamps against its kind: with
+MLOPSLAB_STRICT_EVENTS=1 (the tests set it) an unknown kind or an undeclared field raises, otherwise the
+line is written as given and the reader keeps what it does not know in `extra`.
 """
 
 from __future__ import annotations
@@ -57,8 +23,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from mlopslab.eventtypes import problems
+
 Event = dict[str, Any]
 Listener = Callable[[Event], None]
+STRICT = "MLOPSLAB_STRICT_EVENTS"   # set to 1 (the tests do): a wrong event fails where it is emitted
+
+
+def check(kind: str, fields: dict[str, Any]) -> None:
+    """Raises on an event its kind's dataclass does not describe, when events are checked strictly."""
+    if os.environ.get(STRICT) == "1" and (wrong := problems(kind, fields)):
+        raise ValueError("; ".join(wrong))
 
 
 class AppendLog:
@@ -136,6 +111,8 @@ class Recorder:
             self._listeners.append(listener)
 
     def emit(self, kind: str, lane: str | None = None, *, t: float | None = None, **fields: Any) -> Event:
+        """Stamps, writes and fans out one event of `kind` (a kind of `mlopslab.eventtypes`, with its fields)."""
+        check(kind, fields)
         with self._lock:
             event: Event = {"t": round(self.now() if t is None else t, 4), "wall": round(time.time(), 3),
                             "kind": kind, "lane": lane, **fields}

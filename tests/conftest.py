@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("MLOPSLAB_STRICT_EVENTS", "1")   # an event its kind does not describe fails where emitted
+
 from mlopslab.ml.data import DataSpec, DataStream
 from mlopslab.ml.registry import Registry, TrainParams
 

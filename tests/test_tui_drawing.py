@@ -14,6 +14,8 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.screen import Screen
 
+from mlopslab.eventtypes import decode
+from mlopslab.monitor.timeline import LogEntry
 from mlopslab.tui.app import LabApp
 from mlopslab.tui.widgets.chart import Chart
 from mlopslab.tui.widgets.log import EventLog
@@ -115,10 +117,11 @@ def test_the_event_log_scrolls_to_its_newest_line_without_a_layout_per_line(layo
         async with app.run_test(size=(60, 10)) as pilot:
             log = app.query_one(EventLog)
             await pilot.pause()
-            entries: list[tuple[float, str, str | None, str]] = []
+            entries: list[LogEntry] = []
             counts = []
             for i in range(40):
-                entries.append((float(i), "commit", "push", f"sha=abc{i:03d} version=2"))
+                event = decode({"t": float(i), "kind": "commit", "lane": "push", "sha": f"abc{i:03d}", "version": 2})
+                entries.append(LogEntry(float(i), "commit", "push", f"sha=abc{i:03d} version=2", event))
                 before = len(layouts)
                 log.show(tuple(entries))
                 await pilot.pause()

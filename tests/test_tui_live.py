@@ -138,7 +138,7 @@ def test_d_injects_drift_and_r_retrains_the_active_lane_by_hand(tmp_path: Path) 
     path.write_text(ML_SCENARIO)
 
     def kinds(lab: Lab) -> list[tuple[str, str | None, str]]:
-        return lab.snapshot(lambda s: [(kind, lane, detail) for _, kind, lane, detail in s.log])
+        return lab.snapshot(lambda s: [(entry.kind, entry.lane, entry.detail) for entry in s.log])
 
     async def drive() -> None:
         app = LabApp(scenario=load(path), results=tmp_path / "results")

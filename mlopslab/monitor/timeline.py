@@ -11,10 +11,23 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+from mlopslab import eventtypes as ev
+from mlopslab.eventtypes import Event, decode
 
 PHASES = ("commit", "detected", "pipeline_done", "apply_started", "first_ready", "rollout_done", "traffic_100")
 SERIES = 900  # points kept per plotted series (15 minutes at 1 Hz)
+
+
+class LogEntry(NamedTuple):
+    """One line of the event log: the event itself, and its fields as `key=value` text on the scenario clock."""
+
+    t: float | None          # None: during the setup, before the scenario clock started
+    kind: str
+    lane: str | None
+    detail: str
+    event: Event
 
 
 @dataclass
@@ -48,7 +61,7 @@ class Release:
 
 
 @dataclass
-class LiveChange:
+class LiveChangeRecord:
     at: float
     change: dict[str, Any]
     reverted: float | None = None
@@ -72,7 +85,7 @@ class LaneState:
     pipeline_version: str = "builtin"                                      # training pipeline code in use
     marks: list[tuple[float, str, str]] = field(default_factory=list)     # (t, phase, version)
     releases: dict[str, Release] = field(default_factory=dict)            # sha -> Release
-    changes: list[LiveChange] = field(default_factory=list)
+    changes: list[LiveChangeRecord] = field(default_factory=list)
     requests: int = 0
     errors: int = 0
     credential: str = ""
@@ -104,51 +117,120 @@ class RunState:
             self.lanes[name] = LaneState(name)
         return self.lanes[name]
 
-    def apply(self, event: dict[str, Any]) -> None:
+    def apply(self, event: Event | dict[str, Any]) -> None:
+        """Folds one event (typed, or a line's dict) into the state."""
+        e = decode(event) if isinstance(event, dict) else event
         self.applied += 1
-        kind = event["kind"]
-        t = self.rel(event["t"]) if self.start is not None else 0.0
+        kind = e.name
+        t = self.rel(e.t) if self.start is not None else 0.0
         self.now = max(self.now, t)
-        name = event.get("lane")
-        if kind.startswith("retrain_") and kind != "retrain_skipped":  # each phase of one retrain's record
-            self._retrain_phase(event, t, kind.removeprefix("retrain_"))
-        handler = getattr(self, f"_on_{kind}", None)
-        if handler is not None:
-            handler(event, t, self.lane(name) if name else None)
-        if kind not in ("metrics", "sync", "drift_score", "accuracy", "replica_terminating"):  # series, not lines
+        lane = self.lane(e.lane) if e.lane else None
+        self._reduce(e, t, lane)
+        if not isinstance(e, (ev.Metrics, ev.Sync, ev.DriftScore, ev.Accuracy, ev.ReplicaTerminating)):  # series, not lines
             # before the scenario clock starts, an entry's time is None: the log shows it as setup
-            self.log.append((t if self.start is not None else None, kind, name, describe(event, self.rel)))
+            self.log.append(LogEntry(t if self.start is not None else None, kind, e.lane,
+                                     describe(e.as_dict(), self.rel), e))
+
+    def _reduce(self, e: Event, t: float, lane: LaneState | None) -> None:
+        match e:
+            case ev.LabPrepared():
+                self.scenario = e.scenario or {}
+                for spec in e.lanes or []:
+                    state = self.lane(spec["name"])
+                    state.delivery, state.settings = spec["delivery"], spec
+                    state.credential = spec.get("credential", "")
+            case ev.RunStarted():
+                self.start, self.now = e.t, 0.0
+            case ev.RunFinished():
+                self.finished = e.as_dict()
+            case ev.Narration():
+                self.narration.append((t, e.text or ""))
+            case ev.ModelRegistered():
+                self.versions[str(e.version)] = e.as_dict()
+            case ev.Commit():
+                self._commit(e, t)
+            case ev.Detected():
+                self._phase(lane, e.sha, "detected", t, e.t)
+            case ev.PipelineDone():
+                release = self._phase(lane, e.sha, "pipeline_done", t, e.t)
+                if release and e.ok is False:
+                    release.failed = e.error
+            case ev.ApplyStarted():
+                self._phase(lane, e.sha, "apply_started", t, e.t)
+                if lane:
+                    lane.live_revision, lane.live_version = e.revision, str(e.version)
+                    self._revert(lane, t, "next apply")  # applying the repo's state undoes a manual change too
+            case ev.ReplicaStarted() if lane:
+                lane.replicas[e.replica] = (str(e.version), "starting")
+            case ev.ReplicaReady() if lane:
+                self._ready(e, lane)
+            case ev.ReplicaTerminating() if lane and e.replica in lane.replicas:   # out of the endpoints, draining
+                lane.replicas[e.replica] = (str(e.version), "terminating")
+            case ev.ReplicaStopped() if lane:
+                lane.replicas.pop(e.replica, None)
+            case ev.RolloutDone() if lane:
+                release = self._release(lane, e.revision)
+                if release and "rollout_done" not in release.times:
+                    release.times["rollout_done"] = e.t
+                    lane.marks.append((t, "applied", release.version))
+            case ev.RolloutFailed() if lane:
+                release = self._release(lane, e.revision)
+                if release:
+                    why = {"CrashLoopBackOff": "crash loop", "NotReady": "not ready"}.get(e.detail or "", e.reason)
+                    release.failed = f"rollout failed ({why})"
+                    release.times.setdefault("rollout_failed", e.t)
+            case ev.Traffic100() if lane:
+                self._traffic_100(e, lane)
+            case ev.LiveChange() if lane:
+                lane.changes.append(LiveChangeRecord(t, e.change or {}))
+            case ev.LiveReverted() if lane:
+                self._revert(lane, t, "agent self-heal")
+            case ev.Sync() if lane:
+                lane.sync = e.state or lane.sync
+                fields = e.fields()   # a field the line lacks keeps what the lane had
+                lane.head = fields.get("head", lane.head)
+                lane.live_revision = fields.get("live", lane.live_revision)
+                lane.live_version = fields.get("live_version", lane.live_version)
+            case ev.Metrics() if lane and e.window is not None:
+                self._metrics(e, lane)
+            case ev.DriftScore():
+                for state in ([lane] if lane else self.lanes.values()):
+                    state.drift.append((t, e.score))
+            case ev.DriftInjected():
+                self.drifts.append({**e.as_dict(), "rel": t})
+            case ev.DriftAlarm():
+                self.alarms.append({**e.as_dict(), "rel": t})
+                if lane:
+                    lane.marks.append((t, "alarm", ""))
+            case ev.Accuracy() if lane and e.value is not None:
+                lane.accuracy.append((self.rel(e.window), e.value))
+            case ev.RetrainSkipped():
+                pass
+            case ev.Retrain():   # each phase of one retrain's record
+                self._retrain_phase(e, t, e.name.removeprefix("retrain_"))
+                if isinstance(e, ev.RetrainStarted) and lane:
+                    lane.marks.append((t, "retrain", ""))
+            case ev.PipelineAccepted():
+                self.pipeline_changes.append({**e.as_dict(), "rel": t})
+                if lane:
+                    lane.pipeline_version = str(e.version)
+            case ev.PipelineRejected():
+                self.pipeline_changes.append({**e.as_dict(), "rel": t})
+            case ev.TrafficPaused():
+                self.paused = True
+            case ev.TrafficResumed():
+                self.paused = False
+            case _:
+                pass   # shown in the log, no state of its own (or a kind this lab does not know)
 
     # --- handlers --------------------------------------------------------------------------------------
-    def _on_lab_prepared(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self.scenario = e.get("scenario", {})
-        for spec in e.get("lanes", []):
-            state = self.lane(spec["name"])
-            state.delivery = spec["delivery"]
-            state.settings = spec
-            state.credential = spec.get("credential", "")
-
-    def _on_run_started(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self.start = e["t"]
-        self.now = 0.0
-
-    def _on_run_finished(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self.finished = e
-
-    def _on_narration(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self.narration.append((t, e["text"]))
-
-    def _on_model_registered(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self.versions[str(e["version"])] = e
-
-    def _on_commit(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self.commits[e["sha"]] = e
-        for name in e.get("lanes", []):
+    def _commit(self, e: ev.Commit, t: float) -> None:
+        self.commits[e.sha] = e.as_dict()
+        for name in e.lanes or []:
             state = self.lane(name)
-            state.head = e["sha"]
-            state.releases[e["sha"]] = Release(e["sha"], str(e["version"]), {"commit": e["t"]},
-                                               setup=self.start is None)
-            state.marks.append((t, "commit", str(e["version"])))
+            state.head = e.sha
+            state.releases[e.sha] = Release(e.sha, str(e.version), {"commit": e.t}, setup=self.start is None)
+            state.marks.append((t, "commit", str(e.version)))
 
     def _release(self, lane: LaneState, sha: str | None) -> Release | None:
         """The lane's release a commit carries: its own, or — for a later commit that named other lanes
@@ -177,77 +259,24 @@ class RunState:
                 lane.marks.append((t, phase, release.version))
         return release
 
-    def _on_detected(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self._phase(lane, e.get("sha"), "detected", t, e["t"])
-
-    def _on_pipeline_done(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        release = self._phase(lane, e.get("sha"), "pipeline_done", t, e["t"])
-        if release and not e.get("ok", True):
-            release.failed = e.get("error")
-
-    def _on_apply_started(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self._phase(lane, e.get("sha"), "apply_started", t, e["t"])
-        if lane:
-            lane.live_revision, lane.live_version = e.get("revision"), str(e.get("version"))
-            self._revert(lane, t, "next apply")  # applying the repo's state undoes a manual change too
-
     def _current(self, lane: LaneState, version: str) -> Release | None:
         """The newest release of `version` in this lane that has been applied."""
         candidates = [r for r in lane.releases.values() if r.version == version and "apply_started" in r.times]
         return max(candidates, key=lambda r: r.times["apply_started"], default=None)
 
-    def _on_replica_started(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        if lane:
-            lane.replicas[e["replica"]] = (str(e["version"]), "starting")
-
-    def _on_replica_ready(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        if not lane:
-            return
-        lane.replicas[e["replica"]] = (str(e["version"]), "ready")
-        release = self._current(lane, str(e["version"]))
+    def _ready(self, e: ev.ReplicaReady, lane: LaneState) -> None:
+        lane.replicas[e.replica] = (str(e.version), "ready")
+        release = self._current(lane, str(e.version))
         if release and "rollout_done" not in release.times:
-            release.ready.append(e["t"])
-            release.times.setdefault("first_ready", e["t"])
+            release.ready.append(e.t)
+            release.times.setdefault("first_ready", e.t)
 
-    def _on_replica_terminating(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        if lane and e["replica"] in lane.replicas:   # out of the endpoints, draining until it stops
-            lane.replicas[e["replica"]] = (str(e["version"]), "terminating")
-
-    def _on_replica_stopped(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        if lane:
-            lane.replicas.pop(e["replica"], None)
-
-    def _on_rollout_done(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        if lane:
-            release = self._release(lane, e.get("revision"))
-            if release and "rollout_done" not in release.times:
-                release.times["rollout_done"] = e["t"]
-                lane.marks.append((t, "applied", release.version))
-
-    def _on_rollout_failed(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        if lane:
-            release = self._release(lane, e.get("revision"))
-            if release:
-                why = {"CrashLoopBackOff": "crash loop", "NotReady": "not ready"}.get(e.get("detail"), e.get("reason"))
-                release.failed = f"rollout failed ({why})"
-                release.times.setdefault("rollout_failed", e["t"])
-
-    def _on_traffic_100(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        if not lane:
-            return
-        at = e.get("at", e["t"])
-        release = self._current(lane, str(e["version"]))
+    def _traffic_100(self, e: ev.Traffic100, lane: LaneState) -> None:
+        at = e.t if e.at is None else e.at
+        release = self._current(lane, str(e.version))
         if release and "traffic_100" not in release.times:
             release.times["traffic_100"] = at
             lane.marks.append((self.rel(at), "100%", release.version))
-
-    def _on_live_change(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        if lane:
-            lane.changes.append(LiveChange(t, e.get("change", {})))
-
-    def _on_live_reverted(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        if lane:
-            self._revert(lane, t, "agent self-heal")
 
     @staticmethod
     def _revert(lane: LaneState, t: float, by: str) -> None:
@@ -256,76 +285,35 @@ class RunState:
             if change.reverted is None and t >= change.at:
                 change.reverted, change.reverted_by = t, by
 
-    def _on_sync(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        if lane:
-            lane.sync = e["state"]
-            lane.head = e.get("head", lane.head)
-            lane.live_revision = e.get("live", lane.live_revision)
-            lane.live_version = e.get("live_version", lane.live_version)
-
-    def _on_metrics(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        if not lane:
-            return
-        raw = e["window"]
+    def _metrics(self, e: ev.Metrics, lane: LaneState) -> None:
+        raw = e.window
         window = self.rel(raw)
-        lane.requests += e["rps"]
-        lane.errors += e["errors"]
-        if e.get("p50") is not None:
-            lane.latency.append((window, e["p50"], e["p95"], e["p99"]))
-        total = sum(e["versions"].values())
+        rps, errors = e.rps or 0, e.errors or 0
+        lane.requests += rps
+        lane.errors += errors
+        if e.p50 is not None:
+            lane.latency.append((window, e.p50, e.p95, e.p99))
+        versions = e.versions or {}
+        total = sum(versions.values())
         if total:
-            lane.shares.append((window, {v: n / total for v, n in e["versions"].items()}))
+            lane.shares.append((window, {v: n / total for v, n in versions.items()}))
         for release in lane.releases.values():  # requests while a rollout was under way
             start, end = release.times.get("apply_started"), release.end
             if start is not None and start <= raw + 1 and (end is None or raw <= end):
-                release.requests_during += e["rps"]
-                release.errors_during += e["errors"]
-                if e.get("p99") is not None:
-                    release.latencies_during.append(e["p99"])
+                release.requests_during += rps
+                release.errors_during += errors
+                if e.p99 is not None:
+                    release.latencies_during.append(e.p99)
 
-    def _on_drift_score(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        for state in ([lane] if lane else self.lanes.values()):
-            state.drift.append((t, e["score"]))
-
-    def _on_drift_injected(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self.drifts.append({**e, "rel": t})
-
-    def _on_drift_alarm(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self.alarms.append({**e, "rel": t})
-        if lane:
-            lane.marks.append((t, "alarm", ""))
-
-    def _on_accuracy(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        if lane and e.get("value") is not None:
-            lane.accuracy.append((self.rel(e["window"]), e["value"]))
-
-    def _retrain_phase(self, e: dict[str, Any], t: float, phase: str) -> dict[str, Any]:
-        record = self.retrains.setdefault(e.get("retrain", "?"), {"lane": e.get("lane"), "reason": e.get("reason"),
-                                                                   "phases": {}})
+    def _retrain_phase(self, e: ev.Retrain, t: float, phase: str) -> dict[str, Any]:
+        fields = e.fields()
+        record = self.retrains.setdefault(e.retrain or "?", {"lane": e.lane, "reason": e.reason, "phases": {}})
         record["phases"][phase] = t
         for key in ("version", "sha", "promoted", "challenger_acc", "champion_acc", "outcome", "timings",
                     "human_actions", "level", "pipeline_version", "error"):
-            if key in e:
-                record[key] = e[key]
+            if key in fields:
+                record[key] = fields[key]
         return record
-
-    def _on_retrain_started(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        if lane:
-            lane.marks.append((t, "retrain", ""))
-
-    def _on_pipeline_accepted(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self.pipeline_changes.append({**e, "rel": t})
-        if lane:
-            lane.pipeline_version = str(e.get("version"))
-
-    def _on_pipeline_rejected(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self.pipeline_changes.append({**e, "rel": t})
-
-    def _on_traffic_paused(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self.paused = True
-
-    def _on_traffic_resumed(self, e: dict[str, Any], t: float, lane: LaneState | None) -> None:
-        self.paused = False
 
     # --- queries -----------------------------------------------------------------------------------------
     def current_narration(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlopslab.monitor.timeline import LaneState, RunState
+from mlopslab.monitor.timeline import LaneState, LogEntry, RunState
 
 LOG_LINES = 300
 
@@ -56,7 +56,7 @@ class RunView:
     paused: bool
     lanes: tuple[LaneView, ...]
     narration: tuple[tuple[float, str], ...]
-    log: tuple[tuple[float | None, str, str | None, str], ...]   # t None: during the setup
+    log: tuple[LogEntry, ...]   # t None: during the setup
     versions: tuple[str, ...]
     drifts: tuple[dict[str, Any], ...]
     alarms: tuple[dict[str, Any], ...]
@@ -88,7 +88,7 @@ def take(state: RunState) -> RunView:
     retrains = {rid: {**record, "phases": dict(record.get("phases", {}))} for rid, record in state.retrains.items()}
     lanes = tuple(_lane(state, lane, retrains) for lane in state.lanes.values())
     log = list(state.log)[-LOG_LINES:]
-    errors = tuple(text for _, kind, _, text in log if kind == "error")
+    errors = tuple(entry.detail for entry in log if entry.kind == "error")
     return RunView(dict(state.scenario), state.start is not None, state.now, state.finished, state.paused, lanes,
                    tuple(state.narration), tuple(log), tuple(state.versions), tuple(state.drifts),
                    tuple(state.alarms), errors, retrains)

@@ -1,13 +1,13 @@
 """The event log: every event but the per-second series, newest at the bottom, scrollable.
 
 Most events show their fields as `key=value`; the ML loop's (drift, alarms, retrain phases, pipeline
-changes, human actions) read as sentences, with a retrain's step times taken from its record.
+changes, human actions) read as sentences, from the typed event each line keeps (nothing is parsed back
+from text), with a retrain's step times taken from its record.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from rich.text import Text
@@ -15,6 +15,8 @@ from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import RichLog
 
+from mlopslab import eventtypes as ev
+from mlopslab.monitor.timeline import LogEntry
 from mlopslab.report import waited_for_person
 from mlopslab.tui.palette import SYNC_COLORS
 from mlopslab.tui.view import RunView
@@ -31,14 +33,6 @@ KIND_STYLES = {"commit": "bold #e0e0e0", "detected": "#ffd75f", "rollout_done": 
                "pipeline_rejected": "bold #ff6b6b"}
 STEPS = (("detect", "detect"), ("wait_labels", "labels"), ("train", "train"), ("validate", "validate"),
          ("deliver", "deliver"))
-FIELD = re.compile(r"(\w+)=(.*?)(?= \w+=|$)")
-
-Entry = tuple["float | None", str, "str | None", str]   # t None: during the setup, before the scenario clock
-
-
-def fields(detail: str) -> dict[str, str]:
-    """`key=value key=value` (a value may hold spaces) back into a dict."""
-    return {m.group(1): m.group(2) for m in FIELD.finditer(detail)}
 
 
 def _secs(value: Any) -> str:
@@ -52,97 +46,102 @@ def _acc(value: Any) -> str:
         return "?"
 
 
-def _retrain(f: dict[str, str], record: Mapping[str, Any], kind: str, person: float | None = None) -> str:
-    rid, version = f.get("retrain", "?"), f.get("version") or record.get("version")
-    why = {"alarm": "on a drift alarm", "human": "by hand"}.get(f.get("reason", ""), f.get("reason", ""))
-    if kind == "retrain_started":
-        detector = f" ({f['detector']})" if f.get("detector") not in (None, "None") else ""
-        return (f"{rid} starts {why}{detector}: level {f.get('level', '?')}, pipeline {f.get('pipeline_version')}, "
-                f"champion v{f.get('champion', '?')}")
-    if kind == "retrain_trained":
-        return f"{rid} trained v{version} on {f.get('rows', '?')} labelled rows"
-    if kind == "retrain_validated":
-        verdict = "promoted" if f.get("promoted") == "True" else "champion kept"
-        return (f"{rid} holdout accuracy v{version} {_acc(f.get('challenger_acc'))} vs champion "
-                f"v{f.get('champion')} {_acc(f.get('champion_acc'))}: {verdict}")
-    if kind == "retrain_registered":
-        return f"{rid} registered v{version} as {f.get('aliases', '').strip('[]').replace(chr(39), '')}"
-    if kind == "retrain_committed":
-        return f"{rid} committed v{version} to the env repo ({f.get('sha', '')}) for this lane"
-    if kind == "retrain_delivered":
-        return f"{rid} v{version} takes all of the lane's traffic"
-    if kind == "retrain_done":
-        timings = record.get("timings") or {}
-        steps = ", ".join(([f"a person {_secs(person)}"] if person is not None else []) +
-                          [f"{label} {_secs(timings.get(key))}" for key, label in STEPS if timings.get(key) is not None])
-        actions = record.get("human_actions", f.get("human_actions"))
-        return (f"{rid} {f.get('outcome', record.get('outcome', 'done'))}: {steps or 'no step times'}"
-                f"{f'; human actions {actions}' if actions is not None else ''}")
-    if kind == "retrain_failed":
-        return f"{rid} failed: {f.get('error', record.get('error', '?'))}"
-    return f"no retrain {why}: {f.get('why', '')}" if kind == "retrain_skipped" else ""
+def _sha(value: str | None) -> str:
+    return (value or "")[:7]
 
 
-def _drift_injected(f: dict[str, str]) -> str:
-    features = f" on features {f['features']}" if f.get("features") not in (None, "None") else (
-        " on half of the features" if f.get("drift") == "covariate" else "")
-    ramp = f", ramp {f['ramp']}s" if f.get("ramp") not in (None, "0", "0.0") else ""
-    return f"{f.get('drift', '?')} drift, size {f.get('size')}{features}{ramp}"
+def _retrain(e: ev.Retrain, record: Mapping[str, Any], person: float | None = None) -> str:
+    rid, version = e.retrain or "?", e.version or record.get("version")
+    why = {"alarm": "on a drift alarm", "human": "by hand"}.get(e.reason or "", e.reason or "")
+    match e:
+        case ev.RetrainStarted():
+            detector = f" ({e.detector})" if e.detector is not None else ""
+            return (f"{rid} starts {why}{detector}: level {e.level if e.level is not None else '?'}, "
+                    f"pipeline {e.pipeline_version}, champion v{e.champion if e.champion is not None else '?'}")
+        case ev.RetrainTrained():
+            return f"{rid} trained v{version} on {e.rows if e.rows is not None else '?'} labelled rows"
+        case ev.RetrainValidated():
+            verdict = "promoted" if e.promoted else "champion kept"
+            return (f"{rid} holdout accuracy v{version} {_acc(e.challenger_acc)} vs champion "
+                    f"v{e.champion} {_acc(e.champion_acc)}: {verdict}")
+        case ev.RetrainRegistered():
+            return f"{rid} registered v{version} as {', '.join(map(str, e.aliases or ()))}"
+        case ev.RetrainCommitted():
+            return f"{rid} committed v{version} to the env repo ({_sha(e.sha)}) for this lane"
+        case ev.RetrainDelivered():
+            return f"{rid} v{version} takes all of the lane's traffic"
+        case ev.RetrainDone():
+            timings = record.get("timings") or {}
+            steps = ", ".join(([f"a person {_secs(person)}"] if person is not None else []) +
+                              [f"{label} {_secs(timings.get(key))}" for key, label in STEPS
+                               if timings.get(key) is not None])
+            actions = record.get("human_actions", e.human_actions)
+            return (f"{rid} {e.outcome or record.get('outcome', 'done')}: {steps or 'no step times'}"
+                    f"{f'; human actions {actions}' if actions is not None else ''}")
+        case ev.RetrainFailed():
+            return f"{rid} failed: {e.error or record.get('error', '?')}"
+        case ev.RetrainSkipped():
+            return f"no retrain {why}: {e.why or ''}"
+    return ""
 
 
-def _drift_alarm(f: dict[str, Any]) -> str:
-    seconds = f.get("delay_seconds")
-    delay = f", {float(seconds):.2f} s after the change" if seconds not in (None, "None") else ""
-    try:
-        value = float(f.get("value", "nan"))
-    except ValueError:
-        value = float("nan")
-    if f.get("detector") == "cusum":
-        h = f" over h={float(f['h']):g}" if f.get("h") is not None else ""
+def _drift_injected(e: ev.DriftInjected) -> str:
+    features = f" on features {e.features}" if e.features is not None else (
+        " on half of the features" if e.drift == "covariate" else "")
+    ramp = f", ramp {e.ramp}s" if e.ramp else ""
+    return f"{e.drift or '?'} drift, size {e.size}{features}{ramp}"
+
+
+def _drift_alarm(e: ev.DriftAlarm) -> str:
+    delay = f", {float(e.delay_seconds):.2f} s after the change" if e.delay_seconds is not None else ""
+    value = float("nan") if e.value is None else float(e.value)
+    if e.detector == "cusum":
+        h = f" over h={float(e.h):g}" if e.h is not None else ""
         return f"CUSUM alarm: statistic {value:.1f}{h}{delay}"
-    if f.get("detector") == "dataset_drift":
+    if e.detector == "dataset_drift":
         return f"dataset drift: {value:.0%} of the features drifted{delay}"
-    return f"{f.get('detector', '?')} alarm: {f.get('statistic', '')} {f.get('value', '')}{delay}"
+    return f"{e.detector or '?'} alarm: {e.statistic or ''} {'' if e.value is None else e.value}{delay}"
 
 
-def _pipeline(kind: str, f: dict[str, str]) -> str:
-    note = f" “{f['note']}”" if f.get("note") else ""
-    if kind == "pipeline_committed":
-        return f"pipeline change{note} committed ({f.get('sha', '')}), CI runs its tests"
-    if kind == "pipeline_accepted":
-        tested = "tests pass" if f.get("tested") == "True" else "taken untested"
-        return f"pipeline {f.get('version')}{note} in use ({tested}; was {f.get('previous')})"
-    failed = f": {f['failed']}" if f.get("failed") else ""
-    return f"pipeline change{note} rejected, a test fails{failed}; {f.get('kept_version', 'the old one')} stays"
+def _pipeline(e: ev.PipelineCommitted | ev.PipelineAccepted | ev.PipelineRejected) -> str:
+    note = f" “{e.note}”" if e.note else ""
+    match e:
+        case ev.PipelineCommitted():
+            return f"pipeline change{note} committed ({_sha(e.sha)}), CI runs its tests"
+        case ev.PipelineAccepted():
+            tested = "tests pass" if e.tested else "taken untested"
+            return f"pipeline {e.version}{note} in use ({tested}; was {e.previous})"
+    failed = f": {e.failed}" if e.failed else ""
+    return f"pipeline change{note} rejected, a test fails{failed}; {e.kept_version or 'the old one'} stays"
 
 
-READABLE: dict[str, Callable[[dict[str, str]], str]] = {
-    "narration": lambda f: f.get("text", ""),
-    "drift_injected": _drift_injected,
-    "drift_alarm": _drift_alarm,
-    "human_action": lambda f: {"retrain": "a person starts a retrain of this lane",
-                               "pipeline_commit": "a person commits a change of the training pipeline"}.get(
-        f.get("action", ""), f"a person: {f.get('action', '?')}") + (f" “{f['note']}”" if f.get("note") else ""),
-}
+def _human_action(e: ev.HumanAction) -> str:
+    said = {"retrain": "a person starts a retrain of this lane",
+            "pipeline_commit": "a person commits a change of the training pipeline"}
+    return said.get(e.action or "", f"a person: {e.action or '?'}") + (f" “{e.note}”" if e.note else "")
 
 
-def describe(kind: str, detail: str, run: RunView | None = None, t: float | None = None,
-             lane: str | None = None) -> str:
-    """The log's words for one event: a sentence for the ML loop's events, `key=value` for the rest.
-    `detail` is cut at 160 characters, so alarms and retrains take their numbers from the run's records."""
-    if kind.startswith("retrain_"):
-        f = fields(detail)
-        record = run.retrains.get(f.get("retrain", ""), {}) if run else {}
-        person = waited_for_person(dict(record), run.alarms, run.drifts) if run and kind == "retrain_done" else None
-        return _retrain(f, record, kind, person) or detail
-    if kind.startswith("pipeline_") and kind != "pipeline_done":
-        return _pipeline(kind, fields(detail))
-    if kind == "drift_alarm":
-        alarm = next((a for a in (run.alarms if run else ()) if a.get("rel") == t and a.get("lane") == lane), None)
-        return _drift_alarm(alarm if alarm is not None else fields(detail))
-    if kind in READABLE:
-        return READABLE[kind](fields(detail))
-    return detail
+def describe(entry: LogEntry, run: RunView | None = None) -> str:
+    """The log's words for one entry, from the event it keeps: a sentence for the ML loop's events,
+    `key=value` for the rest. A retrain's step times come from its record in the run."""
+    e = entry.event
+    match e:
+        case ev.Retrain():
+            record = run.retrains.get(e.retrain or "", {}) if run else {}
+            person = (waited_for_person(dict(record), run.alarms, run.drifts)
+                      if run and isinstance(e, ev.RetrainDone) else None)
+            return _retrain(e, record, person) or entry.detail
+        case ev.PipelineCommitted() | ev.PipelineAccepted() | ev.PipelineRejected():
+            return _pipeline(e)
+        case ev.DriftAlarm():
+            return _drift_alarm(e)
+        case ev.DriftInjected():
+            return _drift_injected(e)
+        case ev.Narration():
+            return e.text or ""
+        case ev.HumanAction():
+            return _human_action(e)
+    return entry.detail
 
 
 KIND_WIDTH = 17   # the longest kinds (retrain_registered, preflight_failed…) end in an ellipsis, the columns hold
@@ -152,14 +151,14 @@ def _cell(word: str, width: int) -> str:
     return f"{word:{width}}" if len(word) <= width else word[: width - 1] + "…"
 
 
-def line(entry: Entry, run: RunView | None = None) -> Text:
+def line(entry: LogEntry, run: RunView | None = None) -> Text:
     """`  12.5s fast-poll traffic_100       …`: the lane column as wide as the run's longest lane name."""
-    t, kind, lane, detail = entry
+    t, kind, lane = entry.t, entry.kind, entry.lane
     names = max((len(view.name) for view in run.lanes), default=8) if run is not None else 8
     text = Text("  setup  " if t is None else f"{t:7.1f}s ", style="#8a8a8a")
     text.append(f"{_cell(lane or 'lab', max(3, min(names, 16)))} ", style="bold" if lane else "#8a8a8a")
     text.append(f"{_cell(kind, KIND_WIDTH)} ", style=KIND_STYLES.get(kind, SYNC_COLORS["Unknown"]))
-    text.append(describe(kind, detail, run, t, lane), style="#c8c8c8")
+    text.append(describe(entry, run), style="#c8c8c8")
     return text
 
 
@@ -181,9 +180,9 @@ class EventLog(RichLog):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(max_lines=1000, wrap=False, markup=False, auto_scroll=True, **kwargs)  # type: ignore[arg-type]
-        self._shown: list[Entry] = []
+        self._shown: list[LogEntry] = []
 
-    def show(self, entries: tuple[Entry, ...], run: RunView | None = None) -> None:
+    def show(self, entries: tuple[LogEntry, ...], run: RunView | None = None) -> None:
         if not entries and not self._shown:
             return
         if entries and self._shown and entries[-1] == self._shown[-1]:
