@@ -83,7 +83,7 @@ def lead_times(scenario_name: str) -> dict:
     lab = Lab(sc, results)
     lab.run()
     summary = report.summarise(lab.state)
-    return {"scenario": sc.name, "results": str(results), "summary": summary, "table": report.table(summary)}
+    return {"scenario": sc.name, "results": str(results), "summary": summary.to_json(), "table": report.table(summary)}
 
 
 def main() -> int:

@@ -6,7 +6,7 @@
 Measures, in one process, Docker then local back to back on the same machine:
 - the scenario, headless through the Lab, once with `environment: local` and once with `docker`: per lane
   (push, pull) and per release, commit -> detected and commit -> 100 % of traffic on the new version
-  (`report.summarise(...)["lanes"][lane]["releases"][i]["lead"]`), detected -> 100 % (delivery +
+  (`report.summarise(...).to_json()["lanes"][lane]["releases"][i]["lead"]`), detected -> 100 % (delivery +
   rollout, without the pull agent's poll luck), and errors during each rollout;
 - image build time and size (whole image, and what it adds over the base), per model version;
 - replica start to ready (the controller's `replica_started` -> `replica_ready`), Docker vs local;
@@ -85,7 +85,7 @@ def lab_lead_times(scenario_path: Path, kind: str, base: str, root: Path, durati
     started = time.monotonic()
     lab = Lab(sc, results)
     status = lab.run()
-    summary = report.summarise(lab.state)
+    summary = report.summarise(lab.state).to_json()
     lanes = {}
     for name, lane in summary["lanes"].items():
         releases = {}

@@ -244,10 +244,10 @@ def _run(args: argparse.Namespace) -> int:
 
         svg = export_svg(results)
         print(f"run screen: {svg}")
-    if summary["lanes"]:   # a run that could not start has no lanes to compare
+    if summary.lanes:   # a run that could not start has no lanes to compare
         print()
         print(report.table(summary))
-    print(f"\nresults: {results}  (status: {summary['status']})")
+    print(f"\nresults: {results}  (status: {summary.status})")
     return code
 
 

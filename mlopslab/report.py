@@ -1,8 +1,9 @@
 """The side-by-side summary of a run: per lane, lead time per phase, rollouts, errors, latency, self-heal,
 and — when models were retrained — the ML loop (detect, wait for labels, train, validate, deliver).
 
-Built from a RunState (live or replayed), written as summary.json and summary.md, printed as a table;
-`rows(summary)` is the one place the table's rows are built (the TUI's summary widget shows the same).
+Built from a RunState (live or replayed) as one typed `Summary` (mlopslab/summary.py), written as summary.json
+and summary.md, printed as a table; `rows(summary)` is the one place the table's rows are built (the TUI's
+summary widget and the HTML report show the same).
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ import numpy as np
 
 from mlopslab.ml.pipeline import LEVELS
 from mlopslab.monitor.timeline import PHASES, RunState
+from mlopslab.summary import (
+    LaneSummary,
+    LiveChangeSummary,
+    MlLoopSummary,
+    ReleaseSummary,
+    RetrainSummary,
+    Summary,
+)
 
 FINAL_ACCURACY_WINDOW = 10.0  # seconds of labelled windows averaged into the final accuracy
 RETRAIN_STEPS = (("wait_labels", "wait for labels"), ("train", "train"), ("validate", "validate"),
@@ -24,42 +33,40 @@ PHASE_LABELS = {"detected": "detect", "pipeline_done": "pipeline", "apply_starte
                 "first_ready": "1st ready", "rollout_done": "rolled out", "traffic_100": "100% traffic"}
 
 
-def summarise(state: RunState) -> dict[str, Any]:
+def summarise(state: RunState) -> Summary:
+    """The run's typed summary (`Summary.to_json()` is summary.json)."""
     lanes = {}
     for name, lane in state.lanes.items():
         releases = []
         for release in lane.releases.values():
-            releases.append({
-                "version": release.version, "sha": release.sha[:10], "setup": release.setup,
-                "lead": {phase: release.lead(phase) for phase in PHASES[1:]},
-                "ready": [round(t - release.times["commit"], 3) for t in release.ready],
-                "rollout_duration": _diff(release.times, "apply_started", "traffic_100"),
-                "errors_during_rollout": release.errors_during,
-                "requests_during_rollout": release.requests_during,
-                "worst_1s_p99_during_rollout_ms": max(release.latencies_during) if release.latencies_during else None,
-                "failed": release.failed,
-            })
-        changes = [{"at": round(c.at, 3), "change": c.change, "reverted_by": c.reverted_by,
-                    "reverted_after": None if c.reverted is None else round(c.reverted - c.at, 3)}
+            releases.append(ReleaseSummary(
+                version=release.version, sha=release.sha[:10], setup=release.setup,
+                lead={phase: release.lead(phase) for phase in PHASES[1:]},
+                ready=[round(t - release.times["commit"], 3) for t in release.ready],
+                rollout_duration=_diff(release.times, "apply_started", "traffic_100"),
+                errors_during_rollout=release.errors_during, requests_during_rollout=release.requests_during,
+                worst_1s_p99_during_rollout_ms=max(release.latencies_during) if release.latencies_during else None,
+                failed=release.failed))
+        changes = [LiveChangeSummary(round(c.at, 3), c.change, c.reverted_by,
+                                     None if c.reverted is None else round(c.reverted - c.at, 3))
                    for c in lane.changes]
         p = [row[3] for row in lane.latency]
-        lanes[name] = {
-            "delivery": lane.delivery, "settings": lane.settings, "credential": lane.credential,
-            "releases": releases, "live_changes": changes, "requests": lane.requests, "errors": lane.errors,
-            "p99_ms_median_of_windows": round(float(np.median(p)), 3) if p else None,
-            "accuracy_last": lane.accuracy[-1][1] if lane.accuracy else None,
-        }
-    return {"scenario": state.scenario, "status": (state.finished or {}).get("status", "running"),
-            "duration": (state.finished or {}).get("duration"), "lanes": lanes,
-            "versions": {v: {"accuracy": e.get("accuracy"), "note": e.get("note")} for v, e in state.versions.items()},
-            "drift_alarms": state.alarms, "ml_loop": ml_loop(state)}
+        lanes[name] = LaneSummary(
+            delivery=lane.delivery, settings=lane.settings, credential=lane.credential, releases=releases,
+            live_changes=changes, requests=lane.requests, errors=lane.errors,
+            p99_ms_median_of_windows=round(float(np.median(p)), 3) if p else None,
+            accuracy_last=lane.accuracy[-1][1] if lane.accuracy else None)
+    return Summary(scenario=state.scenario, status=(state.finished or {}).get("status", "running"),
+                   duration=(state.finished or {}).get("duration"), lanes=lanes,
+                   versions={v: {"accuracy": e.get("accuracy"), "note": e.get("note")} for v, e in state.versions.items()},
+                   drift_alarms=state.alarms, ml_loop=ml_loop(state))
 
 
-def ml_loop(state: RunState) -> dict[str, Any]:
+def ml_loop(state: RunState) -> dict[str, MlLoopSummary]:
     """Per lane: its MLOps level, each retrain (reason, outcome, step times), detection delays, human
     actions and the accuracy at the end (the mean of the last labelled windows)."""
     changes = sorted(d["rel"] for d in state.drifts)
-    out: dict[str, Any] = {}
+    out: dict[str, MlLoopSummary] = {}
     for name, lane in state.lanes.items():
         retrains = []
         for rid, record in state.retrains.items():
@@ -73,16 +80,14 @@ def ml_loop(state: RunState) -> dict[str, Any]:
                 delivered = next((t for t, phase, version in lane.marks if phase == "100%" and
                                   version == str(record.get("version")) and t >= (started or 0)), phases["delivered"])
             person = waited_for_person(record, state.alarms, state.drifts)
-            retrains.append({
-                "id": rid, "reason": record.get("reason"), "version": record.get("version"),
-                "waited_for_person": person,
-                "outcome": record.get("outcome") or ("failed" if "failed" in phases else "running"),
-                "error": record.get("error"), "promoted": record.get("promoted"),
-                "challenger_acc": record.get("challenger_acc"), "champion_acc": record.get("champion_acc"),
-                "pipeline_version": record.get("pipeline_version"), "human_actions": record.get("human_actions"),
-                "started": started, "timings": dict(record.get("timings") or {}),
-                "change_to_delivered": None if change is None or delivered is None else round(delivered - change, 3),
-            })
+            retrains.append(RetrainSummary(
+                id=rid, reason=record.get("reason"), version=record.get("version"), waited_for_person=person,
+                outcome=record.get("outcome") or ("failed" if "failed" in phases else "running"),
+                error=record.get("error"), promoted=record.get("promoted"),
+                challenger_acc=record.get("challenger_acc"), champion_acc=record.get("champion_acc"),
+                pipeline_version=record.get("pipeline_version"), human_actions=record.get("human_actions"),
+                started=started, timings=dict(record.get("timings") or {}),
+                change_to_delivered=None if change is None or delivered is None else round(delivered - change, 3)))
         detect = [a["delay_seconds"] for a in state.alarms
                   if a.get("lane") == name and a.get("first") and a.get("delay_seconds") is not None]
         end = lane.accuracy[-1][0] if lane.accuracy else None
@@ -90,18 +95,17 @@ def ml_loop(state: RunState) -> dict[str, Any]:
         since = [(t, v) for t, v in lane.accuracy if changes and t >= changes[0]]
         before = [v for t, v in lane.accuracy if changes and t < changes[0]]
         baseline = float(np.mean(before)) if before else None
-        out[name] = {
-            "accuracy_since_drift": round(float(np.mean([v for _, v in since])), 4) if since else None,
+        out[name] = MlLoopSummary(
+            accuracy_since_drift=round(float(np.mean([v for _, v in since])), 4) if since else None,
             # each labelled window is one second: how much accuracy the lane lost, summed over time, against
             # its own accuracy before the drift
-            "accuracy_seconds_lost": (round(sum(max(0.0, baseline - v) for _, v in since), 2)
-                                      if since and baseline is not None else None),
-            "level": lane.settings.get("level"), "pipeline_version": lane.pipeline_version,
-            "retrains": retrains, "detect_delays": detect,
-            "alarms": sum(1 for a in state.alarms if a.get("lane") == name),
-            "human_actions": sum(int(r["human_actions"] or 0) for r in retrains),
-            "accuracy_final": round(float(np.mean(recent)), 4) if recent else None,
-        }
+            accuracy_seconds_lost=(round(sum(max(0.0, baseline - v) for _, v in since), 2)
+                                   if since and baseline is not None else None),
+            level=lane.settings.get("level"), pipeline_version=lane.pipeline_version,
+            retrains=retrains, detect_delays=detect,
+            alarms=sum(1 for a in state.alarms if a.get("lane") == name),
+            human_actions=sum(int(r.human_actions or 0) for r in retrains),
+            accuracy_final=round(float(np.mean(recent)), 4) if recent else None)
     return out
 
 
@@ -131,88 +135,83 @@ def _fmt(value: Any, unit: str = "s") -> str:
     return f"{value}{unit}"
 
 
-def rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
     """The summary table as (header, rows): one column per lane after the row label. A row whose lane
     cells are all empty is a section title (`is_section`); the markdown makes it bold, the TUI too."""
-    lanes = summary["lanes"]
+    lanes = summary.lanes
     names = list(lanes)
     out: list[list[str]] = []
-    versions = sorted({r["version"] for lane in lanes.values() for r in lane["releases"] if not r["setup"]},
-                      key=_version_key)
+    versions = sorted({r.version for lane in lanes.values() for r in lane.releases if not r.setup}, key=_version_key)
     for version in versions:
-        per_lane = [next((r for r in lanes[n]["releases"] if r["version"] == version and not r["setup"]), None)
+        per_lane = [next((r for r in lanes[n].releases if r.version == version and not r.setup), None)
                     for n in names]
         out.append(_section(f"v{version}", names))
         for phase in PHASES[1:]:
-            out.append([f"  commit → {PHASE_LABELS[phase]}"] +
-                       [_fmt(r["lead"][phase]) if r else "—" for r in per_lane])
+            out.append([f"  commit → {PHASE_LABELS[phase]}"] + [_fmt(r.lead[phase]) if r else "—" for r in per_lane])
         out.append(["  rollout (apply → 100%)"] + [_rollout_cell(r) for r in per_lane])
         out.append(["  errors during rollout"] + [
-            f"{r['errors_during_rollout']}/{r['requests_during_rollout']}" if r else "—" for r in per_lane])
-        out.append(["  worst 1 s p99 during rollout"] + [_fmt(r["worst_1s_p99_during_rollout_ms"], " ms") if r else "—"
-                                              for r in per_lane])
+            f"{r.errors_during_rollout}/{r.requests_during_rollout}" if r else "—" for r in per_lane])
+        out.append(["  worst 1 s p99 during rollout"] + [_fmt(r.worst_1s_p99_during_rollout_ms, " ms") if r else "—"
+                                                          for r in per_lane])
     out.append(_section("live changes", names))
     out.append(["  changed → reverted (by whom)"] + [
-        ", ".join(f"{_fmt(c['reverted_after'])} ({c.get('reverted_by') or 'self-heal'})"
-                  if c["reverted_after"] is not None else "never" for c in lanes[n]["live_changes"]) or "—"
+        ", ".join(f"{_fmt(c.reverted_after)} ({c.reverted_by or 'self-heal'})"
+                  if c.reverted_after is not None else "never" for c in lanes[n].live_changes) or "—"
         for n in names])
-    loop = summary.get("ml_loop") or {}
-    if any(lane.get("retrains") for lane in loop.values()):
-        out += _ml_loop_rows(loop, names)
+    if any(lane.retrains for lane in summary.ml_loop.values()):
+        out += _ml_loop_rows(summary.ml_loop, names)
     out.append(_section("whole run", names))
-    out.append(["  requests / errors"] + [f"{lanes[n]['requests']} / {lanes[n]['errors']}" for n in names])
-    out.append(["  p99 (median of 1 s windows)"] + [_fmt(lanes[n]["p99_ms_median_of_windows"], " ms") for n in names])
-    header = ["", *[f"{n} ({lanes[n]['delivery']})" for n in names]]
+    out.append(["  requests / errors"] + [f"{lanes[n].requests} / {lanes[n].errors}" for n in names])
+    out.append(["  p99 (median of 1 s windows)"] + [_fmt(lanes[n].p99_ms_median_of_windows, " ms") for n in names])
+    header = ["", *[f"{n} ({lanes[n].delivery})" for n in names]]
     return header, out
 
 
-def _rollout_cell(release: dict[str, Any] | None) -> str:
+def _rollout_cell(release: ReleaseSummary | None) -> str:
     """The rollout's duration, or why it never ended: "rollout failed (crash loop)", "pipeline failed"."""
     if release is None:
         return "—"
-    failed = release["failed"]
-    if failed and release["rollout_duration"] is None:
-        return failed if failed.startswith("rollout failed") else "pipeline failed"
-    return _fmt(release["rollout_duration"])
+    if release.failed and release.rollout_duration is None:
+        return release.failed if release.failed.startswith("rollout failed") else "pipeline failed"
+    return _fmt(release.rollout_duration)
 
 
-def _ml_loop_rows(loop: dict[str, Any], names: list[str]) -> list[list[str]]:
-    lanes = [loop.get(n, {}) for n in names]
+def _ml_loop_rows(loop: dict[str, MlLoopSummary], names: list[str]) -> list[list[str]]:
+    lanes = [loop.get(n) or MlLoopSummary() for n in names]
 
     def per_retrain(cell: Any) -> list[str]:
         """One cell per lane: the value for each of its retrains, comma-separated."""
-        return [", ".join(cell(r) for r in lane.get("retrains", [])) or "—" for lane in lanes]
+        return [", ".join(cell(r) for r in lane.retrains) or "—" for lane in lanes]
 
-    def reasons(lane: dict[str, Any]) -> str:
-        retrains = lane.get("retrains", [])
-        return f"{len(retrains)} ({', '.join(str(r['reason']) for r in retrains)})" if retrains else "0"
+    def reasons(lane: MlLoopSummary) -> str:
+        return f"{len(lane.retrains)} ({', '.join(str(r.reason) for r in lane.retrains)})" if lane.retrains else "0"
 
     out = [_section("ML loop", names)]
-    out.append(["  MLOps level"] + [f"L{lane['level']} {LEVELS[lane['level']]}" if lane.get("level") in LEVELS
+    out.append(["  MLOps level"] + [f"L{lane.level} {LEVELS[lane.level]}" if lane.level in LEVELS
                                      else "—" for lane in lanes])
     out.append(["  retrains (reason)"] + [reasons(lane) for lane in lanes])
-    out.append(["  outcome"] + per_retrain(lambda r: str(r["outcome"])))
-    out.append(["  detect (change → alarm)"] + [", ".join(_fmt(d) for d in lane.get("detect_delays", [])) or "—"
+    out.append(["  outcome"] + per_retrain(lambda r: str(r.outcome)))
+    out.append(["  detect (change → alarm)"] + [", ".join(_fmt(d) for d in lane.detect_delays) or "—"
                                                 for lane in lanes])
     for key, label in RETRAIN_STEPS:
         if key == "wait_labels":
             out.append(["  wait for a person, then labels"] + per_retrain(_waited))
             continue
-        out.append([f"  {label}"] + per_retrain(lambda r, key=key: _fmt(r["timings"].get(key))))
-    out.append(["  change → retrained at 100%"] + per_retrain(lambda r: _fmt(r["change_to_delivered"])))
-    out.append(["  human actions"] + [str(lane.get("human_actions", 0)) for lane in lanes])
-    out.append(["  mean accuracy since drift"] + ["—" if lane.get("accuracy_since_drift") is None
-                                                  else f"{lane['accuracy_since_drift']:.3f}" for lane in lanes])
-    out.append(["  accuracy-seconds lost"] + ["—" if lane.get("accuracy_seconds_lost") is None
-                                              else f"{lane['accuracy_seconds_lost']:.1f}" for lane in lanes])
+        out.append([f"  {label}"] + per_retrain(lambda r, key=key: _fmt(r.timings.get(key))))
+    out.append(["  change → retrained at 100%"] + per_retrain(lambda r: _fmt(r.change_to_delivered)))
+    out.append(["  human actions"] + [str(lane.human_actions) for lane in lanes])
+    out.append(["  mean accuracy since drift"] + ["—" if lane.accuracy_since_drift is None
+                                                  else f"{lane.accuracy_since_drift:.3f}" for lane in lanes])
+    out.append(["  accuracy-seconds lost"] + ["—" if lane.accuracy_seconds_lost is None
+                                              else f"{lane.accuracy_seconds_lost:.1f}" for lane in lanes])
     out.append([f"  final accuracy (last {FINAL_ACCURACY_WINDOW:g} s)"] + [
-        "—" if lane.get("accuracy_final") is None else f"{lane['accuracy_final']:.3f}" for lane in lanes])
+        "—" if lane.accuracy_final is None else f"{lane.accuracy_final:.3f}" for lane in lanes])
     return out
 
 
-def _waited(retrain: dict[str, Any]) -> str:
+def _waited(retrain: RetrainSummary) -> str:
     """A retrain's wait before training: for labels, and — when a person started it — for that person first."""
-    labels, person = retrain["timings"].get("wait_labels"), retrain.get("waited_for_person")
+    labels, person = retrain.timings.get("wait_labels"), retrain.waited_for_person
     if person is None:
         return _fmt(labels)
     return f"{_fmt(round(person + (labels or 0.0), 3))} (person {_fmt(person)})"
@@ -226,7 +225,7 @@ def is_section(row: list[str]) -> bool:
     return not row[0].startswith(" ") and all(cell == "" for cell in row[1:])
 
 
-def table(summary: dict[str, Any]) -> str:
+def table(summary: Summary) -> str:
     """A markdown table: one column per lane, one row block per release (and the ML loop, if any)."""
     header, body = rows(summary)
     body = [[f"**{row[0]}**", *row[1:]] if is_section(row) else row for row in body]
@@ -241,19 +240,19 @@ def _version_key(version: str) -> tuple[int, str]:
     return (int(version), "") if version.isdigit() else (1 << 30, version)
 
 
-def markdown(summary: dict[str, Any]) -> str:
-    sc = summary["scenario"]
-    parts = [f"# {sc.get('name', 'run')} — {summary['status']}", "", sc.get("description", ""), "",
+def markdown(summary: Summary) -> str:
+    sc = summary.scenario
+    parts = [f"# {sc.get('name', 'run')} — {summary.status}", "", sc.get("description", ""), "",
              f"Environment: {sc.get('environment')}, traffic {sc.get('rate')} req/s, "
-             f"duration {summary.get('duration')} s.", "", table(summary), "", "## Credentials per lane", ""]
-    for name, lane in summary["lanes"].items():
-        parts.append(f"- **{name}** ({lane['delivery']}): {lane['credential']}")
+             f"duration {summary.duration} s.", "", table(summary), "", "## Credentials per lane", ""]
+    for name, lane in summary.lanes.items():
+        parts.append(f"- **{name}** ({lane.delivery}): {lane.credential}")
     parts += ["", "Times are seconds after the commit, on the run's one clock; `—` means the phase did not happen."]
     return "\n".join(parts) + "\n"
 
 
-def write(directory: Path, state: RunState) -> dict[str, Any]:
+def write(directory: Path, state: RunState) -> Summary:
     summary = summarise(state)
-    (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (directory / "summary.json").write_text(json.dumps(summary.to_json(), indent=2, default=str))
     (directory / "summary.md").write_text(markdown(summary))
     return summary

@@ -294,7 +294,7 @@ def test_pull_lane_rollout_under_traffic_has_no_errors(docker_client, base_image
         lab.shutdown()
     assert no_leftovers(docker_client, run_id) == []
 
-    summary = report.summarise(lab.state)
+    summary = report.summarise(lab.state).to_json()
     release = next(r for r in summary["lanes"]["pull"]["releases"] if r["version"] == "2")
     assert release["lead"]["traffic_100"] is not None
     assert release["requests_during_rollout"] > 20

@@ -104,7 +104,7 @@ def test_report_from_an_events_file_alone_rebuilds_the_side_by_side_summary(tmp_
         assert cells in text, row
     assert report.table(summary) in md.read_text()
     assert "A release is committed" in text  # the narration, as it was narrated
-    assert summary["scenario"]["description"] in text
+    assert summary.scenario["description"] in text
 
 
 def test_drift_and_accuracy_appear_only_for_runs_that_have_them(tmp_path):

@@ -117,4 +117,4 @@ def test_summary_widget_and_markdown_table_share_one_row_builder() -> None:
     table = report.table(summary).splitlines()
     assert len(table) == len(body) + 2 and "**live changes**" in table[2 + body.index(["live changes", "", ""])]
     assert "ML loop" not in report.table(summary)       # no retrains in this run: no ML loop block
-    assert summary["ml_loop"]["push"]["retrains"] == [] and summary["ml_loop"]["push"]["accuracy_final"] is not None
+    assert summary.ml_loop["push"].retrains == [] and summary.ml_loop["push"].accuracy_final is not None

@@ -144,26 +144,26 @@ def _run(run: Run, key: str) -> Section:
     from mlopslab.reporting import plots
 
     summary = run.summary
-    sc = summary["scenario"]
+    sc = summary.scenario
     out = Section()
-    status = summary["status"]
+    status = summary.status
     out.heading(2, f"{run.name} — {'unfinished' if status == 'running' else status}")
     if status == "running":
         out.para("The events end without run_finished: the run crashed, or was still going when this was "
                  "written. Everything up to its last event is shown.", "meta")
     out.para(sc.get("description", ""))
-    out.para(_meta(sc, summary.get("duration"), run.path), "meta")
+    out.para(_meta(sc, summary.duration, run.path), "meta")
     _narration(out, run)
     out.heading(3, "Side-by-side summary")
-    if summary["lanes"]:
+    if summary.lanes:
         header, body = report.rows(summary)
         out.table(header, body, report.table(summary))
         out.para("Times are seconds after the commit, on the run's one clock; — means the phase did not happen.",
                  "meta")
         out.heading(3, "Credentials per lane")
-        for name, lane in summary["lanes"].items():
-            out.html.append(f"<p><b>{_e(name)}</b> ({_e(lane['delivery'])}): {_e(lane['credential'])}</p>")
-            out.md += [f"- **{name}** ({lane['delivery']}): {lane['credential']}"]
+        for name, lane in summary.lanes.items():
+            out.html.append(f"<p><b>{_e(name)}</b> ({_e(lane.delivery)}): {_e(lane.credential)}</p>")
+            out.md += [f"- **{name}** ({lane.delivery}): {lane.credential}"]
         out.md.append("")
     else:
         out.para("The run has no lanes: it stopped before any started.")

@@ -96,11 +96,11 @@ def lead_times(runs: list[Run], key: str) -> Plot | None:
     with its spread when there are several."""
     values: dict[str, dict[str, list[float]]] = {}
     for run in runs:
-        for name, lane in run.summary["lanes"].items():
-            for release in lane["releases"]:
-                if release["setup"]:
+        for name, lane in run.summary.lanes.items():
+            for release in lane.releases:
+                if release.setup:
                     continue
-                for phase, lead in release["lead"].items():
+                for phase, lead in release.lead.items():
                     if lead is not None:
                         values.setdefault(name, {}).setdefault(phase, []).append(lead)
     if not values:
@@ -124,7 +124,7 @@ def lead_times(runs: list[Run], key: str) -> Plot | None:
         ax.set_xticks(np.arange(len(phases)), [f"commit → {PHASE_LABELS[p]}" for p in phases])
         ax.set_ylabel("seconds after the commit")
         ax.legend(loc="upper left")
-        n = sum(1 for run in runs for lane in run.summary["lanes"].values() for r in lane["releases"] if not r["setup"])
+        n = sum(1 for run in runs for lane in run.summary.lanes.values() for r in lane.releases if not r.setup)
         caption = ("Lead time from the commit to each phase, per lane"
                    + (f": median over {len(runs)} run(s) and their releases ({n} lane-releases); whiskers: the "
                       "range below 10 values, else the 2.5–97.5 % percentile interval." if spread else "."))

@@ -17,6 +17,7 @@ from typing import Any
 from mlopslab import report
 from mlopslab.events import read_events
 from mlopslab.monitor.timeline import RunState
+from mlopslab.summary import Summary
 
 
 class ReportError(ValueError):
@@ -27,11 +28,11 @@ class ReportError(ValueError):
 class Run:
     path: Path
     state: RunState
-    summary: dict[str, Any]
+    summary: Summary
 
     @property
     def name(self) -> str:
-        return self.summary["scenario"].get("name") or self.path.name
+        return self.summary.scenario.get("name") or self.path.name
 
 
 @dataclass

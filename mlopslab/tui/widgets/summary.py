@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from mlopslab import report
+from mlopslab.summary import Summary
 
 
 class SummaryTable(DataTable):
@@ -18,9 +19,9 @@ class SummaryTable(DataTable):
         super().__init__(zebra_stripes=True, cursor_type="row", **kwargs)
         self._shown: Any = None
 
-    def show(self, summary: dict[str, Any]) -> None:
+    def show(self, summary: Summary) -> None:
         header, body = report.rows(summary)
-        header[0] = f"status: {summary['status']}"
+        header[0] = f"status: {summary.status}"
         wanted = sum(max(len(str(row[i])) for row in [header, *body]) + 2 for i in range(len(header)))
         if wanted > self.app.size.width - 2:   # narrow: a column per lane matters more than its delivery's name
             header = [header[0], *(label.split(" (")[0] for label in header[1:])]
