@@ -124,11 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     from mlopslab.envs.cleanup import remove_run
     from mlopslab.envs.docker import DockerEnvironment
     from mlopslab.envs.local import LocalEnvironment
-    from mlopslab.lab import _quiet_mlflow
+    from mlopslab.ml.registry import quiet_mlflow
     from mlopslab.ml.data import DataSpec, DataStream
     from mlopslab.ml.registry import Registry, TrainParams
 
-    _quiet_mlflow()
+    quiet_mlflow()
     client = docker.from_env()
     base = images.base_image_from_env()
     if not images.image_present(client, base) and images.image_present(client, images.OFFLINE_BASE):

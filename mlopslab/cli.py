@@ -7,7 +7,6 @@ Exit codes: 0 ok, 1 the run failed, 2 bad input (a scenario with problems), 130 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -166,12 +165,9 @@ def _scenarios(args: argparse.Namespace) -> int:
 
 
 def _terminate_as_interrupt() -> None:
-    """SIGTERM takes the same orderly path as Ctrl-C."""
+    from mlopslab import signals
 
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
+    signals.terminate_as_interrupt()
 
 
 def _progress(event: dict[str, Any], start: list[float | None]) -> None:
@@ -232,8 +228,9 @@ def _run(args: argparse.Namespace) -> int:
         lab.shutdown()  # already done by run(); here for a failure before it started
         # Everything is stopped and written: a late Ctrl-C must not kill the interpreter while it exits
         # (Python resets its own handlers to the default at finalization; an ignored signal stays ignored).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        from mlopslab import signals
+
+        signals.ignore_stops()
     if lab.storage_error:
         print(f"mlopslab: the run stopped: {lab.storage_error}; the results keep every line written before",
               file=sys.stderr)

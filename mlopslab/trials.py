@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mlopslab import signals
 from mlopslab.scenario import Scenario
 from mlopslab.sweep import Point
 
@@ -71,19 +72,11 @@ def _run_one(point: Point, seed: int, results: Path, quiet: bool) -> int:
     try:
         return child.wait()
     except KeyboardInterrupt:  # the child got the same Ctrl-C (same process group); let it clean up
-        with _ignoring_interrupts():
+        with signals.held():   # a second Ctrl-C must not leave the child's clean-up unwatched
             if child.poll() is None:
                 child.send_signal(signal.SIGINT)
             child.wait()
         return 130
-
-
-class _ignoring_interrupts:
-    def __enter__(self) -> None:
-        self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self.previous)
 
 
 def summarise(points: list[Point], runs: dict[int, list[str]], parent: Path, repeat: int) -> dict[str, Any]:

@@ -35,8 +35,15 @@ def test_envs_do_not_import_gitops_and_lower_layers_do_not_import_the_lab() -> N
         assert not any(n.startswith("mlopslab.gitops") for n in _imports(path)), path
     for sub in ("envs", "gitops", "ml", "monitor", "serving", "traffic"):
         for path in _modules(sub):
-            assert not any(n in ("mlopslab.lab", "mlopslab.cli") or n.startswith("mlopslab.tui")
+            assert not any(n in ("mlopslab.lab", "mlopslab.cli") or n.startswith(("mlopslab.tui", "mlopslab.platforms"))
                            for n in _imports(path)), path
+
+
+def test_the_lab_never_branches_on_the_environment_kind() -> None:
+    """What differs per environment is a Platform (mlopslab/platforms); the lab only wires lanes."""
+    source = (PACKAGE / "lab.py").read_text()
+    assert "environment.kind ==" not in source and "kind == \"docker\"" not in source
+    assert "mlopslab.envs.local" not in source and "mlopslab.envs.docker" not in source
 
 
 def test_model_server_and_cli_start_without_heavy_imports() -> None:

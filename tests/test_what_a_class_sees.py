@@ -4,6 +4,7 @@ changes counted whoever undid them, and a time axis with every tick."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -175,7 +176,9 @@ def test_a_missing_base_image_stops_the_run_before_anything_is_trained(tmp_path:
                        "not on this engine") as caught:
         lab.run()
     assert "fix: mlopslab images build-base" in str(caught.value)
-    assert lab.status == "failed" and lab.versions == []   # no model was trained
+    registered = [e for e in map(json.loads, (tmp_path / "run" / "events.jsonl").read_text().splitlines())
+                  if e["kind"] == "model_registered"]
+    assert lab.status == "failed" and registered == []   # no model was trained
 
 
 def test_tui_run_whose_environment_is_not_usable_shows_a_failure_panel_and_exits_1(

@@ -180,3 +180,20 @@ class Registry:
             shutil.move(path, target)
             shutil.rmtree(tmp, ignore_errors=True)
         return target
+
+
+def quiet_mlflow() -> None:
+    """mlflow logs registrations and warns about environment inference on stderr; the lab reports instead.
+    Only mlflow's and scikit-learn's own warnings are silenced, not every UserWarning of the process."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    warnings.filterwarnings("ignore", module=r"(mlflow|sklearn)(\..*)?$")
+    for name in ("mlflow", "alembic", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    # a locked store is retried and reported as an event (registry_busy); not a traceback on stderr
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)

@@ -1,0 +1,49 @@
+"""A Docker engine: replicas are containers built FROM a base image decided before anything starts; a pull
+agent is a container beside the engine holding its socket, with no network."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from mlopslab.envs.base import Environment
+from mlopslab.gitops.delivery import Delivery
+from mlopslab.platforms.base import Platform, PlatformError
+from mlopslab.scenario import LaneSpec
+
+
+class DockerPlatform(Platform):
+    kind = "docker"
+
+    def prepare(self) -> None:
+        from mlopslab.envs import baseimage
+
+        sc = self.context.scenario
+        try:
+            choice = baseimage.resolve(None, sc.environment.base_image)
+        except baseimage.BaseImageError as exc:  # names the command that builds the offline base
+            raise PlatformError(str(exc)) from None
+        self.context.scenario = replace(sc, environment=replace(sc.environment, base_image=choice.image))
+        self.context.emit("base_image", None, configured=choice.configured, image=choice.image, how=choice.how)
+
+    def make_environment(self) -> Environment:
+        from mlopslab.envs.docker import DockerEnvironment
+
+        ctx = self.context
+        self.env = DockerEnvironment(ctx.serving_dir, ctx.emit, log_dir=ctx.run_dir / "logs", run_id=ctx.run_id,
+                                     base_image=ctx.scenario.environment.base_image)
+        return self.env
+
+    def pull_agent(self, lane: LaneSpec, repo_path: Path, work: Path, seed: int) -> Delivery:
+        from mlopslab.envs.docker_agent import DockerAgent
+
+        ctx = self.context
+        return DockerAgent(lane.name, repo_path, self.env, ctx.emit, models_dir=ctx.models_dir, clock=ctx.now,
+                           interval=lane.poll_interval, jitter=lane.poll_jitter, self_heal=lane.self_heal, seed=seed,
+                           log_dir=ctx.run_dir / "logs")
+
+    def credential(self, lane: LaneSpec) -> str:
+        if lane.delivery == "pull":
+            return (f"the agent container mlopslab-{self.context.run_id}-agent-{lane.name} holds the engine socket "
+                    "(/var/run/docker.sock mounted); it has no network and reads the repo read-only")
+        return super().credential(lane)
