@@ -39,6 +39,13 @@ def test_envs_do_not_import_gitops_and_lower_layers_do_not_import_the_lab() -> N
                            for n in _imports(path)), path
 
 
+def test_event_types_and_the_summary_are_the_bottom_layer() -> None:
+    """Every part emits or reads events, and every renderer reads the summary: they import no other part."""
+    for path in [*_modules("eventtypes"), PACKAGE / "summary.py"]:
+        outside = {n for n in _imports(path) if n.startswith("mlopslab") and not n.startswith("mlopslab.eventtypes")}
+        assert outside == set(), path
+
+
 def test_the_lab_never_branches_on_the_environment_kind() -> None:
     """What differs per environment is a Platform (mlopslab/platforms); the lab only wires lanes."""
     source = (PACKAGE / "lab.py").read_text()
