@@ -9,14 +9,16 @@ a kind nobody declared becomes an `Unknown` — so a run recorded by an older (o
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 HEAD = ("t", "wall", "kind", "lane")
 KINDS: dict[str, type[Event]] = {}   # kind -> its dataclass, filled by `kind`
 
-E = TypeVar("E", bound="type[Event]")
+E = TypeVar("E", bound="Event")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,9 +71,11 @@ class Unknown(Event):
         return {key: self.extra[key] for key in (self.order or tuple(self.extra))}
 
 
-def kind(name: str) -> Any:
+def kind(name: str) -> Callable[[type[E]], type[E]]:
     """Class decorator: a frozen, keyword-only event dataclass registered as the type of `name`."""
-    def register(cls: E) -> E:
+    def register(cls: type[E]) -> type[E]:
+        if name in KINDS:
+            raise ValueError(f"event kind {name!r} declared twice")
         cls.kind = name
         typed = dataclass(frozen=True, kw_only=True)(cls)
         KINDS[name] = typed
@@ -79,6 +83,7 @@ def kind(name: str) -> Any:
     return register
 
 
+@functools.cache
 def declared(cls: type[Event]) -> frozenset[str]:
     """The fields a kind declares beyond what every event has."""
     return frozenset(f.name for f in dataclasses.fields(cls)) - {"t", "wall", "lane", "extra", "order"}
