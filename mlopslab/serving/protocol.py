@@ -97,7 +97,7 @@ def response(status: int, body: bytes, content_type: str, extra: bytes = b"", *,
 class HTTPConnection(asyncio.Protocol):
     """One client connection: parses requests as bytes arrive and answers each in order."""
 
-    def __init__(self, app: App, extra_headers: Callable[[], bytes]) -> None:
+    def __init__(self, app: App, extra_headers: bytes = b"") -> None:
         self.app = app
         self.extra_headers = extra_headers
         self.buffer = bytearray()
@@ -150,7 +150,7 @@ class HTTPConnection(asyncio.Protocol):
             del self.buffer[:head.length]
             self.head = None
             status, reply, content_type = self.app(head.method, head.path, head.headers, body)
-            self.transport.write(response(status, reply, content_type, self.extra_headers(),
+            self.transport.write(response(status, reply, content_type, self.extra_headers,
                                           close=not head.keep_alive, keep_alive_header=head.http10))
             if not head.keep_alive:
                 self._close()

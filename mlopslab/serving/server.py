@@ -108,6 +108,7 @@ class Metrics:
         self.latency_sum = 0.0
         self.latency_count = 0
         self.rows = 0
+        self.connections = 0
 
     def observe(self, status: int, seconds: float, rows: int) -> None:
         with self.lock:
@@ -130,6 +131,9 @@ class Metrics:
             for status, count in sorted(self.requests.items()):
                 lines.append(f'mlopslab_requests_total{{{labels},code="{status}"}} {count}')
             lines += ["# TYPE mlopslab_rows_total counter", f"mlopslab_rows_total{{{labels}}} {self.rows}",
+                      "# HELP mlopslab_connections_total TCP connections accepted (keep-alive clients reuse theirs).",
+                      "# TYPE mlopslab_connections_total counter",
+                      f"mlopslab_connections_total{{{labels}}} {self.connections}",
                       "# HELP mlopslab_request_seconds Scoring latency inside the server.",
                       "# TYPE mlopslab_request_seconds histogram"]
             for bound, count in zip(LATENCY_BUCKETS, self.buckets):
@@ -152,6 +156,12 @@ class ModelApp:
     @property
     def ready(self) -> bool:
         return time.monotonic() >= self.ready_at
+
+    def connection(self) -> HTTPConnection:
+        """A protocol instance for one accepted connection."""
+        with self.metrics.lock:
+            self.metrics.connections += 1
+        return HTTPConnection(self, self.headers)
 
     def __call__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str]:
         if method == "POST" and path == "/invocations":
@@ -188,7 +198,7 @@ async def serve(sock: socket.socket, app: ModelApp, parent_pid: int | None = Non
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = await loop.create_server(lambda: HTTPConnection(app, lambda: app.headers), sock=sock, backlog=1024)
+    server = await loop.create_server(app.connection, sock=sock, backlog=1024)
     async with server:
         if parent_pid:
             watch = asyncio.create_task(_watch_parent(parent_pid, stop))
