@@ -5,7 +5,8 @@ vegeta take turns (order alternating) driving every lane at once with evenly spa
 connections, the same 1-row body. Compared: p50 and p99 latency per run (the first second dropped for
 both), and our schedule lag (how late each request left). A rate is *accurate* when our p50 and p99 are
 within 10 % of vegeta's (or within 0.1 ms, the resolution at which a Python client and a Go client can
-agree on sub-millisecond latencies), our lag p99 is under 1 ms and nothing failed.
+agree on sub-millisecond latencies), our lag p99 is under 1 ms and nothing failed. A rate is *on schedule*
+(the weaker test) when our lag p99 is under 5 ms, every request was sent and nothing failed.
 
 vegeta comes from the Go module proxy: `go install github.com/tsenart/vegeta/v12@v12.13.0` into
 ~/.cache/mlopslab-bin (done here when missing; the binary never enters the repository).
@@ -36,6 +37,7 @@ WARMUP = 1.0      # seconds dropped at the start of every run (connections being
 TOLERANCE = 0.10  # relative
 FLOOR_MS = 0.1    # absolute: below this, a difference is client overhead, not a different measurement
 MAX_LAG_MS = 1.0
+ON_SCHEDULE_LAG_MS = 5.0  # the weaker test: the generator keeps its schedule (it is not falling behind)
 
 
 def ensure_vegeta() -> str:
@@ -131,6 +133,10 @@ def accurate(ours: dict, reference: dict) -> bool:
             and ours["lag_p99_ms"] < MAX_LAG_MS and ours["failed"] == 0 and reference["failed"] == 0)
 
 
+def on_schedule(ours: dict, rate: float, lanes: int) -> bool:
+    return ours["lag_p99_ms"] < ON_SCHEDULE_LAG_MS and ours["failed"] == 0 and ours["rate"] >= 0.99 * rate * lanes
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lanes", type=int, default=2)
@@ -157,35 +163,44 @@ def main() -> int:
             for name in (("ours", "vegeta") if n % 2 == 0 else ("vegeta", "ours")):
                 runs[name] = run_ours(urls, rate, args.duration) if name == "ours" else \
                     run_vegeta(vegeta, urls, body, rate, args.duration, work)
-            row = {"rate_per_lane": rate, **runs, "accurate": accurate(runs["ours"], runs["vegeta"])}
+            row = {"rate_per_lane": rate, **runs, "accurate": accurate(runs["ours"], runs["vegeta"]),
+                   "on_schedule": on_schedule(runs["ours"], rate, args.lanes)}
             rows.append(row)
             o, v = runs["ours"], runs["vegeta"]
             print(f"{rate:6g}/s/lane  ours p50 {o['p50_ms']:7.3f} p99 {o['p99_ms']:7.3f} lag p99 {o['lag_p99_ms']:6.3f} "
                   f"rate {o['rate']:7.1f} fail {o['failed']} | vegeta p50 {v['p50_ms']:7.3f} p99 {v['p99_ms']:7.3f} "
-                  f"rate {v['rate']:7.1f} fail {v['failed']} | accurate {row['accurate']}", flush=True)
+                  f"rate {v['rate']:7.1f} fail {v['failed']} | accurate {row['accurate']} on schedule {row['on_schedule']}",
+                  flush=True)
     finally:
         for server in servers:
             server.terminate()
             server.wait(timeout=10)
     highest = max((r["rate_per_lane"] for r in rows if r["accurate"]), default=None)
-    table = summarise(rows, args.lanes, highest)
-    print("\n" + table)
+    scheduled = max((r["rate_per_lane"] for r in rows if r["on_schedule"]), default=None)
+    table = summarise(rows, args.lanes, highest, scheduled)
+    print("\n" + table + f"\n\nLoad average (1, 5, 15 min) at the end: {os.getloadavg()}")
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
     (ROOT / "benchmarks" / "results" / "loadgen.json").write_text(json.dumps(
-        {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "lanes": args.lanes,
-         "duration_s": args.duration, "rows": rows, "highest_accurate_rate_per_lane": highest}, indent=2))
+        {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "loadavg_after": os.getloadavg()},
+         "lanes": args.lanes,
+         "duration_s": args.duration, "rows": rows, "highest_accurate_rate_per_lane": highest,
+         "highest_on_schedule_rate_per_lane": scheduled}, indent=2))
     return 0
 
 
-def summarise(rows: list[dict], lanes: int, highest: float | None) -> str:
+def summarise(rows: list[dict], lanes: int, highest: float | None, scheduled: float | None) -> str:
     lines = [f"{lanes} lanes, one server each, evenly spaced arrivals, keep-alive, 1-row body.", "",
-             "| rate / lane | ours p50 | vegeta p50 | ours p99 | vegeta p99 | our lag p99 | accurate |",
-             "|---|---|---|---|---|---|---|"]
+             "| rate / lane | ours p50 | vegeta p50 | ours p99 | vegeta p99 | our lag p50 / p99 | sent / s (ours, vegeta) "
+             "| accurate | on schedule |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         o, v = r["ours"], r["vegeta"]
         lines.append(f"| {r['rate_per_lane']:g}/s | {o['p50_ms']:.3f} ms | {v['p50_ms']:.3f} ms | {o['p99_ms']:.3f} ms "
-                     f"| {v['p99_ms']:.3f} ms | {o['lag_p99_ms']:.3f} ms | {'yes' if r['accurate'] else 'no'} |")
+                     f"| {v['p99_ms']:.3f} ms | {o['lag_p50_ms']:.3f} / {o['lag_p99_ms']:.3f} ms "
+                     f"| {o['rate']:.0f}, {v['rate']:.0f} | {'yes' if r['accurate'] else 'no'} "
+                     f"| {'yes' if r['on_schedule'] else 'no'} |")
     lines.append(f"\nHighest accurate rate per lane: {highest:g}/s" if highest else "\nNo rate was accurate.")
+    lines.append(f"Highest rate per lane on schedule (lag p99 < {ON_SCHEDULE_LAG_MS:g} ms, every request sent): "
+                 f"{scheduled:g}/s" if scheduled else "No rate kept the schedule.")
     return "\n".join(lines)
 
 

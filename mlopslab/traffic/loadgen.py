@@ -23,6 +23,7 @@ Protocol (JSON lines). stdin: {"op": "endpoints", "lane", "endpoints": [[url, ve
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import selectors
@@ -57,6 +58,7 @@ class LoadGenerator:
         self._next_endpoint: dict[str, int] = {lane: 0 for lane in self.lanes}
         self.paused = False
         self.stopped = False
+        self._drifts = 0
         self.out = out
         self._tasks: set[asyncio.Task] = set()
         self.session: Any = None
@@ -75,6 +77,7 @@ class LoadGenerator:
             self.paused = False
         elif op == "drift":
             self.stream.add_drift(_drift(message))
+            self._drifts += 1
         elif op == "stop":
             self.stopped = True
 
@@ -87,19 +90,23 @@ class LoadGenerator:
 
         if self.control_fd is not None:
             asyncio.get_running_loop().add_reader(self.control_fd, self._read_control)
-        self._failures = (OSError, asyncio.TimeoutError, ValueError, KeyError, IndexError, aiohttp.ClientError)
+        self._failures = (OSError, asyncio.TimeoutError, aiohttp.ClientError)
         connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=30)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT),
                                          skip_auto_headers=("User-Agent",)) as self.session:
+            gc.freeze()  # what was allocated so far (imports, the data stream) is never scanned again
             await self._arrivals()
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=TIMEOUT + 0.5)
 
     async def _arrivals(self) -> None:
+        """Each arrival's row and body are made while waiting for it, so at its time only the sends remain."""
         i = 0
         t = self.now()
         while not self.stopped and t < self.duration:
             t += 1.0 / self.rate if self.constant else float(self.arrivals.exponential(1.0 / self.rate))
+            drifts = self._drifts
+            row, label, body = self._prepare(t)
             delay = t - self.now()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -107,15 +114,19 @@ class LoadGenerator:
                 break
             if self.paused:
                 continue
-            X, y = self.stream.sample(1, t, self.rows)
-            row = [round(float(v), 6) for v in X[0]]
-            self.emit({"s": i, "t": round(t, 4), "x": row, "y": int(y[0])})
-            body = json.dumps({"dataframe_split": {"columns": self.features, "data": [row]}}).encode()
+            if drifts != self._drifts:  # a drift arrived while we waited: the row must carry it
+                row, label, body = self._prepare(t)
             for lane in self.lanes:
                 task = asyncio.create_task(self.send(i, lane, t, body))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            self.emit({"s": i, "t": round(t, 4), "x": row, "y": label})
             i += 1
+
+    def _prepare(self, t: float) -> tuple[list[float], int, bytes]:
+        X, y = self.stream.sample(1, t, self.rows)
+        row = [round(float(v), 6) for v in X[0]]
+        return row, int(y[0]), json.dumps({"dataframe_split": {"columns": self.features, "data": [row]}}).encode()
 
     def _read_control(self) -> None:
         chunk = os.read(self.control_fd, 65536)
@@ -140,7 +151,7 @@ class LoadGenerator:
 
     async def send(self, i: int, lane: str, intended: float, body: bytes) -> None:
         endpoint = self._pick(lane)
-        status, version, prediction = 0, None, None
+        status, version, prediction, payload = 0, None, None, b""
         lag = self.now() - intended
         if endpoint is not None:
             url, version = endpoint
@@ -149,11 +160,14 @@ class LoadGenerator:
                     status = response.status
                     version = response.headers.get("X-Model-Version", version)
                     payload = await response.read()
-                if status == 200:
-                    prediction = json.loads(payload)["predictions"][0]
             except self._failures:
                 status = 0
         latency_ms = (self.now() - intended) * 1000.0
+        if status == 200:
+            try:
+                prediction = json.loads(payload)["predictions"][0]
+            except (ValueError, KeyError, IndexError, TypeError):
+                status = 0
         self.emit({"i": i, "lane": lane, "t": round(intended, 4), "lat": round(latency_ms, 3), "st": status,
                    "v": version, "p": prediction, "lag": round(lag * 1000.0, 3)})
 
