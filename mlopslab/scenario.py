@@ -248,7 +248,7 @@ def parse(text: str, file: str = "<scenario>") -> Scenario:
     }.items() if v is not None}
     train = _train(c, model.get("train"), "model.train")
     traffic = c.mapping(top.get("traffic"), "traffic", ("rate", "label_delay"))
-    rate = c.number(traffic, "rate", "traffic", 20.0, low=0.1, high=2000)
+    rate = c.number(traffic, "rate", "traffic", 20.0, low=0.1, high=100)
     label_delay = c.number(traffic, "label_delay", "traffic", 5.0, low=0, high=3600)
     lanes = _lanes(c, top.get("lanes"))
     lane_names = {lane.name for lane in lanes}
