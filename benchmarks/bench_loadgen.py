@@ -11,7 +11,9 @@ agree on sub-millisecond latencies), our lag p99 is under 1 ms and nothing faile
 vegeta comes from the Go module proxy: `go install github.com/tsenart/vegeta/v12@v12.13.0` into
 ~/.cache/mlopslab-bin (done here when missing; the binary never enters the repository).
 
-    python benchmarks/bench_loadgen.py [--lanes 2] [--rates 25 50 100 200 400 800] [--duration 8]
+    python benchmarks/bench_loadgen.py [--lanes 2] [--rates 25 50 100 200 400 800] [--duration 8] [--probes]
+--probes first compares client libraries (aiohttp, httpx: sequential keep-alive requests) and the event
+loop's timer (epoll vs select), the measurements behind the generator's choices.
 Writes benchmarks/results/loadgen.json and prints a markdown table.
 """
 
@@ -142,11 +144,76 @@ def on_schedule(ours: dict, rate: float) -> bool:
     return ours["lag_p99_ms"] < ON_SCHEDULE_LAG_MS and ours["failed"] == 0 and ours["rate"] >= 0.99 * rate
 
 
+def compare_clients(url: str, body: bytes, n: int = 2000, rounds: int = 2) -> dict:
+    """Sequential keep-alive requests with each candidate client library: what one request costs a client."""
+    import asyncio
+
+    async def with_aiohttp() -> list[float]:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            times = []
+            for _ in range(n):
+                started = time.perf_counter()
+                async with session.post(url + "/invocations", data=body, headers=JSON) as response:
+                    await response.read()
+                times.append(time.perf_counter() - started)
+            return times
+
+    async def with_httpx() -> list[float]:
+        import httpx
+
+        async with httpx.AsyncClient() as client:
+            times = []
+            for _ in range(n):
+                started = time.perf_counter()
+                (await client.post(url + "/invocations", content=body, headers=JSON)).read()
+                times.append(time.perf_counter() - started)
+            return times
+
+    out: dict[str, list[dict]] = {}
+    for _ in range(rounds):  # interleaved
+        for name, client in (("aiohttp", with_aiohttp), ("httpx", with_httpx)):
+            ms = np.asarray(asyncio.run(client())[n // 10:]) * 1000
+            out.setdefault(name, []).append({"mean_ms": round(float(ms.mean()), 3),
+                                             "p50_ms": round(float(np.percentile(ms, 50)), 3),
+                                             "requests_per_s": round(1000 / float(ms.mean()))})
+            print(name, out[name][-1], flush=True)
+    return out
+
+
+def compare_timers(interval: float = 0.01, n: int = 500) -> dict:
+    """How late asyncio.sleep wakes up with the default (epoll) loop and with select(2)."""
+    import asyncio
+    import selectors
+
+    async def lateness() -> list[float]:
+        late, t = [], time.monotonic()
+        for _ in range(n):
+            t += interval
+            await asyncio.sleep(t - time.monotonic())
+            late.append((time.monotonic() - t) * 1000)
+        return late
+
+    out = {}
+    for name, factory in (("epoll (default)", None),
+                          ("select", lambda: asyncio.SelectorEventLoop(selectors.SelectSelector()))):
+        with asyncio.Runner(loop_factory=factory) as runner:
+            ms = np.asarray(runner.run(lateness()))
+        out[name] = {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+        print("timer", name, out[name], flush=True)
+    return out
+
+
+JSON = {"Content-Type": "application/json"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lanes", type=int, default=2)
     parser.add_argument("--rates", type=float, nargs="+", default=[25, 50, 100, 200, 400, 800])
     parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--probes", action="store_true", help="also compare client libraries and event-loop timers")
     args = parser.parse_args()
     vegeta = ensure_vegeta()
     work = Path(tempfile.mkdtemp(prefix="bench-loadgen-"))
@@ -163,6 +230,8 @@ def main() -> int:
         for server in servers:
             wait_ready(server.url, server)
         urls = [s.url for s in servers]
+        probes = {"clients": compare_clients(urls[0], body.read_bytes()), "timers": compare_timers()} \
+            if args.probes else None
         for n, rate in enumerate(args.rates):
             runs = {}
             for name in (("ours", "vegeta") if n % 2 == 0 else ("vegeta", "ours")):
@@ -190,7 +259,7 @@ def main() -> int:
     (ROOT / "benchmarks" / "results" / "loadgen.json").write_text(json.dumps(
         {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "loadavg_after": os.getloadavg()},
          "lanes": args.lanes,
-         "duration_s": args.duration, "rows": rows, "highest_accurate_rate_per_lane": highest,
+         "duration_s": args.duration, "rows": rows, "probes": probes, "highest_accurate_rate_per_lane": highest,
          "highest_on_schedule_rate_per_lane": scheduled}, indent=2))
     return 0
 

@@ -105,7 +105,7 @@ class LoadGenerator:
         t = self.now()
         while not self.stopped and t < self.duration:
             t += 1.0 / self.rate if self.constant else float(self.arrivals.exponential(1.0 / self.rate))
-            drifts = self._drifts
+            drifts, draw = self._drifts, self.rows.bit_generator.state
             row, label, body = self._prepare(t)
             delay = t - self.now()
             if delay > 0:
@@ -114,7 +114,8 @@ class LoadGenerator:
                 break
             if self.paused:
                 continue
-            if drifts != self._drifts:  # a drift arrived while we waited: the row must carry it
+            if drifts != self._drifts:  # a drift arrived while we waited: the same draw, carrying it
+                self.rows.bit_generator.state = draw
                 row, label, body = self._prepare(t)
             for lane in self.lanes:
                 task = asyncio.create_task(self.send(i, lane, t, body))
