@@ -45,7 +45,7 @@ def test_full_traffic_is_marked_at_the_first_request_after_the_last_old_one() ->
     assert len(events.of("traffic_100")) == 1
 
 
-def test_windows_carry_the_generators_lag_and_late_windows_are_generator_bound() -> None:
+def test_windows_carry_the_generators_lag_and_late_ones_are_generator_bound_in_summary_and_tui() -> None:
     from mlopslab import report
     from mlopslab.events import read_events
     from mlopslab.monitor.timeline import RunState
@@ -73,3 +73,10 @@ def test_windows_carry_the_generators_lag_and_late_windows_are_generator_bound()
     assert summary["lanes"]["push"]["generator_bound_windows"] == 1 == lane.generator_bound
     row = next(row for row in report.rows(summary)[1] if "generator-bound" in row[0])
     assert row[1:] == ["1 of 2", "0 of 0"]
+
+    from mlopslab.tui.view import take
+    from mlopslab.tui.widgets.lane import header
+
+    run = take(state)
+    headers = {lane.name: header(lane, run).plain for lane in run.lanes}
+    assert "generator-bound 1 s" in headers["push"] and "generator-bound" not in headers["pull"]
