@@ -64,6 +64,11 @@ def body_file(work: Path) -> Path:
     return path
 
 
+def median_run(runs: list[dict]) -> dict:
+    """Each figure's median over the rounds (one stalled round cannot decide a rate); failures add up."""
+    return {key: (sum if key in ("failed", "requests") else np.median)([r[key] for r in runs]) for key in runs[0]}
+
+
 def stats(latencies_ms: list[float], seconds: float, failed: int, lags_ms: list[float] | None = None) -> dict:
     lat = np.asarray(latencies_ms)
     out = {"requests": len(lat), "rate": round(len(lat) / seconds, 1), "failed": failed,
@@ -213,6 +218,7 @@ def main() -> int:
     parser.add_argument("--lanes", type=int, default=2)
     parser.add_argument("--rates", type=float, nargs="+", default=[25, 50, 100, 200, 400, 800])
     parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=1, help="runs per rate and generator; medians are reported")
     parser.add_argument("--probes", action="store_true", help="also compare client libraries and event-loop timers")
     args = parser.parse_args()
     vegeta = ensure_vegeta()
@@ -233,11 +239,13 @@ def main() -> int:
         probes = {"clients": compare_clients(urls[0], body.read_bytes()), "timers": compare_timers()} \
             if args.probes else None
         for n, rate in enumerate(args.rates):
-            runs = {}
-            for name in (("ours", "vegeta") if n % 2 == 0 else ("vegeta", "ours")):
-                runs[name] = run_ours(urls, rate, args.duration) if name == "ours" else \
-                    run_vegeta(vegeta, urls, body, rate, args.duration, work)
-            row = {"rate_per_lane": rate, **runs, "accurate": accurate(runs["ours"], runs["vegeta"]),
+            rounds: dict[str, list[dict]] = {"ours": [], "vegeta": []}
+            for rnd in range(args.rounds):
+                for name in (("ours", "vegeta") if (n + rnd) % 2 == 0 else ("vegeta", "ours")):
+                    rounds[name].append(run_ours(urls, rate, args.duration) if name == "ours" else
+                                        run_vegeta(vegeta, urls, body, rate, args.duration, work))
+            runs = {name: median_run(results) for name, results in rounds.items()}
+            row = {"rate_per_lane": rate, **runs, "rounds": rounds, "accurate": accurate(runs["ours"], runs["vegeta"]),
                    "accurate_sent": accurate(runs["ours"], runs["vegeta"], "sent_"),
                    "on_schedule": on_schedule(runs["ours"], rate)}
             rows.append(row)
@@ -259,7 +267,8 @@ def main() -> int:
     (ROOT / "benchmarks" / "results" / "loadgen.json").write_text(json.dumps(
         {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "loadavg_after": os.getloadavg()},
          "lanes": args.lanes,
-         "duration_s": args.duration, "rows": rows, "probes": probes, "highest_accurate_rate_per_lane": highest,
+         "duration_s": args.duration, "rounds": args.rounds, "rows": rows, "probes": probes,
+         "highest_accurate_rate_per_lane": highest,
          "highest_on_schedule_rate_per_lane": scheduled}, indent=2))
     return 0
 
