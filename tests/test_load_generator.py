@@ -37,4 +37,5 @@ def test_requests_reuse_kept_connections_and_carry_the_schedule_lag(server: str,
     assert all(r["lag"] >= 0 and r["lat"] >= r["lag"] for r in results)
     assert sorted(r["lag"] for r in results)[len(results) // 2] < 50  # a generous sanity bound, not a benchmark
     opened = _metric(server, "mlopslab_connections_total") - connections_before - 1  # -1: our /metrics call
-    assert 1 <= opened <= 10, f"{opened} connections for {len(results)} requests: not reused"
+    # one connection per request before; a pool opens more only while requests overlap (a stalled machine)
+    assert 1 <= opened <= len(results) / 4, f"{opened} connections for {len(results)} requests: not reused"

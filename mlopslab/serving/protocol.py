@@ -159,6 +159,10 @@ class HTTPConnection(asyncio.Protocol):
         self.transport.write(response(status, b'{"error_code": "BAD_REQUEST"}', "application/json", close=True))
         self._close()
 
+    def close(self) -> None:
+        if self.transport is not None and not self.closing:
+            self._close()
+
     def _close(self) -> None:
         self.closing = True
         self.transport.close()  # after what is buffered has been sent

@@ -25,6 +25,7 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,7 @@ class ModelApp:
         self.ready_at = ready_at
         self.metrics = Metrics()
         self.headers = b"X-Model-Version: %s\r\n" % model.version.encode()
+        self.open: weakref.WeakSet[HTTPConnection] = weakref.WeakSet()
 
     @property
     def ready(self) -> bool:
@@ -161,7 +163,9 @@ class ModelApp:
         """A protocol instance for one accepted connection."""
         with self.metrics.lock:
             self.metrics.connections += 1
-        return HTTPConnection(self, self.headers)
+        connection = HTTPConnection(self, self.headers)
+        self.open.add(connection)
+        return connection
 
     def __call__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str]:
         if method == "POST" and path == "/invocations":
@@ -199,11 +203,12 @@ async def serve(sock: socket.socket, app: ModelApp, parent_pid: int | None = Non
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     server = await loop.create_server(app.connection, sock=sock, backlog=1024)
-    async with server:
-        if parent_pid:
-            watch = asyncio.create_task(_watch_parent(parent_pid, stop))
-        await stop.wait()
-    if parent_pid:
+    watch = asyncio.create_task(_watch_parent(parent_pid, stop)) if parent_pid else None
+    await stop.wait()
+    server.close()
+    for connection in list(app.open):  # idle keep-alive clients too: answers already written still go out
+        connection.close()
+    if watch is not None:
         watch.cancel()
 
 
