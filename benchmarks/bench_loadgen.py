@@ -229,7 +229,8 @@ def main() -> int:
     for _ in range(args.lanes):
         port = free_port()
         servers.append(subprocess.Popen([sys.executable, "-m", "mlopslab.serving.server", "--model-dir",
-                                         str(registry.serving_dir(mv.name, mv.version)), "--port", str(port)]))
+                                         str(registry.serving_dir(mv.name, mv.version)), "--port", str(port),
+                                         "--parent-pid", str(os.getpid())]))
         servers[-1].url = f"http://127.0.0.1:{port}"
     rows = []
     try:

@@ -84,7 +84,7 @@ def start_servers(registry, mv, logs: Path) -> dict[str, tuple[str, subprocess.P
     env = {**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri, "MLFLOW_REGISTRY_URI": registry.tracking_uri}
     commands = {
         "mlopslab": [sys.executable, "-m", "mlopslab.serving.server", "--model-dir",
-                     str(registry.serving_dir(mv.name, mv.version))],
+                     str(registry.serving_dir(mv.name, mv.version)), "--parent-pid", str(os.getpid())],
         "mlflow": [sys.executable, "-m", "mlflow", "models", "serve", "-m", mv.uri, "--env-manager", "local",
                    "-h", "127.0.0.1"],
     }

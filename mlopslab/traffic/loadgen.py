@@ -117,7 +117,8 @@ class LoadGenerator:
             if drifts != self._drifts:  # a drift arrived while we waited: the same draw, carrying it
                 self.rows.bit_generator.state = draw
                 row, label, body = self._prepare(t)
-            for lane in self.lanes:
+            first = i % len(self.lanes)  # lanes take turns leaving first: none is always second in line
+            for lane in self.lanes[first:] + self.lanes[:first]:
                 task = asyncio.create_task(self.send(i, lane, t, body))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
