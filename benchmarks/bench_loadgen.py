@@ -66,7 +66,7 @@ def body_file(work: Path) -> Path:
 
 def median_run(runs: list[dict]) -> dict:
     """Each figure's median over the rounds (one stalled round cannot decide a rate); failures add up."""
-    return {key: (sum if key in ("failed", "requests") else np.median)([r[key] for r in runs]) for key in runs[0]}
+    return {key: float((sum if key in ("failed", "requests") else np.median)([r[key] for r in runs])) for key in runs[0]}
 
 
 def stats(latencies_ms: list[float], seconds: float, failed: int, lags_ms: list[float] | None = None) -> dict:
@@ -140,13 +140,13 @@ def accurate(ours: dict, reference: dict, since: str = "") -> bool:
     def close(a: float, b: float) -> bool:
         return abs(a - b) <= max(TOLERANCE * b, FLOOR_MS)
 
-    return (close(ours[f"{since}p50_ms"], reference["p50_ms"])
+    return bool(close(ours[f"{since}p50_ms"], reference["p50_ms"])
             and close(ours[f"{since}p99_ms"], reference["p99_ms"])
             and ours["lag_p99_ms"] < MAX_LAG_MS and ours["failed"] == 0 and reference["failed"] == 0)
 
 
 def on_schedule(ours: dict, rate: float) -> bool:
-    return ours["lag_p99_ms"] < ON_SCHEDULE_LAG_MS and ours["failed"] == 0 and ours["rate"] >= 0.99 * rate
+    return bool(ours["lag_p99_ms"] < ON_SCHEDULE_LAG_MS and ours["failed"] == 0 and ours["rate"] >= 0.99 * rate)
 
 
 def compare_clients(url: str, body: bytes, n: int = 2000, rounds: int = 2) -> dict:
