@@ -171,3 +171,32 @@ def test_server_answers_each_request_in_a_single_segment(server: str) -> None:
             length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
                               if line.lower().startswith(b"content-length")))
             assert head.startswith(b"HTTP/1.1 200") and len(rest) == length, first
+
+
+def test_pipelined_requests_continue_and_connection_close_are_honoured(server: str) -> None:
+    """The server's own HTTP/1.1: answers pipelined requests in order, sends 100 Continue before a body it
+    was asked to wait for, closes after `Connection: close` and after HTTP/1.0, refuses chunked bodies."""
+    host, port = server.removeprefix("http://").split(":")
+    body = json.dumps({"inputs": [[0.0] * 8] * 300}).encode()
+
+    def exchange(data: bytes, then: bytes = b"") -> bytes:
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(data)
+            received = b""
+            while then and b"HTTP/1.1 100 Continue\r\n\r\n" not in received:  # before the body is sent
+                received += sock.recv(65536)
+            sock.sendall(then)
+            while chunk := sock.recv(65536):  # the server closes: every exchange below ends with a close
+                received += chunk
+            return received
+
+    answers = exchange(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"POST /invocations HTTP/1.1\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body),
+                       then=body + b"GET /version HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert answers.count(b"HTTP/1.1 200 OK") == 3 and answers.index(b'"predictions"') < answers.index(b'"uri"')
+    assert answers.endswith(b'"uri": "models:/churn/2"}') and b"Connection: close" in answers
+    assert exchange(b"GET /ping HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200 OK")
+    assert exchange(b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").startswith(
+        b"HTTP/1.1 411 Length Required")
+    assert exchange(b"nonsense\r\n\r\n").startswith(b"HTTP/1.1 400 Bad Request")
