@@ -15,6 +15,7 @@ from typing import Any
 
 PHASES = ("commit", "detected", "pipeline_done", "apply_started", "first_ready", "rollout_done", "traffic_100")
 SERIES = 900  # points kept per plotted series (15 minutes at 1 Hz)
+GENERATOR_BOUND_MS = 1.0  # a window whose requests left later than this at p99 measured the generator too
 
 
 @dataclass
@@ -75,6 +76,8 @@ class LaneState:
     changes: list[LiveChange] = field(default_factory=list)
     requests: int = 0
     errors: int = 0
+    lag_windows: int = 0        # windows that carried the load generator's schedule lag
+    generator_bound: int = 0    # of those, windows whose lag p99 exceeded GENERATOR_BOUND_MS
     credential: str = ""
 
 
@@ -270,6 +273,9 @@ class RunState:
         window = self.rel(raw)
         lane.requests += e["rps"]
         lane.errors += e["errors"]
+        if e.get("lag_p99") is not None:
+            lane.lag_windows += 1
+            lane.generator_bound += e["lag_p99"] > GENERATOR_BOUND_MS
         if e.get("p50") is not None:
             lane.latency.append((window, e["p50"], e["p95"], e["p99"]))
         total = sum(e["versions"].values())
