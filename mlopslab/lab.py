@@ -13,7 +13,7 @@ import contextlib
 import os
 import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,12 @@ from mlopslab.envs.base import Environment
 from mlopslab.events import AppendLog, Recorder
 from mlopslab.ml.data import DataSpec, DataStream
 from mlopslab.ml.pipeline import PipelineHost, Pipelines
-from mlopslab.ml.registry import CHAMPION, ModelVersion, Registry, TrainParams, quiet_mlflow
+from mlopslab.ml.registry import Registry, quiet_mlflow
 from mlopslab.monitor.timeline import RunState
 from mlopslab.monitor.traffic import TrafficMonitor
 from mlopslab.monitor.watch import DriftWatch
 from mlopslab.platforms import Platform, PlatformError, RunContext, platform_for
+from mlopslab.releases import Releases
 from mlopslab.scenario import Scenario
 from mlopslab.traffic.process import Endpoints, TrafficProcess
 
@@ -72,23 +73,24 @@ class Lab:
         self.traffic: TrafficProcess | None = None
         self.endpoints: Endpoints | None = None
         self._requests_file: AppendLog | None = None
-        self._train_lock = threading.Lock()
-        self._desired_lock = threading.Lock()  # every lane's desired state and head, changed with its commit
         self._torn_down = False
         # MLOps levels: an online drift monitor per lane, and each lane's retraining pipeline
         self.watch = DriftWatch(self.lane_names, self.stream.feature_names, self.recorder.emit,
                                 label_delay=scenario.label_delay, config=scenario.drift_detection,
                                 on_alarm=self._on_drift_alarm)
         self.recorder.subscribe(self.watch.on_event)
+        self.releases = Releases(scenario, self.stream, self.registry, self.lanes, self.recorder.emit,
+                                 self.scenario_time, self.watch.add_training_rows, self.run_id)
         self.pipelines = Pipelines(
             {lane.name: lane.level for lane in scenario.lanes},
             PipelineHost(emit=self.recorder.emit, now=self.recorder.now, labelled=self.watch.labelled,
-                         drift_report=self.watch.drift_report, deliver=self._deliver_lane,
+                         drift_report=self.watch.drift_report,
+                         deliver=lambda lane, version, message: self.releases.commit([lane], str(version), message),
                          champion_version=lambda lane: self.lanes[lane].desired.version,  # type: ignore[union-attr]
                          add_training_rows=self.watch.add_training_rows, stopped=self._stop.is_set,
                          registry=self.registry, model_name=scenario.model_name,
-                         feature_names=self.stream.feature_names, train_lock=self._train_lock, run_id=self.run_id,
-                         defaults=dict(scenario.retrain)),
+                         feature_names=self.stream.feature_names, train_lock=self.releases.train_lock,
+                         run_id=self.run_id, defaults=dict(scenario.retrain)),
             self.dir)
         self.recorder.subscribe(self.pipelines.on_event)
 
@@ -145,19 +147,19 @@ class Lab:
                            lanes=[{**asdict(lane.spec), "credential": lane.credential} for lane in self.lanes.values()],
                            results_dir=str(self.dir))
         self.status = "preparing"
-        first = self.train(note="initial version")
+        first = self.releases.train(note="initial version")
         self.pipelines.bootstrap()
-        self.repo = EnvRepo(self.dir / "envrepo")
+        self.repo = self.releases.repo = EnvRepo(self.dir / "envrepo")
         for i, lane in enumerate(self.lanes.values()):
             lane.desired = lane.deployment(sc.model_name, first.version)
             lane.delivery = self.platform.delivery(lane.spec, self.repo.path, seed=sc.seed + i)
             if (webhook := hook(lane.delivery)) is not None:
                 self.repo.add_hook(*webhook)
-        self.commit(self.lane_names, first.version, "deploy v1")
+        self.releases.commit(self.lane_names, first.version, "deploy v1")
         for lane in self.lanes.values():
             lane.delivery.start()  # type: ignore[union-attr]
         self._start_traffic()
-        self._spawn(lambda: lanes.watch(self.lanes, self.env, self._desired_lock, self._stop, self.recorder.emit,
+        self._spawn(lambda: lanes.watch(self.lanes, self.env, self.releases.desired_lock, self._stop, self.recorder.emit,
                                         self.endpoints.publish), "watch-env")
         deadline = time.monotonic() + SETUP_TIMEOUT
         while not all(self.env.observe(name).complete for name in self.lane_names):
@@ -260,44 +262,9 @@ class Lab:
         self.pipelines.join(timeout=3)
 
     # --- actions --------------------------------------------------------------------------------------
-    def train(self, *, note: str = "", overrides: dict[str, Any] | None = None,
-              at: float | None = None) -> ModelVersion:
-        """Trains a version on data as it is now, registers it, makes it the champion."""
-        params = {**self.scenario.train, **(overrides or {})}
-        n = int(params.pop("n_samples", None) or self.scenario.data.get("n_samples", 4000))
-        t = self.scenario_time() if at is None else at
-        with self._train_lock:
-            X, y = self.stream.sample(n, t)
-            X_val, y_val = self.stream.sample(max(500, n // 4), t)
-            mv = self.registry.train_and_register(
-                self.scenario.model_name, X, y, X_val, y_val, self.stream.feature_names, TrainParams(**params),
-                tags={"mlopslab.run": self.run_id, "note": note})
-            self.registry.set_alias(mv.name, CHAMPION, mv.version)
-            self.watch.add_training_rows(mv.version, X)  # the drift reference of lanes that will serve it
-        self.recorder.emit("model_registered", None, model=mv.name, version=mv.version, run_id=mv.run_id,
-                           accuracy=round(mv.accuracy, 4), uri=mv.uri, note=note, params=mv.params)
-        return mv
-
-    def commit(self, lanes: list[str], version: str, message: str, **changes: Any) -> str:
-        """Sets `version` (and other DeploymentSpec fields in `changes`, e.g. warmup) as the lanes' desired
-        state and commits it, in one step (releases and retrains commit from different threads)."""
-        with self._desired_lock:
-            chosen = [self.lanes[name] for name in lanes]
-            for lane in chosen:
-                lane.desired = replace(lane.desired, version=str(version), **changes)  # type: ignore[type-var]
-                lane.head = ""
-
-            def on_commit(sha: str) -> None:  # recorded before any webhook leaves
-                for lane in chosen:
-                    lane.head = sha
-                self.recorder.emit("commit", None, sha=sha, version=version, message=message, lanes=lanes)
-
-            return self.repo.commit_lanes([lane.desired for lane in chosen], message, notify=on_commit)
-
     def release(self, *, lanes: list[str] | None = None, note: str = "", overrides: dict[str, Any] | None = None) -> str:
         """A new model version: train, register, commit it to the env repo for `lanes` (default: all)."""
-        mv = self.train(note=note, overrides=overrides)
-        return self.commit(lanes or self.lane_names, mv.version, f"release {mv.uri}" + (f": {note}" if note else ""))
+        return self.releases.release(lanes=lanes, note=note, overrides=overrides)
 
     def manual_change(self, lane: str, *, replicas: int | None = None, version: str | None = None) -> None:
         """A person edits live state directly (kubectl edit / docker run by hand), not through git."""
@@ -356,10 +323,6 @@ class Lab:
     def _on_drift_alarm(self, lane: str, alarm: dict[str, Any]) -> None:
         if self.status == "running" and not self._stop.is_set():
             self.pipelines.on_alarm(lane, alarm)
-
-    def _deliver_lane(self, lane: str, version: str, message: str) -> str:
-        """A retrained version goes to one lane only, through the env repo like any release."""
-        return self.commit([lane], str(version), message)
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=self._guard, args=(target, name), name=name, daemon=True)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mlopslab.ml.pipeline import LEVELS
-from mlopslab.monitor.timeline import PHASES, RunState
+from mlopslab.monitor.timeline import GENERATOR_BOUND_MS, PHASES, RunState
 from mlopslab.summary import (
     LaneSummary,
     LiveChangeSummary,
@@ -55,6 +55,7 @@ def summarise(state: RunState) -> Summary:
             delivery=lane.delivery, settings=lane.settings, credential=lane.credential, releases=releases,
             live_changes=changes, requests=lane.requests, errors=lane.errors,
             p99_ms_median_of_windows=round(float(np.median(p)), 3) if p else None,
+            generator_bound_windows=lane.generator_bound, lag_windows=lane.lag_windows,
             accuracy_last=lane.accuracy[-1][1] if lane.accuracy else None)
     return Summary(scenario=state.scenario, status=(state.finished or {}).get("status", "running"),
                    duration=(state.finished or {}).get("duration"), lanes=lanes,
@@ -163,6 +164,9 @@ def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
     out.append(_section("whole run", names))
     out.append(["  requests / errors"] + [f"{lanes[n].requests} / {lanes[n].errors}" for n in names])
     out.append(["  p99 (median of 1 s windows)"] + [_fmt(lanes[n].p99_ms_median_of_windows, " ms") for n in names])
+    if any(lanes[n].lag_windows for n in names):  # runs recorded before the generator measured its lag
+        out.append([f"  generator-bound windows (lag p99 > {GENERATOR_BOUND_MS:g} ms)"] + [
+            f"{lanes[n].generator_bound_windows} of {lanes[n].lag_windows}" for n in names])
     header = ["", *[f"{n} ({lanes[n].delivery})" for n in names]]
     return header, out
 

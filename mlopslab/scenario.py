@@ -131,7 +131,7 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
         "max_rows": c.number(retrain_raw, "max_rows", "model.retrain", None, low=50, high=1_000_000, integer=True),
     }.items() if v is not None}
     traffic = c.mapping(top.get("traffic"), "traffic", ("rate", "label_delay"))
-    rate = c.number(traffic, "rate", "traffic", 20.0, low=0.1, high=2000)
+    rate = c.number(traffic, "rate", "traffic", 20.0, low=0.1, high=100)
     label_delay = c.number(traffic, "label_delay", "traffic", 5.0, low=0, high=3600)
     lanes = _lanes(c, top.get("lanes"))
     lane_names = {lane.name for lane in lanes}

@@ -42,7 +42,9 @@ class LaneSummary:
     requests: int
     errors: int
     p99_ms_median_of_windows: float | None
-    accuracy_last: float | None
+    generator_bound_windows: int = 0           # windows whose load-generator lag p99 exceeded the bound
+    lag_windows: int = 0                       # windows that carried the generator's lag (0 in older runs)
+    accuracy_last: float | None = None
 
 
 @dataclass(frozen=True)

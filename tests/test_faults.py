@@ -262,13 +262,13 @@ def test_a_version_that_cannot_start_fails_its_rollout_while_old_replicas_serve(
     lab = run.lab
     try:
         run.wait_for("run_started")
-        mv = lab.train(note=fault)
+        mv = lab.releases.train(note=fault)
         if fault == "crash-loop":  # the exported artifact is corrupt: every server of v2 dies loading it
             npz = lab.registry.serving_dir(mv.name, mv.version) / "model.npz"
             npz.write_bytes(npz.read_bytes()[:100])
-            sha = lab.commit(lab.lane_names, mv.version, f"release {mv.uri} (corrupt artifact)")
+            sha = lab.releases.commit(lab.lane_names, mv.version, f"release {mv.uri} (corrupt artifact)")
         else:  # a readiness probe that never passes: an hour of warm-up
-            sha = lab.commit(lab.lane_names, mv.version, f"release {mv.uri} (never ready)", warmup=3600.0)
+            sha = lab.releases.commit(lab.lane_names, mv.version, f"release {mv.uri} (never ready)", warmup=3600.0)
         failed = {lane: run.wait_for("rollout_failed", lane=lane, revision=sha, timeout=30) for lane in lab.lane_names}
         events = run.finish()
     finally:

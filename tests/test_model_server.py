@@ -134,3 +134,69 @@ def test_server_reports_not_ready_during_warmup_and_exits_with_its_parent(regist
             open(f"/proc/{child}/stat").read().split(") ")[1][0] != "Z":
         time.sleep(0.1)
     assert not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().split(") ")[1][0] == "Z"
+
+
+def test_keep_alive_requests_do_not_stall_on_delayed_acks(server: str) -> None:
+    """Headers and body in separate small writes make every keep-alive request wait ~40 ms for a delayed
+    ACK (Nagle). One connection, 50 sequential requests: the whole answer must leave in one write."""
+    import http.client
+
+    host, port = server.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    body = json.dumps({"inputs": [[0.0] * 8]})
+    started = time.perf_counter()
+    for _ in range(50):
+        connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 200 and response.version == 11 and not response.will_close
+        response.read()
+    mean = (time.perf_counter() - started) / 50
+    sock = connection.sock
+    connection.close()
+    assert sock is None or sock.fileno() == -1  # closed by us, so all 50 went over the one connection
+    assert mean < 0.02, f"{mean * 1000:.1f} ms per keep-alive request: the Nagle / delayed-ACK stall"
+
+
+def test_server_answers_each_request_in_a_single_segment(server: str) -> None:
+    """Raw socket, TCP_NODELAY off on our side: each response must arrive whole in one recv."""
+    host, port = server.removeprefix("http://").split(":")
+    body = json.dumps({"inputs": [[0.0] * 8]}).encode()
+    request = (f"POST /invocations HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        for _ in range(5):
+            sock.sendall(request)
+            first = sock.recv(65536)
+            head, _, rest = first.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            assert head.startswith(b"HTTP/1.1 200") and len(rest) == length, first
+
+
+def test_pipelined_requests_continue_and_connection_close_are_honoured(server: str) -> None:
+    """The server's own HTTP/1.1: answers pipelined requests in order, sends 100 Continue before a body it
+    was asked to wait for, closes after `Connection: close` and after HTTP/1.0, refuses chunked bodies."""
+    host, port = server.removeprefix("http://").split(":")
+    body = json.dumps({"inputs": [[0.0] * 8] * 300}).encode()
+
+    def exchange(data: bytes, then: bytes = b"") -> bytes:
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(data)
+            received = b""
+            while then and b"HTTP/1.1 100 Continue\r\n\r\n" not in received:  # before the body is sent
+                received += sock.recv(65536)
+            sock.sendall(then)
+            while chunk := sock.recv(65536):  # the server closes: every exchange below ends with a close
+                received += chunk
+            return received
+
+    answers = exchange(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"POST /invocations HTTP/1.1\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body),
+                       then=body + b"GET /version HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert answers.count(b"HTTP/1.1 200 OK") == 3 and answers.index(b'"predictions"') < answers.index(b'"uri"')
+    assert answers.endswith(b'"uri": "models:/churn/2"}') and b"Connection: close" in answers
+    assert exchange(b"GET /ping HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200 OK")
+    assert exchange(b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").startswith(
+        b"HTTP/1.1 411 Length Required")
+    assert exchange(b"nonsense\r\n\r\n").startswith(b"HTTP/1.1 400 Bad Request")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mlopslab.monitor.traffic import LATE, TrafficMonitor
 from tests.events_helpers import Events
 
@@ -41,3 +43,40 @@ def test_full_traffic_is_marked_at_the_first_request_after_the_last_old_one() ->
     monitor.on_event({"kind": "rollout_done", "lane": "a", "version": "2", "t": 9.0})  # a scale, same version
     monitor.tick(20.0)
     assert len(events.of("traffic_100")) == 1
+
+
+def test_windows_carry_the_generators_lag_and_late_ones_are_generator_bound_in_summary_and_tui() -> None:
+    from mlopslab import report
+    from mlopslab.events import read_events
+    from mlopslab.monitor.timeline import RunState
+
+    events = Events()
+    monitor = TrafficMonitor(["a"], events.emit)
+    for i in range(100):                       # window 0: on schedule; window 1: one request in ten 5 ms late
+        monitor.add_result({**_record(i, i / 100), "lag": 0.05})
+        monitor.add_result({**_record(100 + i, 1 + i / 100), "lag": 5.0 if i % 10 == 0 else 0.05})
+    monitor.add_result(_record(200, 2.5))      # a record without lag (an older generator): no lag figure
+    monitor.tick(3 + LATE + 0.01)
+    windows = {m["window"]: m for m in events.of("metrics")}
+    assert windows[0]["lag_p99"] < 1.0 and windows[1]["lag_p99"] > 1.0 and "lag_p99" not in windows[2]
+
+    recorded = Path(__file__).parent / "data" / "short-run" / "events.jsonl"
+    state = RunState()
+    for event in read_events(recorded):
+        state.apply(event)
+    old_header, old_rows = report.rows(report.summarise(state))
+    assert not any("generator-bound" in row[0] for row in old_rows)  # recorded before lag existed: no row
+    lane = state.lanes["push"]
+    for m in windows.values():
+        state.apply({**m, "lane": "push", "t": state.now})
+    summary = report.summarise(state)
+    assert summary.lanes["push"].generator_bound_windows == 1 == lane.generator_bound
+    row = next(row for row in report.rows(summary)[1] if "generator-bound" in row[0])
+    assert row[1:] == ["1 of 2", "0 of 0"]
+
+    from mlopslab.tui.view import take
+    from mlopslab.tui.widgets.lane import header
+
+    run = take(state)
+    headers = {lane.name: header(lane, run).plain for lane in run.lanes}
+    assert "generator-bound 1 s" in headers["push"] and "generator-bound" not in headers["pull"]

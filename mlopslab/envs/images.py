@@ -166,7 +166,7 @@ def _context(files: dict[str, bytes]) -> tuple[io.BytesIO, str]:
 
 def server_files(prefix: str = "app/mlopslab") -> dict[str, bytes]:
     """The model server's modules: numpy + stdlib only."""
-    names = ("__init__.py", "serving/__init__.py", "serving/artifact.py", "serving/server.py")
+    names = ("__init__.py", "serving/__init__.py", "serving/artifact.py", "serving/protocol.py", "serving/server.py")
     return {f"{prefix}/{name}": (PACKAGE_ROOT / name).read_bytes() for name in names}
 
 

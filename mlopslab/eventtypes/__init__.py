@@ -10,11 +10,74 @@ from mlopslab.eventtypes.base import (
     encode,
     problems,
 )
-from mlopslab.eventtypes.delivery import *
-from mlopslab.eventtypes.ml import *
-from mlopslab.eventtypes.run import *
+from mlopslab.eventtypes.delivery import (  # one dataclass per kind
+    AgentContainerStarted,
+    AgentOrphaned,
+    AgentStarted,
+    AgentStopped,
+    ApplyStarted,
+    Commit,
+    Detected,
+    FetchFailed,
+    FetchRecovered,
+    LiveChange,
+    LiveReverted,
+    PipelineDone,
+    ReplicaKilled,
+    ReplicaReady,
+    ReplicaStarted,
+    ReplicaStopped,
+    ReplicaTerminating,
+    RolloutDone,
+    RolloutFailed,
+    Sync,
+)
+from mlopslab.eventtypes.ml import (  # one dataclass per kind
+    Accuracy,
+    DriftAlarm,
+    DriftInjected,
+    DriftScore,
+    ModelRegistered,
+    PipelineAccepted,
+    PipelineCommitted,
+    PipelineRejected,
+    Retrain,
+    RetrainCommitted,
+    RetrainDelivered,
+    RetrainDone,
+    RetrainFailed,
+    RetrainRegistered,
+    RetrainSkipped,
+    RetrainStarted,
+    RetrainTrained,
+    RetrainValidated,
+)
+from mlopslab.eventtypes.run import (  # one dataclass per kind
+    BaseImage,
+    Error,
+    HumanAction,
+    ImageBuild,
+    ImageBuildStarted,
+    LabPrepared,
+    Metrics,
+    Narration,
+    PreflightFailed,
+    RegistryBusy,
+    RunFinished,
+    RunStarted,
+    Traffic100,
+    TrafficPaused,
+    TrafficResumed,
+)
 
-from mlopslab.eventtypes.ml import Retrain
-
-__all__ = ["KINDS", "Event", "Retrain", "Unknown", "declared", "decode", "encode", "problems",
-           *sorted(cls.__name__ for cls in KINDS.values())]
+__all__ = [
+    "Accuracy", "AgentContainerStarted", "AgentOrphaned", "AgentStarted", "AgentStopped", "ApplyStarted",
+    "BaseImage", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore", "Error", "Event",
+    "FetchFailed", "FetchRecovered", "HumanAction", "ImageBuild", "ImageBuildStarted", "KINDS", "LabPrepared",
+    "LiveChange", "LiveReverted", "Metrics", "ModelRegistered", "Narration", "PipelineAccepted",
+    "PipelineCommitted", "PipelineDone", "PipelineRejected", "PreflightFailed", "RegistryBusy", "ReplicaKilled",
+    "ReplicaReady", "ReplicaStarted", "ReplicaStopped", "ReplicaTerminating", "Retrain", "RetrainCommitted",
+    "RetrainDelivered", "RetrainDone", "RetrainFailed", "RetrainRegistered", "RetrainSkipped", "RetrainStarted",
+    "RetrainTrained", "RetrainValidated", "RolloutDone", "RolloutFailed", "RunFinished", "RunStarted", "Sync",
+    "Traffic100", "TrafficPaused", "TrafficResumed", "Unknown", "declared", "decode", "encode", "problems",
+]

@@ -83,6 +83,7 @@ class Metrics(Event):
     p99: float | None = None
     versions: dict[str, int] | None = None          # version -> requests
     accuracy: float | None = None
+    lag_p99: float | None = None                    # ms the generator's sends were late (absent in older runs)
 
 
 @kind("registry_busy")

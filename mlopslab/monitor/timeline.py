@@ -18,6 +18,7 @@ from mlopslab.eventtypes import Event, decode
 
 PHASES = ("commit", "detected", "pipeline_done", "apply_started", "first_ready", "rollout_done", "traffic_100")
 SERIES = 900  # points kept per plotted series (15 minutes at 1 Hz)
+GENERATOR_BOUND_MS = 1.0  # a window whose requests left later than this at p99 measured the generator too
 
 
 class LogEntry(NamedTuple):
@@ -88,6 +89,8 @@ class LaneState:
     changes: list[LiveChangeRecord] = field(default_factory=list)
     requests: int = 0
     errors: int = 0
+    lag_windows: int = 0        # windows that carried the load generator's schedule lag
+    generator_bound: int = 0    # of those, windows whose lag p99 exceeded GENERATOR_BOUND_MS
     credential: str = ""
 
 
@@ -291,6 +294,9 @@ class RunState:
         rps, errors = e.rps or 0, e.errors or 0
         lane.requests += rps
         lane.errors += errors
+        if e.lag_p99 is not None:
+            lane.lag_windows += 1
+            lane.generator_bound += e.lag_p99 > GENERATOR_BOUND_MS
         if e.p50 is not None:
             lane.latency.append((window, e.p50, e.p95, e.p99))
         versions = e.versions or {}

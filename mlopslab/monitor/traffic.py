@@ -2,7 +2,8 @@
 
 Windows are keyed by intended send time (when the request *should* have left), closed once no record of
 theirs can still arrive (a timed-out request reports after the load generator's timeout); each becomes a `metrics` event per lane: rate, errors, p50/p95/p99 latency, requests per
-served version. `traffic_100` marks, after a rollout finished, the first moment from which every
+served version, and the load generator's schedule lag at p99 (`lag_p99`, ms; absent in runs
+recorded before the generator measured it). `traffic_100` marks, after a rollout finished, the first moment from which every
 request of the lane was answered by the new version.
 """
 
@@ -27,6 +28,7 @@ HISTORY = 120.0       # seconds of per-request history kept per lane for that de
 @dataclass
 class _Window:
     latencies: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
     errors: int = 0
     versions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -58,6 +60,8 @@ class TrafficMonitor:
         with self._lock:
             window = self._windows.setdefault((lane, max(int(t), self._closed_before)), _Window())
             window.latencies.append(record["lat"])
+            if "lag" in record:
+                window.lags.append(record["lag"])
             if ok:
                 window.versions[str(record["v"])] += 1
             else:
@@ -83,7 +87,7 @@ class TrafficMonitor:
                         decisions.append((lane, version, mark))
                         del self._targets[lane]
         for (lane, second), window in closed:
-            self.emit("metrics", lane, **summarise(window.latencies, window.errors, window.versions), window=second)
+            self.emit("metrics", lane, **summarise(window.latencies, window.errors, window.versions, window.lags), window=second)
         for lane, version, mark in decisions:
             self._full[lane] = version
             self.emit("traffic_100", lane, version=version, at=round(mark, 4))
@@ -95,10 +99,13 @@ class TrafficMonitor:
         return min(after) if after else None
 
 
-def summarise(latencies: list[float], errors: int, versions: dict[str, int]) -> dict[str, Any]:
+def summarise(latencies: list[float], errors: int, versions: dict[str, int],
+              lags: list[float] | None = None) -> dict[str, Any]:
     if latencies:
         p50, p95, p99 = (round(float(v), 3) for v in np.percentile(latencies, [50, 95, 99]))
     else:
         p50 = p95 = p99 = None
-    return {"rps": len(latencies), "errors": errors, "p50": p50, "p95": p95, "p99": p99,
-            "versions": dict(versions)}
+    out = {"rps": len(latencies), "errors": errors, "p50": p50, "p95": p95, "p99": p99, "versions": dict(versions)}
+    if lags:
+        out["lag_p99"] = round(float(np.percentile(lags, 99)), 3)
+    return out

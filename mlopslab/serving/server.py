@@ -1,7 +1,8 @@
 """The model server: serves one registered model version over MLflow's scoring protocol, plus /metrics.
 
 One program for every environment (child process, container, pod). It imports numpy and the standard
-library only, so it is ready in a fraction of a second:
+library only, so it is ready in a fraction of a second. HTTP/1.1 with keep-alive on one asyncio event
+loop (protocol.py); every response leaves in one write:
 
     POST /invocations   JSON with dataframe_split | dataframe_records | inputs | instances, or text/csv
     GET  /ping /health  200 once the model is loaded (and the optional warm-up has passed), else 503
@@ -14,6 +15,7 @@ library only, so it is ready in a fraction of a second:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import io
 import json
@@ -23,14 +25,16 @@ import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import weakref
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlopslab.serving.artifact import ServingModel, load
+from mlopslab.serving.protocol import HTTPConnection
 
+JSON = "application/json"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
@@ -105,6 +109,7 @@ class Metrics:
         self.latency_sum = 0.0
         self.latency_count = 0
         self.rows = 0
+        self.connections = 0
 
     def observe(self, status: int, seconds: float, rows: int) -> None:
         with self.lock:
@@ -127,6 +132,9 @@ class Metrics:
             for status, count in sorted(self.requests.items()):
                 lines.append(f'mlopslab_requests_total{{{labels},code="{status}"}} {count}')
             lines += ["# TYPE mlopslab_rows_total counter", f"mlopslab_rows_total{{{labels}}} {self.rows}",
+                      "# HELP mlopslab_connections_total TCP connections accepted (keep-alive clients reuse theirs).",
+                      "# TYPE mlopslab_connections_total counter",
+                      f"mlopslab_connections_total{{{labels}}} {self.connections}",
                       "# HELP mlopslab_request_seconds Scoring latency inside the server.",
                       "# TYPE mlopslab_request_seconds histogram"]
             for bound, count in zip(LATENCY_BUCKETS, self.buckets):
@@ -137,76 +145,77 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-class ModelServer(ThreadingHTTPServer):
-    daemon_threads = True
+class ModelApp:
+    """Routes one request to its answer: (method, path, headers, body) -> (status, body, content type)."""
 
-    def __init__(self, model: ServingModel, sock: socket.socket, ready_at: float) -> None:
-        super().__init__(sock.getsockname()[:2], Handler, bind_and_activate=False)
-        self.socket.close()
-        self.socket = sock
+    def __init__(self, model: ServingModel, ready_at: float) -> None:
         self.model = model
         self.ready_at = ready_at
         self.metrics = Metrics()
+        self.headers = b"X-Model-Version: %s\r\n" % model.version.encode()
+        self.open: weakref.WeakSet[HTTPConnection] = weakref.WeakSet()
 
     @property
     def ready(self) -> bool:
         return time.monotonic() >= self.ready_at
 
+    def connection(self) -> HTTPConnection:
+        """A protocol instance for one accepted connection."""
+        with self.metrics.lock:
+            self.metrics.connections += 1
+        connection = HTTPConnection(self, self.headers)
+        self.open.add(connection)
+        return connection
 
-class Handler(BaseHTTPRequestHandler):
-    server: ModelServer
-    protocol_version = "HTTP/1.1"
-    server_version = "mlopslab-model-server"
+    def __call__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str]:
+        if method == "POST" and path == "/invocations":
+            return self.invocations(headers, body)
+        if method != "GET":
+            return (404 if method == "POST" else 405), b'{"error_code": "NOT_FOUND"}', JSON
+        model = self.model
+        if path in ("/ping", "/health"):
+            return (200, b"\n", JSON) if self.ready else (503, b'{"status": "loading"}', JSON)
+        if path == "/version":
+            return 200, json.dumps({"name": model.name, "version": model.version,
+                                    "uri": f"models:/{model.name}/{model.version}"}).encode(), JSON
+        if path == "/metrics":
+            return 200, self.metrics.render(model, self.ready).encode(), "text/plain; version=0.0.4"
+        return 404, b'{"error_code": "NOT_FOUND"}', JSON
 
-    def log_message(self, format: str, *args: Any) -> None:  # keep stderr clean; /metrics has the counts
-        pass
-
-    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Model-Version", self.server.model.version)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        model = self.server.model
-        if self.path in ("/ping", "/health"):
-            ready = self.server.ready
-            self._send(200 if ready else 503, b"\n" if ready else b'{"status": "loading"}')
-        elif self.path == "/version":
-            self._send(200, json.dumps({"name": model.name, "version": model.version,
-                                        "uri": f"models:/{model.name}/{model.version}"}).encode())
-        elif self.path == "/metrics":
-            self._send(200, self.server.metrics.render(model, self.server.ready).encode(),
-                       "text/plain; version=0.0.4")
-        else:
-            self._send(404, b'{"error_code": "NOT_FOUND"}')
-
-    def do_POST(self) -> None:
+    def invocations(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str]:
         started = time.perf_counter()
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path != "/invocations":
-            self._send(404, b'{"error_code": "NOT_FOUND"}')
-            return
         rows = 0
         try:
-            X = parse_payload(body, self.headers.get("Content-Type", "application/json"),
-                              self.server.model.feature_names)
+            X = parse_payload(body, headers.get("content-type", "application/json"), self.model.feature_names)
             rows = len(X)
-            predictions = self.server.model.predict(X).tolist()
-            status, reply = 200, json.dumps({"predictions": predictions}).encode()
+            status, reply = 200, json.dumps({"predictions": self.model.predict(X).tolist()}).encode()
         except BadRequest as exc:
             status, reply = 400, json.dumps({"error_code": "BAD_REQUEST", "message": str(exc)}).encode()
-        self._send(status, reply)
-        self.server.metrics.observe(status, time.perf_counter() - started, rows)
+        self.metrics.observe(status, time.perf_counter() - started, rows)
+        return status, reply, JSON
 
 
-def _watch_parent(parent: int, server: ModelServer) -> None:
-    """Exit when the process that started us is gone, so a killed lab never leaves servers behind."""
+async def serve(sock: socket.socket, app: ModelApp, parent_pid: int | None = None) -> None:
+    """Serves until SIGTERM / SIGINT, or until the process that started us is gone (so a killed lab never
+    leaves servers behind)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    server = await loop.create_server(app.connection, sock=sock, backlog=1024)
+    watch = asyncio.create_task(_watch_parent(parent_pid, stop)) if parent_pid else None
+    await stop.wait()
+    server.close()
+    for connection in list(app.open):  # idle keep-alive clients too: answers already written still go out
+        connection.close()
+    if watch is not None:
+        watch.cancel()
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
     while os.getppid() == parent:
-        time.sleep(0.5)
-    server.shutdown()
+        await asyncio.sleep(0.5)
+    stop.set()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,22 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.fd is not None:
         sock = socket.socket(fileno=args.fd)
     else:
-        sock = socket.create_server((args.host, args.port), backlog=128)
+        sock = socket.create_server((args.host, args.port), backlog=1024)
     model = load(args.model_dir)
-    server = ModelServer(model, sock, ready_at=time.monotonic() + args.warmup)
-    server.server_activate()
-
-    def stop(signum: int, frame: Any) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.parent_pid:
-        threading.Thread(target=_watch_parent, args=(args.parent_pid, server), daemon=True).start()
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
+    asyncio.run(serve(sock, ModelApp(model, ready_at=time.monotonic() + args.warmup), args.parent_pid))
     return 0
 
 

@@ -6,10 +6,16 @@ stream; the same row goes to every lane. Latency is measured from the *intended*
 server cannot slow the generator down and hide its own slowness (no coordinated omission). Requests go
 only to the endpoints the lab last reported ready for a lane, round-robin, like a Service.
 
+Connections are kept per endpoint and reused (aiohttp's pool, keep-alive), as a real client does. The
+generator measures its own schedule lag: how late each request was handed to the client against its
+intended time. The event loop waits on select(2), whose timeout has microsecond resolution (epoll's is a
+millisecond, which alone would make the lag up to 1 ms).
+
 Protocol (JSON lines). stdin: {"op": "endpoints", "lane", "endpoints": [[url, version], ...]},
 {"op": "pause"}, {"op": "resume"}, {"op": "drift", "kind", "at", "size", "features", "ramp"},
 {"op": "stop"}. stdout: {"s": i, "t", "x": [...], "y": label} once per arrival, then
-{"i": i, "lane", "t", "lat" (ms), "st" (HTTP status, 0 = no answer), "v" (served version), "p"} per lane.
+{"i": i, "lane", "t", "lat" (ms), "st" (HTTP status, 0 = no answer), "v" (served version), "p",
+"lag" (ms the request left after its intended time)} per lane.
 
     python -m mlopslab.traffic.loadgen CONFIG_JSON
 """
@@ -17,8 +23,10 @@ Protocol (JSON lines). stdin: {"op": "endpoints", "lane", "endpoints": [[url, ve
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
+import selectors
 import sys
 import time
 from typing import Any
@@ -28,6 +36,7 @@ import numpy as np
 from mlopslab.ml.data import DataSpec, DataStream, Drift
 
 TIMEOUT = 2.0
+MAX_CONNECTIONS = 800  # select(2) watches descriptors below 1024
 
 
 class LoadGenerator:
@@ -35,6 +44,7 @@ class LoadGenerator:
         self.control_fd = control_fd
         self._pending = b""
         self.rate = float(config["rate"])
+        self.constant = config.get("pacing", "poisson") == "constant"  # evenly spaced, for benchmarks
         self.t0 = float(config["t0"])
         self.duration = float(config.get("duration", 1e9))
         self.lanes: list[str] = list(config["lanes"])
@@ -48,8 +58,11 @@ class LoadGenerator:
         self._next_endpoint: dict[str, int] = {lane: 0 for lane in self.lanes}
         self.paused = False
         self.stopped = False
+        self._drifts = 0
         self.out = out
         self._tasks: set[asyncio.Task] = set()
+        self.session: Any = None
+        self._failures: tuple[type[Exception], ...] = ()
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -64,6 +77,7 @@ class LoadGenerator:
             self.paused = False
         elif op == "drift":
             self.stream.add_drift(_drift(message))
+            self._drifts += 1
         elif op == "stop":
             self.stopped = True
 
@@ -72,12 +86,27 @@ class LoadGenerator:
         self.out.flush()
 
     async def run(self) -> None:
+        import aiohttp  # here, not at import: the lab imports this module for TIMEOUT
+
         if self.control_fd is not None:
             asyncio.get_running_loop().add_reader(self.control_fd, self._read_control)
+        self._failures = (OSError, asyncio.TimeoutError, aiohttp.ClientError)
+        connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=30)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT),
+                                         skip_auto_headers=("User-Agent",)) as self.session:
+            gc.freeze()  # what was allocated so far (imports, the data stream) is never scanned again
+            await self._arrivals()
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=TIMEOUT + 0.5)
+
+    async def _arrivals(self) -> None:
+        """Each arrival's row and body are made while waiting for it, so at its time only the sends remain."""
         i = 0
         t = self.now()
         while not self.stopped and t < self.duration:
-            t += float(self.arrivals.exponential(1.0 / self.rate))
+            t += 1.0 / self.rate if self.constant else float(self.arrivals.exponential(1.0 / self.rate))
+            drifts, draw = self._drifts, self.rows.bit_generator.state
+            row, label, body = self._prepare(t)
             delay = t - self.now()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -85,16 +114,21 @@ class LoadGenerator:
                 break
             if self.paused:
                 continue
-            X, y = self.stream.sample(1, t, self.rows)
-            row = [round(float(v), 6) for v in X[0]]
-            self.emit({"s": i, "t": round(t, 4), "x": row, "y": int(y[0])})
-            for lane in self.lanes:
-                task = asyncio.create_task(self.send(i, lane, t, row))
+            if drifts != self._drifts:  # a drift arrived while we waited: the same draw, carrying it
+                self.rows.bit_generator.state = draw
+                row, label, body = self._prepare(t)
+            first = i % len(self.lanes)  # lanes take turns leaving first: none is always second in line
+            for lane in self.lanes[first:] + self.lanes[:first]:
+                task = asyncio.create_task(self.send(i, lane, t, body))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            self.emit({"s": i, "t": round(t, 4), "x": row, "y": label})
             i += 1
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=TIMEOUT + 0.5)
+
+    def _prepare(self, t: float) -> tuple[list[float], int, bytes]:
+        X, y = self.stream.sample(1, t, self.rows)
+        row = [round(float(v), 6) for v in X[0]]
+        return row, int(y[0]), json.dumps({"dataframe_split": {"columns": self.features, "data": [row]}}).encode()
 
     def _read_control(self) -> None:
         chunk = os.read(self.control_fd, 65536)
@@ -117,40 +151,30 @@ class LoadGenerator:
         self._next_endpoint[lane] = k + 1
         return endpoints[k]
 
-    async def send(self, i: int, lane: str, intended: float, row: list[float]) -> None:
+    async def send(self, i: int, lane: str, intended: float, body: bytes) -> None:
         endpoint = self._pick(lane)
-        status, version, prediction = 0, None, None
+        status, version, prediction, payload = 0, None, None, b""
+        lag = self.now() - intended
         if endpoint is not None:
             url, version = endpoint
-            body = json.dumps({"dataframe_split": {"columns": self.features, "data": [row]}})
             try:
-                status, headers, payload = await asyncio.wait_for(_post(url, body), TIMEOUT)
-                version = headers.get("x-model-version", version)
-                if status == 200:
-                    prediction = json.loads(payload)["predictions"][0]
-            except (OSError, asyncio.TimeoutError, ValueError, KeyError, IndexError):
+                async with self.session.post(url + "/invocations", data=body, headers=HEADERS) as response:
+                    status = response.status
+                    version = response.headers.get("X-Model-Version", version)
+                    payload = await response.read()
+            except self._failures:
                 status = 0
         latency_ms = (self.now() - intended) * 1000.0
+        if status == 200:
+            try:
+                prediction = json.loads(payload)["predictions"][0]
+            except (ValueError, KeyError, IndexError, TypeError):
+                status = 0
         self.emit({"i": i, "lane": lane, "t": round(intended, 4), "lat": round(latency_ms, 3), "st": status,
-                   "v": version, "p": prediction})
+                   "v": version, "p": prediction, "lag": round(lag * 1000.0, 3)})
 
 
-async def _post(url: str, body: str) -> tuple[int, dict[str, str], bytes]:
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    try:
-        data = body.encode()
-        writer.write(f"POST /invocations HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
-        await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-        payload = await reader.readexactly(int(headers.get("content-length", "0")))
-        return status, headers, payload
-    finally:
-        writer.close()
+HEADERS = {"Content-Type": "application/json"}
 
 
 def _drift(spec: dict[str, Any]) -> Drift:
@@ -159,11 +183,17 @@ def _drift(spec: dict[str, Any]) -> Drift:
                  tuple(features) if features is not None else None, float(spec.get("ramp", 0.0)))
 
 
+def precise_loop() -> asyncio.AbstractEventLoop:
+    """An event loop whose timers fire within microseconds, not within epoll's millisecond."""
+    return asyncio.SelectorEventLoop(selectors.SelectSelector())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     generator = LoadGenerator(json.loads(args[0]), control_fd=sys.stdin.fileno())
     try:
-        asyncio.run(generator.run())
+        with asyncio.Runner(loop_factory=precise_loop) as runner:
+            runner.run(generator.run())
     except (KeyboardInterrupt, BrokenPipeError):
         return 1
     return 0

@@ -37,6 +37,7 @@ class LaneView:
     accuracy: tuple[tuple[float, float], ...] = ()          # (t, accuracy) of windows whose labels arrived
     pipeline_version: str = "builtin"
     retraining: str | None = None                           # the phase of a retrain under way
+    generator_bound: int = 0                                # windows the load generator fell behind in
 
     @property
     def desired_replicas(self) -> int | None:
@@ -110,7 +111,7 @@ def _lane(state: RunState, lane: LaneState, retrains: dict[str, dict[str, Any]])
                     live, lane.live_version, replicas, tuple(lane.latency), tuple(lane.shares),
                     tuple(lane.drift), tuple(marks), lane.requests, lane.errors, len(lane.changes),
                     sum(1 for c in lane.changes if c.reverted is not None), tuple(lane.accuracy),
-                    lane.pipeline_version, retraining)
+                    lane.pipeline_version, retraining, lane.generator_bound)
 
 
 def series_key(series: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -39,6 +39,8 @@ def header(lane: LaneView, run: RunView) -> Text:
     text.append(f"\n{how(lane)}", style="#8a8a8a")
     if lane.changes:
         text.append(f"\nlive changes {lane.changes}, reverted {lane.reverted}", style="#ffb347")
+    if lane.generator_bound:  # the generator fell behind its schedule: those seconds measured it too
+        text.append(f"\ngenerator-bound {lane.generator_bound} s", style="bold #ff6b6b")
     if run.levels:
         text.append("\n")
         text.append_text(level(lane))

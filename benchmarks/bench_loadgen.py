@@ -1,0 +1,299 @@
+"""Load generator accuracy: the lab's generator vs vegeta (a Go open-loop generator), same servers, same rate.
+
+Per lane one model server (as in a run: every lane gets the same stream). At each rate per lane, ours and
+vegeta take turns (order alternating) driving every lane at once with evenly spaced arrivals, keep-alive
+connections, the same 1-row body. Compared: p50 and p99 latency per run (the first second dropped for
+both), and our schedule lag (how late each request left). A rate is *accurate* when our p50 and p99 are
+within 10 % of vegeta's (or within 0.1 ms, the resolution at which a Python client and a Go client can
+agree on sub-millisecond latencies), our lag p99 is under 1 ms and nothing failed. A rate is *on schedule*
+(the weaker test) when our lag p99 is under 5 ms, every request was sent and nothing failed.
+
+vegeta comes from the Go module proxy: `go install github.com/tsenart/vegeta/v12@v12.13.0` into
+~/.cache/mlopslab-bin (done here when missing; the binary never enters the repository).
+
+    python benchmarks/bench_loadgen.py [--lanes 2] [--rates 25 50 100 200 400 800] [--duration 8] [--probes]
+--probes first compares client libraries (aiohttp, httpx: sequential keep-alive requests) and the event
+loop's timer (epoll vs select), the measurements behind the generator's choices.
+Writes benchmarks/results/loadgen.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench_serving import ROOT, free_port, register_model, wait_ready
+
+VEGETA = "github.com/tsenart/vegeta/v12@v12.13.0"
+BIN = Path(os.environ.get("MLOPSLAB_BIN", Path.home() / ".cache" / "mlopslab-bin"))
+WARMUP = 1.0      # seconds dropped at the start of every run (connections being opened)
+TOLERANCE = 0.10  # relative
+FLOOR_MS = 0.1    # absolute: below this, a difference is client overhead, not a different measurement
+MAX_LAG_MS = 1.0
+ON_SCHEDULE_LAG_MS = 5.0  # the weaker test: the generator keeps its schedule (it is not falling behind)
+
+
+def ensure_vegeta() -> str:
+    path = shutil.which("vegeta") or (str(BIN / "vegeta") if (BIN / "vegeta").exists() else None)
+    if path is None:
+        if not shutil.which("go"):
+            sys.exit(f"vegeta is needed: go install {VEGETA}")
+        BIN.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["go", "install", VEGETA], check=True, env={**os.environ, "GOBIN": str(BIN)})
+        path = str(BIN / "vegeta")
+    return path
+
+
+def body_file(work: Path) -> Path:
+    from mlopslab.ml.data import DataSpec, DataStream
+
+    stream = DataStream(DataSpec(), 2)
+    X, _ = stream.sample(1)
+    path = work / "body.json"
+    path.write_text(json.dumps({"dataframe_split": {"columns": list(stream.feature_names),
+                                                    "data": [[round(float(v), 6) for v in X[0]]]}}))
+    return path
+
+
+def median_run(runs: list[dict]) -> dict:
+    """Each figure's median over the rounds (one stalled round cannot decide a rate); failures add up."""
+    return {key: float((sum if key in ("failed", "requests") else np.median)([r[key] for r in runs])) for key in runs[0]}
+
+
+def stats(latencies_ms: list[float], seconds: float, failed: int, lags_ms: list[float] | None = None) -> dict:
+    lat = np.asarray(latencies_ms)
+    out = {"requests": len(lat), "rate": round(len(lat) / seconds, 1), "failed": failed,
+           "p50_ms": round(float(np.percentile(lat, 50)), 3), "p99_ms": round(float(np.percentile(lat, 99)), 3)}
+    if lags_ms is not None:  # ours: also from when each request left, which is what vegeta measures
+        lags = np.asarray(lags_ms)
+        out |= {"lag_p50_ms": round(float(np.percentile(lags, 50)), 3),
+                "lag_p99_ms": round(float(np.percentile(lags, 99)), 3),
+                "sent_p50_ms": round(float(np.percentile(lat - lags, 50)), 3),
+                "sent_p99_ms": round(float(np.percentile(lat - lags, 99)), 3)}
+    return out
+
+
+def run_ours(urls: list[str], rate: float, duration: float) -> dict:
+    lanes = [f"lane{k}" for k in range(len(urls))]
+    start = time.monotonic() + 2.0  # the generator's imports happen before its clock starts
+    config = {"rate": rate, "t0": start, "duration": duration, "seed": 1, "lanes": lanes, "pacing": "constant"}
+    proc = subprocess.Popen([sys.executable, "-m", "mlopslab.traffic.loadgen", json.dumps(config)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for lane, url in zip(lanes, urls):
+        proc.stdin.write(json.dumps({"op": "endpoints", "lane": lane, "endpoints": [[url, "1"]]}) + "\n")
+    proc.stdin.flush()
+    latencies, lags, failed = [], [], 0
+    for line in proc.stdout:
+        record = json.loads(line)
+        if "lane" not in record or record["t"] < WARMUP:
+            continue
+        if record["st"] != 200:
+            failed += 1
+        latencies.append(record["lat"])
+        lags.append(record["lag"])
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    return stats(latencies, (duration - WARMUP) * len(urls), failed, lags)
+
+
+def run_vegeta(vegeta: str, urls: list[str], body: Path, rate: float, duration: float, work: Path) -> dict:
+    procs = []
+    for k, url in enumerate(urls):
+        targets = work / f"targets-{k}.txt"
+        targets.write_text(f"POST {url}/invocations\nContent-Type: application/json\n@{body}\n")
+        procs.append(subprocess.Popen(
+            f"{vegeta} attack -rate={rate:g}/s -duration={duration:g}s -targets={targets} -keepalive=true "
+            f"| {vegeta} encode --to json > {work / f'results-{k}.json'}", shell=True))
+    for proc in procs:
+        proc.wait(timeout=duration + 60)
+    latencies, failed = [], 0
+    for k in range(len(urls)):
+        results = [json.loads(line) for line in (work / f"results-{k}.json").read_text().splitlines()]
+        first = min(_seconds(r["timestamp"]) for r in results)
+        for r in results:
+            if _seconds(r["timestamp"]) - first < WARMUP:
+                continue
+            latencies.append(r["latency"] / 1e6)
+            failed += r["code"] != 200
+    return stats(latencies, (duration - WARMUP) * len(urls), failed)
+
+
+def _seconds(timestamp: str) -> float:
+    """RFC 3339 with nanoseconds → seconds within the day (enough for differences inside one run)."""
+    clock = timestamp.split("T")[1][:18].rstrip("Z+-")
+    h, m, s = clock.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def accurate(ours: dict, reference: dict, since: str = "") -> bool:
+    """`since` "": our latencies as the lab records them (from the intended time); "sent_": from when each
+    request left, like vegeta's. Either way the lag itself must stay under MAX_LAG_MS."""
+    def close(a: float, b: float) -> bool:
+        return abs(a - b) <= max(TOLERANCE * b, FLOOR_MS)
+
+    return bool(close(ours[f"{since}p50_ms"], reference["p50_ms"])
+            and close(ours[f"{since}p99_ms"], reference["p99_ms"])
+            and ours["lag_p99_ms"] < MAX_LAG_MS and ours["failed"] == 0 and reference["failed"] == 0)
+
+
+def on_schedule(ours: dict, rate: float) -> bool:
+    return bool(ours["lag_p99_ms"] < ON_SCHEDULE_LAG_MS and ours["failed"] == 0 and ours["rate"] >= 0.99 * rate)
+
+
+def compare_clients(url: str, body: bytes, n: int = 2000, rounds: int = 2) -> dict:
+    """Sequential keep-alive requests with each candidate client library: what one request costs a client."""
+    import asyncio
+
+    async def with_aiohttp() -> list[float]:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            times = []
+            for _ in range(n):
+                started = time.perf_counter()
+                async with session.post(url + "/invocations", data=body, headers=JSON) as response:
+                    await response.read()
+                times.append(time.perf_counter() - started)
+            return times
+
+    async def with_httpx() -> list[float]:
+        import httpx
+
+        async with httpx.AsyncClient() as client:
+            times = []
+            for _ in range(n):
+                started = time.perf_counter()
+                (await client.post(url + "/invocations", content=body, headers=JSON)).read()
+                times.append(time.perf_counter() - started)
+            return times
+
+    out: dict[str, list[dict]] = {}
+    for _ in range(rounds):  # interleaved
+        for name, client in (("aiohttp", with_aiohttp), ("httpx", with_httpx)):
+            ms = np.asarray(asyncio.run(client())[n // 10:]) * 1000
+            out.setdefault(name, []).append({"mean_ms": round(float(ms.mean()), 3),
+                                             "p50_ms": round(float(np.percentile(ms, 50)), 3),
+                                             "requests_per_s": round(1000 / float(ms.mean()))})
+            print(name, out[name][-1], flush=True)
+    return out
+
+
+def compare_timers(interval: float = 0.01, n: int = 500) -> dict:
+    """How late asyncio.sleep wakes up with the default (epoll) loop and with select(2)."""
+    import asyncio
+    import selectors
+
+    async def lateness() -> list[float]:
+        late, t = [], time.monotonic()
+        for _ in range(n):
+            t += interval
+            await asyncio.sleep(t - time.monotonic())
+            late.append((time.monotonic() - t) * 1000)
+        return late
+
+    out = {}
+    for name, factory in (("epoll (default)", None),
+                          ("select", lambda: asyncio.SelectorEventLoop(selectors.SelectSelector()))):
+        with asyncio.Runner(loop_factory=factory) as runner:
+            ms = np.asarray(runner.run(lateness()))
+        out[name] = {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+        print("timer", name, out[name], flush=True)
+    return out
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lanes", type=int, default=2)
+    parser.add_argument("--rates", type=float, nargs="+", default=[25, 50, 100, 200, 400, 800])
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=1, help="runs per rate and generator; medians are reported")
+    parser.add_argument("--probes", action="store_true", help="also compare client libraries and event-loop timers")
+    args = parser.parse_args()
+    vegeta = ensure_vegeta()
+    work = Path(tempfile.mkdtemp(prefix="bench-loadgen-"))
+    registry, mv = register_model(work / "registry")
+    body = body_file(work)
+    servers = []
+    for _ in range(args.lanes):
+        port = free_port()
+        servers.append(subprocess.Popen([sys.executable, "-m", "mlopslab.serving.server", "--model-dir",
+                                         str(registry.serving_dir(mv.name, mv.version)), "--port", str(port),
+                                         "--parent-pid", str(os.getpid())]))
+        servers[-1].url = f"http://127.0.0.1:{port}"
+    rows = []
+    try:
+        for server in servers:
+            wait_ready(server.url, server)
+        urls = [s.url for s in servers]
+        probes = {"clients": compare_clients(urls[0], body.read_bytes()), "timers": compare_timers()} \
+            if args.probes else None
+        for n, rate in enumerate(args.rates):
+            rounds: dict[str, list[dict]] = {"ours": [], "vegeta": []}
+            for rnd in range(args.rounds):
+                for name in (("ours", "vegeta") if (n + rnd) % 2 == 0 else ("vegeta", "ours")):
+                    rounds[name].append(run_ours(urls, rate, args.duration) if name == "ours" else
+                                        run_vegeta(vegeta, urls, body, rate, args.duration, work))
+            runs = {name: median_run(results) for name, results in rounds.items()}
+            row = {"rate_per_lane": rate, **runs, "rounds": rounds, "accurate": accurate(runs["ours"], runs["vegeta"]),
+                   "accurate_sent": accurate(runs["ours"], runs["vegeta"], "sent_"),
+                   "on_schedule": on_schedule(runs["ours"], rate)}
+            rows.append(row)
+            o, v = runs["ours"], runs["vegeta"]
+            print(f"{rate:6g}/s/lane  ours p50 {o['p50_ms']:7.3f} p99 {o['p99_ms']:7.3f} (sent {o['sent_p50_ms']:.3f} "
+                  f"{o['sent_p99_ms']:.3f}) lag p99 {o['lag_p99_ms']:6.3f} "
+                  f"rate {o['rate']:7.1f} fail {o['failed']} | vegeta p50 {v['p50_ms']:7.3f} p99 {v['p99_ms']:7.3f} "
+                  f"rate {v['rate']:7.1f} fail {v['failed']} | accurate {row['accurate']} on schedule {row['on_schedule']}",
+                  flush=True)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
+    highest = max((r["rate_per_lane"] for r in rows if r["accurate"]), default=None)
+    scheduled = max((r["rate_per_lane"] for r in rows if r["on_schedule"]), default=None)
+    table = summarise(rows, args.lanes, highest, scheduled)
+    print("\n" + table + f"\n\nLoad average (1, 5, 15 min) at the end: {os.getloadavg()}")
+    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
+    (ROOT / "benchmarks" / "results" / "loadgen.json").write_text(json.dumps(
+        {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "loadavg_after": os.getloadavg()},
+         "lanes": args.lanes,
+         "duration_s": args.duration, "rounds": args.rounds, "rows": rows, "probes": probes,
+         "highest_accurate_rate_per_lane": highest,
+         "highest_on_schedule_rate_per_lane": scheduled}, indent=2))
+    return 0
+
+
+def summarise(rows: list[dict], lanes: int, highest: float | None, scheduled: float | None) -> str:
+    lines = [f"{lanes} lanes, one server each, evenly spaced arrivals, keep-alive, 1-row body.", "",
+             "| rate / lane | ours p50 (from sent) | vegeta p50 | ours p99 (from sent) | vegeta p99 | our lag p50 / p99 "
+             "| sent / s (ours, vegeta) | accurate (from sent) | on schedule |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        o, v = r["ours"], r["vegeta"]
+        yes = {True: "yes", False: "no"}
+        lines.append(f"| {r['rate_per_lane']:g}/s | {o['p50_ms']:.3f} ({o['sent_p50_ms']:.3f}) ms | {v['p50_ms']:.3f} ms "
+                     f"| {o['p99_ms']:.3f} ({o['sent_p99_ms']:.3f}) ms | {v['p99_ms']:.3f} ms "
+                     f"| {o['lag_p50_ms']:.3f} / {o['lag_p99_ms']:.3f} ms | {o['rate']:.0f}, {v['rate']:.0f} "
+                     f"| {yes[r['accurate']]} ({yes[r['accurate_sent']]}) "
+                     f"| {'yes' if r['on_schedule'] else 'no'} |")
+    lines.append(f"\nHighest accurate rate per lane: {highest:g}/s" if highest else "\nNo rate was accurate.")
+    sent = max((r["rate_per_lane"] for r in rows if r["accurate_sent"]), default=None)
+    lines.append(f"Highest accurate rate per lane, latency from when requests left: {sent:g}/s" if sent else
+                 "No rate was accurate with latency from when requests left either.")
+    lines.append(f"Highest rate per lane on schedule (lag p99 < {ON_SCHEDULE_LAG_MS:g} ms, every request sent): "
+                 f"{scheduled:g}/s" if scheduled else "No rate kept the schedule.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

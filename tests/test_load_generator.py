@@ -1,0 +1,41 @@
+"""The load generator keeps connections per endpoint and reuses them, and reports its own schedule lag."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+from mlopslab.ml.registry import Registry
+from tests.conftest import MODEL
+from tests.test_model_server import server  # noqa: F401  (the fixture: one real model server, version 2)
+
+
+def _metric(url: str, name: str) -> float:
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return float(next(line for line in text.splitlines() if line.startswith(name + "{")).split()[-1])
+
+
+def test_requests_reuse_kept_connections_and_carry_the_schedule_lag(server: str, registry: Registry) -> None:  # noqa: F811
+    connections_before = _metric(server, "mlopslab_connections_total")
+    config = {"rate": 100, "t0": time.monotonic() + 1.0, "duration": 2.0, "seed": 3, "lanes": ["a", "b"]}
+    proc = subprocess.Popen([sys.executable, "-m", "mlopslab.traffic.loadgen", json.dumps(config)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for lane in ("a", "b"):
+        proc.stdin.write(json.dumps({"op": "endpoints", "lane": lane, "endpoints": [[server, "2"]]}) + "\n")
+    proc.stdin.flush()
+    records = [json.loads(line) for line in proc.stdout]  # stdin stays open: its end would mean "stop"
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    results = [r for r in records if "lane" in r]
+    samples = [r for r in records if "s" in r]
+    assert len(samples) > 100 and len(results) == 2 * len(samples)
+    assert all(r["st"] == 200 and r["v"] == "2" and r["p"] in (0, 1) for r in results)
+    assert all(r["lag"] >= 0 and r["lat"] >= r["lag"] for r in results)
+    assert sorted(r["lag"] for r in results)[len(results) // 2] < 50  # a generous sanity bound, not a benchmark
+    opened = _metric(server, "mlopslab_connections_total") - connections_before - 1  # -1: our /metrics call
+    # one connection per request before; a pool opens more only while requests overlap (a stalled machine)
+    assert 1 <= opened <= len(results) / 4, f"{opened} connections for {len(results)} requests: not reused"
