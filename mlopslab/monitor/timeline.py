@@ -21,6 +21,15 @@ SERIES = 900  # points kept per plotted series (15 minutes at 1 Hz)
 GENERATOR_BOUND_MS = 1.0  # a window whose requests left later than this at p99 measured the generator too
 
 
+# kinds that change a lane's state: the first of them to name a lane creates it (others only show in the log)
+LANE_STATE = (ev.LabPrepared, ev.ModelRegistered, ev.Commit, ev.Detected, ev.PipelineDone, ev.ApplyStarted,
+              ev.ReplicaStarted, ev.ReplicaReady, ev.ReplicaTerminating, ev.ReplicaStopped, ev.RolloutDone,
+              ev.RolloutFailed, ev.Traffic100, ev.LiveChange, ev.LiveReverted, ev.Sync, ev.Metrics, ev.DriftScore,
+              ev.DriftInjected, ev.DriftAlarm, ev.Accuracy, ev.RetrainStarted, ev.PipelineAccepted,
+              ev.PipelineRejected)
+SERIES_KINDS = (ev.Metrics, ev.Sync, ev.DriftScore, ev.Accuracy, ev.ReplicaTerminating)   # plotted, not logged
+
+
 class LogEntry(NamedTuple):
     """One line of the event log: the event itself, and its fields as `key=value` text on the scenario clock."""
 
@@ -127,9 +136,9 @@ class RunState:
         kind = e.name
         t = self.rel(e.t) if self.start is not None else 0.0
         self.now = max(self.now, t)
-        lane = self.lane(e.lane) if e.lane else None
+        lane = self.lane(e.lane) if e.lane and isinstance(e, LANE_STATE) else None
         self._reduce(e, t, lane)
-        if not isinstance(e, (ev.Metrics, ev.Sync, ev.DriftScore, ev.Accuracy, ev.ReplicaTerminating)):  # series, not lines
+        if not isinstance(e, SERIES_KINDS):  # series, not lines
             # before the scenario clock starts, an entry's time is None: the log shows it as setup
             self.log.append(LogEntry(t if self.start is not None else None, kind, e.lane,
                                      describe(e.as_dict(), self.rel), e))
