@@ -136,9 +136,15 @@ def _fmt(value: Any, unit: str = "s") -> str:
     return f"{value}{unit}"
 
 
-def rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
+def typed(summary: Summary | dict[str, Any]) -> Summary:
+    """The summary itself, or the one a summary.json holds."""
+    return summary if isinstance(summary, Summary) else Summary.from_json(summary)
+
+
+def rows(summary: Summary | dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The summary table as (header, rows): one column per lane after the row label. A row whose lane
     cells are all empty is a section title (`is_section`); the markdown makes it bold, the TUI too."""
+    summary = typed(summary)
     lanes = summary.lanes
     names = list(lanes)
     out: list[list[str]] = []
@@ -229,7 +235,7 @@ def is_section(row: list[str]) -> bool:
     return not row[0].startswith(" ") and all(cell == "" for cell in row[1:])
 
 
-def table(summary: Summary) -> str:
+def table(summary: Summary | dict[str, Any]) -> str:
     """A markdown table: one column per lane, one row block per release (and the ML loop, if any)."""
     header, body = rows(summary)
     body = [[f"**{row[0]}**", *row[1:]] if is_section(row) else row for row in body]
@@ -244,7 +250,8 @@ def _version_key(version: str) -> tuple[int, str]:
     return (int(version), "") if version.isdigit() else (1 << 30, version)
 
 
-def markdown(summary: Summary) -> str:
+def markdown(summary: Summary | dict[str, Any]) -> str:
+    summary = typed(summary)
     sc = summary.scenario
     parts = [f"# {sc.get('name', 'run')} — {summary.status}", "", sc.get("description", ""), "",
              f"Environment: {sc.get('environment')}, traffic {sc.get('rate')} req/s, "

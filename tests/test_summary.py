@@ -41,3 +41,4 @@ def test_a_summary_read_back_from_its_json_renders_the_same_table(path: Path) ->
     again = Summary.from_json(json.loads(json.dumps(summary.to_json(), default=str)))
     assert again == summary
     assert report.table(again) == report.table(summary) and report.markdown(again) == report.markdown(summary)
+    assert report.rows(summary.to_json()) == report.rows(summary)   # summary.json renders as it is
