@@ -57,6 +57,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+Emit = Callable[..., Any]  # Recorder.emit(kind, lane, **fields): how every producer reports
 Event = dict[str, Any]
 Listener = Callable[[Event], None]
 
