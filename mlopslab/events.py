@@ -25,6 +25,7 @@ from typing import Any
 
 from mlopslab.eventtypes import problems
 
+Emit = Callable[..., Any]  # Recorder.emit(kind, lane, **fields): how every producer reports
 Event = dict[str, Any]
 Listener = Callable[[Event], None]
 STRICT = "MLOPSLAB_STRICT_EVENTS"   # set to 1 (the tests do): a wrong event fails where it is emitted

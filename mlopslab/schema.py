@@ -16,6 +16,7 @@ from typing import Any
 from mlopslab import yamltree
 
 PERCENT = re.compile(r"^\d{1,3}%$")
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,20 @@ class _Check:
                 self.fail(f"{path}.{key}" if path else key, f"unknown field{hint}")
         return value
 
-    def number(self, m: dict[str, Any], key: str, path: str, default: Any = None, *, low: float | None = None,
-               high: float | None = None, integer: bool = False, required: bool = False) -> Any:
+    def _field(self, m: dict[str, Any], key: str, path: str, required: bool) -> tuple[str, Any]:
+        """The field's full path and its value, or _MISSING (a problem when it is required)."""
         full = f"{path}.{key}" if path else key
         if key not in m:
             if required:
                 self.fail(full, "is required")
+            return full, _MISSING
+        return full, m[key]
+
+    def number(self, m: dict[str, Any], key: str, path: str, default: Any = None, *, low: float | None = None,
+               high: float | None = None, integer: bool = False, required: bool = False) -> Any:
+        full, value = self._field(m, key, path, required)
+        if value is _MISSING:
             return default
-        value = m[key]
         ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok_type:
             self.fail(full, f"expected {'an integer' if integer else 'a number'}, got {_kind(value)} {value!r}")
@@ -89,12 +96,9 @@ class _Check:
 
     def string(self, m: dict[str, Any], key: str, path: str, default: Any = None, *, choices: tuple[str, ...] = (),
                pattern: re.Pattern[str] | None = None, required: bool = False) -> Any:
-        full = f"{path}.{key}" if path else key
-        if key not in m:
-            if required:
-                self.fail(full, "is required")
+        full, value = self._field(m, key, path, required)
+        if value is _MISSING:
             return default
-        value = m[key]
         if not isinstance(value, str):
             self.fail(full, f"expected a string, got {_kind(value)} {value!r}")
             return default

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlopslab.envs import rollout
-
-Emit = Callable[..., Any]  # Recorder.emit(kind, lane, **fields)
+from mlopslab.events import Emit  # noqa: F401  (what environments report through)
 
 
 @dataclass(frozen=True)
@@ -136,8 +135,6 @@ class LiveState:
 
 class Environment(ABC):
     """The port every environment implements (local processes, Docker, Kubernetes)."""
-
-    kind: str = "abstract"
 
     @abstractmethod
     def apply(self, spec: DeploymentSpec) -> None:

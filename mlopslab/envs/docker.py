@@ -67,6 +67,7 @@ from mlopslab.envs.images import (
     LABEL_REPLICA,
     LABEL_ROLE,
     LABEL_RUN,
+    LABEL_TEMPLATE,
     LABEL_VERSION,
     SERVER_PORT,
     SERVER_USER,
@@ -196,6 +197,7 @@ class Seen:
     running: bool    # running, or created and about to start
     health: str      # starting | healthy | unhealthy | none
     url: str
+    template: str = ""  # the spec's template as labelled (template_label)
 
 
 class ContainerDriver(ReplicaDriver):
@@ -252,7 +254,8 @@ class ContainerDriver(ReplicaDriver):
             pids_limit=128,
             network=self.network,
             labels={LABEL_RUN: self.run_id, LABEL_LANE: spec.lane, LABEL_VERSION: spec.version,
-                    LABEL_MODEL: spec.model, LABEL_REPLICA: name, LABEL_ROLE: "replica"},
+                    LABEL_MODEL: spec.model, LABEL_REPLICA: name, LABEL_ROLE: "replica",
+                    LABEL_TEMPLATE: template_label(spec.template)},
             healthcheck={"test": ["CMD", "python3", "-I", "-S", "-c", HEALTH_PROBE],
                          "interval": int(interval * 1e9), "timeout": int(1e9), "retries": 3,
                          "start_period": int((spec.warmup + 30) * 1e9)},
@@ -337,7 +340,13 @@ def _seen(summary: dict[str, Any], host: str) -> Seen:
                  if p.get("PrivatePort") == SERVER_PORT and p.get("PublicPort")), None)
     return Seen(summary["Id"], (summary.get("Names") or ["?"])[0].lstrip("/"), labels.get(LABEL_LANE, ""),
                 labels.get(LABEL_REPLICA, ""), labels.get(LABEL_VERSION, ""),
-                summary.get("State") in ("running", "created", "restarting"), health, f"http://{host}:{port}" if port else "")
+                summary.get("State") in ("running", "created", "restarting"), health, f"http://{host}:{port}" if port else "",
+                labels.get(LABEL_TEMPLATE, ""))
+
+
+def template_label(template: tuple) -> str:
+    """A spec's template as a container label: replicas are 'updated' when theirs matches, as in base.py."""
+    return "/".join(map(str, template))
 
 
 # --- the environment -----------------------------------------------------------------------------------------
@@ -512,7 +521,7 @@ class DockerEnvironment(ControlledEnvironment):
         generation, spec = self.store.read_spec(lane)
         status = self.store.read_status(lane)
         recorded = {r["name"]: r["state"] for r in status.get("replicas", [])}
-        views = []
+        views, updated = [], 0
         for seen in sorted(self.driver.lane_containers(lane), key=lambda s: s.replica):
             if not seen.running:
                 continue
@@ -522,7 +531,8 @@ class DockerEnvironment(ControlledEnvironment):
             state = ("terminating" if said == "terminating" else
                      "ready" if said == "ready" and seen.health == "healthy" else "starting")
             views.append(ReplicaView(seen.replica, seen.version, state, seen.url))
-        updated = sum(1 for r in views if spec and r.version == spec.version and r.state != "terminating")
+            # by template, like the controller in base.py: a warm-up change rolls replicas too
+            updated += bool(spec and seen.template == template_label(spec.template) and state != "terminating")
         ready = sum(1 for r in views if r.state == "ready")
         state = LiveState(lane, spec, tuple(views), updated, ready)
         if status.get("generation") == generation and status.get("condition") == "Failed":

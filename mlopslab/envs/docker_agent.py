@@ -122,15 +122,6 @@ class DockerAgent:
         except docker.errors.NotFound:
             return False
 
-    def running(self) -> bool:
-        import docker.errors
-
-        try:
-            self.container.reload()
-            return self.container.status == "running"
-        except (docker.errors.NotFound, AttributeError):
-            return False
-
     # --- the event stream --------------------------------------------------------------------------------
     def _follow(self) -> None:
         log = open(self.log_path, "a", encoding="utf-8") if self.log_path else None

@@ -38,6 +38,7 @@ LABEL_ROLE = "mlopslab.role"          # replica | agent | reaper | model-image |
 LABEL_MODEL = "mlopslab.model"
 LABEL_VERSION = "mlopslab.version"
 LABEL_REPLICA = "mlopslab.replica"
+LABEL_TEMPLATE = "mlopslab.template"   # a replica's pod-template (model/version/warmup): what a rollout replaces
 LABEL_DIGEST = "mlopslab.digest"
 LABEL_PACKAGES = "mlopslab.packages"   # on offline bases: the Debian packages they hold
 

@@ -19,7 +19,24 @@ _SIEGMUND_CORRECTION = 1.166  # overshoot correction of Siegmund's approximation
 _BLOCK_VALUES = 4_000_000  # normal draws per simulation block (32 MB)
 
 
-class Cusum:
+class _TwoSums:
+    """An upper and a lower cumulative sum and a latched alarm: what CUSUM and Page–Hinkley share."""
+
+    two_sided: bool
+
+    def reset(self) -> None:
+        self.upper = 0.0
+        self.lower = 0.0
+        self.n = 0
+        self.alarm = False
+
+    @property
+    def statistic(self) -> float:
+        """The larger of the two sums (two-sided) or the upper sum, to compare with the threshold."""
+        return max(self.upper, self.lower) if self.two_sided else self.upper
+
+
+class Cusum(_TwoSums):
     """Tabular CUSUM (Page 1954; Montgomery, Introduction to Statistical Quality Control, §9.1).
 
     On standardised values z = (x - mu0) / sigma it keeps
@@ -42,17 +59,6 @@ class Cusum:
         self.k, self.h, self.mu0, self.sigma, self.two_sided = k, h, mu0, sigma, two_sided
         self.reset()
 
-    def reset(self) -> None:
-        self.upper = 0.0
-        self.lower = 0.0
-        self.n = 0
-        self.alarm = False
-
-    @property
-    def statistic(self) -> float:
-        """The larger of the two sums (two-sided) or the upper sum, to compare with h."""
-        return max(self.upper, self.lower) if self.two_sided else self.upper
-
     def update(self, x: float) -> bool:
         """Take one value; True while in alarm."""
         z = (x - self.mu0) / self.sigma
@@ -63,7 +69,7 @@ class Cusum:
         return self.alarm
 
 
-class PageHinkley:
+class PageHinkley(_TwoSums):
     """Page–Hinkley test as river and scikit-multiflow define it.
 
     With x̄ the mean of every value since the last reset,
@@ -85,15 +91,8 @@ class PageHinkley:
         self.reset()
 
     def reset(self) -> None:
+        super().reset()
         self.mean = 0.0
-        self.upper = 0.0
-        self.lower = 0.0
-        self.n = 0
-        self.alarm = False
-
-    @property
-    def statistic(self) -> float:
-        return max(self.upper, self.lower) if self.two_sided else self.upper
 
     def update(self, x: float) -> bool:
         """Take one value; True while in alarm."""

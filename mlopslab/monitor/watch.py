@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from mlopslab.events import Emit
 from mlopslab.monitor.drift import METHODS, DriftReference, feature_drift_report
 from mlopslab.monitor.sequential import Cusum, detection_delay, detection_floor, siegmund_arl
 
-Emit = Callable[..., Any]
 AlarmHandler = Callable[[str, dict[str, Any]], None]
 
 DEFAULTS: dict[str, Any] = {
@@ -83,7 +83,6 @@ class DriftWatch:
         self._y: list[int] = []
         self._offset = 0                                 # rows dropped from the front
         self._change: dict[str, Any] | None = None      # the last drift_injected event
-        self.alarms: list[dict[str, Any]] = []
 
     # --- inputs ------------------------------------------------------------------------------------------
     def add_training_rows(self, version: str, X: np.ndarray) -> None:
@@ -282,7 +281,6 @@ class DriftWatch:
         return abs(delta) if delta else None
 
     def _raise(self, lane: str, alarm: dict[str, Any]) -> None:
-        self.alarms.append({"lane": lane, **alarm})
         self.emit("drift_alarm", lane, **alarm)
         if alarm.get("first") and self.on_alarm is not None:
             self.on_alarm(lane, alarm)
