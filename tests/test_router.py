@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from mlopslab.ml.registry import Registry
 from mlopslab.monitor.traffic import TrafficMonitor
 from mlopslab.traffic.loadgen import Picker
 from mlopslab.traffic.router import Route, Router, table
-from tests.conftest import MODEL
+from tests.conftest import start_server
 
 ENDPOINTS = [("http://127.0.0.1:1", "1"), ("http://127.0.0.1:2", "1"), ("http://127.0.0.1:3", "1"),
              ("http://127.0.0.1:4", "2")]
@@ -91,22 +90,9 @@ def test_windows_compare_versions_within_a_lane_and_keep_mirrored_copies_apart()
 
 @pytest.fixture
 def two_versions(registry: Registry) -> Iterator[list[str]]:
-    procs, urls = [], []
-    for version in ("1", "2"):
-        port = _free_port()
-        procs.append(subprocess.Popen([sys.executable, "-m", "mlopslab.serving.server", "--model-dir",
-                                       str(registry.serving_dir(MODEL, version)), "--port", str(port)]))
-        urls.append(f"http://127.0.0.1:{port}")
-    for url in urls:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(url + "/ping", timeout=0.5)
-                break
-            except OSError:
-                time.sleep(0.05)
-    yield urls
-    for proc in procs:
+    started = [start_server(registry, version) for version in ("1", "2")]
+    yield [url for _, url in started]
+    for proc, _ in started:
         proc.terminate()
         proc.wait(timeout=10)
 
@@ -134,10 +120,3 @@ def test_the_generator_sends_a_canary_its_weight_and_copies_to_a_mirror(two_vers
     assert {r["v"] for r in users} == {"1"} and {r["v"] for r in copies} == {"2"}
     assert sorted(r["i"] for r in users) == sorted(r["i"] for r in copies)   # one copy per request
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
