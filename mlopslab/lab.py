@@ -29,7 +29,8 @@ from mlopslab.monitor.watch import DriftWatch
 from mlopslab.platforms import Platform, PlatformError, RunContext, platform_for
 from mlopslab.releases import Releases
 from mlopslab.scenario import Scenario
-from mlopslab.traffic.process import Endpoints, TrafficProcess
+from mlopslab.traffic.process import TrafficProcess
+from mlopslab.traffic.router import Router
 
 SETUP_TIMEOUT = 120.0
 
@@ -71,7 +72,7 @@ class Lab:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.traffic: TrafficProcess | None = None
-        self.endpoints: Endpoints | None = None
+        self.router: Router | None = None   # where each lane's requests go (traffic/router.py)
         self._requests_file: AppendLog | None = None
         self._torn_down = False
         # MLOps levels: an online drift monitor per lane, and each lane's retraining pipeline
@@ -160,7 +161,7 @@ class Lab:
             lane.delivery.start()  # type: ignore[union-attr]
         self._start_traffic()
         self._spawn(lambda: lanes.watch(self.lanes, self.env, self.releases.desired_lock, self._stop, self.recorder.emit,
-                                        self.endpoints.publish), "watch-env")
+                                        self.router.endpoints), "watch-env")
         deadline = time.monotonic() + SETUP_TIMEOUT
         while not all(self.env.observe(name).complete for name in self.lane_names):
             if self._stop.is_set():
@@ -340,9 +341,9 @@ class Lab:
             tick()
 
     def _publish_endpoints(self) -> None:
-        assert self.env is not None and self.endpoints is not None
+        assert self.env is not None and self.router is not None
         for lane in self.lane_names:
-            self.endpoints.publish(lane, [(e.url, e.version) for e in self.env.endpoints(lane)])
+            self.router.endpoints(lane, [(e.url, e.version) for e in self.env.endpoints(lane)])
 
     # --- traffic --------------------------------------------------------------------------------------
     def _start_traffic(self) -> None:
@@ -352,13 +353,14 @@ class Lab:
         self._requests_file.on_error = self._on_storage_error
         self.traffic = TrafficProcess(config, self.dir / "logs" / "loadgen.log", self.watch.add_sample,
                                       self._on_result)
-        self.endpoints = Endpoints(self.traffic)
+        self.router = Router(self.traffic.send)
         self.traffic.start()
         self._spawn(self._read_traffic, "loadgen-reader")
 
     def _on_result(self, record: dict[str, Any], line: str) -> None:
         self.monitor.add_result(record)
-        self.watch.add_result(record)
+        if not record.get("m"):  # a mirrored copy's prediction reached no user
+            self.watch.add_result(record)
         if self._requests_file:
             self._requests_file.write(line)
 

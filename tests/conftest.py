@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,6 +34,24 @@ def registry(tmp_path_factory: pytest.TempPathFactory, stream: DataStream) -> Re
         X_val, y_val = stream.sample(500)
         registry.train_and_register(MODEL, X, y, X_val, y_val, stream.feature_names, TrainParams(C=C))
     return registry
+
+
+def start_server(registry: Registry, version: str) -> tuple[subprocess.Popen, str]:
+    """A real model server for models:/churn/VERSION on a free 127.0.0.1 port, answering /ping."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "mlopslab.serving.server", "--model-dir",
+                             str(registry.serving_dir(MODEL, version)), "--port", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/ping", timeout=0.5)
+            break
+        except OSError:
+            time.sleep(0.05)
+    return proc, url
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -642,7 +642,10 @@ def test_a_lane_that_cannot_keep_up_reports_its_errors_and_latency_and_loses_no_
         windows = events.of("metrics", lane)
         assert sum(w["rps"] for w in windows) == len(sent)
         assert sum(w["errors"] for w in windows) == sum(1 for r in results if r["lane"] == lane and r["st"] != 200)
-    during = lambda w: stall_from + 0.5 < w["window"] < stall_to - 1.5  # noqa: E731
-    assert all(w["errors"] > 0 and w["p99"] >= TIMEOUT * 1000 for w in events.of("metrics", "stalled") if during(w))
+    # a window's first requests waited from its start to the stall's end: beyond the timeout, some failed
+    during = lambda w: stall_from + 0.5 < w["window"] < stall_to - TIMEOUT - 0.3  # noqa: E731
+    stalled_windows = [w for w in events.of("metrics", "stalled") if during(w)]
+    assert stalled_windows and all(w["errors"] > 0 and w["p99"] >= TIMEOUT * 1000 for w in stalled_windows), \
+        [(w["window"], w["errors"], w["p99"]) for w in events.of("metrics", "stalled")] + [(stall_from, stall_to)]
     healthy = events.of("metrics", "healthy")
     assert sum(w["errors"] for w in healthy) == 0 and all(w["p99"] < 1000 for w in healthy)

@@ -9,7 +9,6 @@ import time
 import urllib.request
 
 from mlopslab.ml.registry import Registry
-from tests.conftest import MODEL
 from tests.test_model_server import server  # noqa: F401  (the fixture: one real model server, version 2)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from mlopslab.ml.registry import Registry
-from tests.conftest import MODEL
+from tests.conftest import MODEL, start_server
 
 
 def _free_port() -> int:
@@ -26,17 +26,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(registry: Registry) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mlopslab.serving.server", "--model-dir",
-                             str(registry.serving_dir(MODEL, "2")), "--port", str(port)])
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/ping", timeout=0.5)
-            break
-        except OSError:
-            time.sleep(0.05)
+    proc, url = start_server(registry, "2")
     yield url
     proc.terminate()
     proc.wait(timeout=10)

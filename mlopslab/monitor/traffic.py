@@ -1,7 +1,8 @@
 """Turns the load generator's per-request records into per-second windows and the 100 %-traffic mark.
 
 Windows are keyed by intended send time (when the request *should* have left), closed once no record of
-theirs can still arrive (a timed-out request reports after the load generator's timeout); each becomes a `metrics` event per lane: rate, errors, p50/p95/p99 latency, requests per
+theirs can still arrive (a timed-out request reports after the load generator's timeout); each becomes a `metrics` event per lane: rate, errors, p50/p95/p99 latency, per version sent to
+(`by_version`: n, errors, p99) and per mirrored version (`mirrored`, shadow copies no user saw), requests per
 served version, and the load generator's schedule lag at p99 (`lag_p99`, ms; absent in runs
 recorded before the generator measured it). `traffic_100` marks, after a rollout finished, the first moment from which every
 request of the lane was answered by the new version.
@@ -31,6 +32,10 @@ class _Window:
     lags: list[float] = field(default_factory=list)
     errors: int = 0
     versions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # per version the lane's requests were sent to, and per version mirrored copies went to:
+    # version -> (latencies, errors), so a gate can compare a canary with its stable version
+    by_version: dict[str, tuple[list[float], list[int]]] = field(default_factory=dict)
+    mirrored: dict[str, tuple[list[float], list[int]]] = field(default_factory=dict)
 
 
 class TrafficMonitor:
@@ -59,6 +64,13 @@ class TrafficMonitor:
         ok = record["st"] == 200
         with self._lock:
             window = self._windows.setdefault((lane, max(int(t), self._closed_before)), _Window())
+            if record.get("v") is not None:
+                latencies, errors = (window.mirrored if record.get("m") else window.by_version).setdefault(
+                    str(record["v"]), ([], [0]))
+                latencies.append(record["lat"])
+                errors[0] += not ok
+            if record.get("m"):  # a shadow copy: no user saw it, so it is not the lane's traffic
+                return
             window.latencies.append(record["lat"])
             if "lag" in record:
                 window.lags.append(record["lag"])
@@ -87,7 +99,8 @@ class TrafficMonitor:
                         decisions.append((lane, version, mark))
                         del self._targets[lane]
         for (lane, second), window in closed:
-            self.emit("metrics", lane, **summarise(window.latencies, window.errors, window.versions, window.lags), window=second)
+            self.emit("metrics", lane, **summarise(window.latencies, window.errors, window.versions, window.lags),
+                      **_per_version(window), window=second)
         for lane, version, mark in decisions:
             self._full[lane] = version
             self.emit("traffic_100", lane, version=version, at=round(mark, 4))
@@ -97,6 +110,18 @@ class TrafficMonitor:
         last_other = max((t for t, v, ok in history if not ok or v != version), default=None)
         after = [t for t, v, ok in history if last_other is None or t > last_other]
         return min(after) if after else None
+
+
+def _per_version(window: _Window) -> dict[str, Any]:
+    """{"by_version": {v: {n, errors, p99}}} and, when a version was mirrored, {"mirrored": {...}}."""
+    def stats(groups: dict[str, tuple[list[float], list[int]]]) -> dict[str, Any]:
+        return {v: {"n": len(lat), "errors": err[0], "p99": round(float(np.percentile(lat, 99)), 3)}
+                for v, (lat, err) in sorted(groups.items()) if lat}
+
+    out: dict[str, Any] = {"by_version": stats(window.by_version)}
+    if window.mirrored:
+        out["mirrored"] = stats(window.mirrored)
+    return out
 
 
 def summarise(latencies: list[float], errors: int, versions: dict[str, int],

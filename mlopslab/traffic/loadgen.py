@@ -11,11 +11,14 @@ generator measures its own schedule lag: how late each request was handed to the
 intended time. The event loop waits on select(2), whose timeout has microsecond resolution (epoll's is a
 millisecond, which alone would make the lag up to 1 ms).
 
-Protocol (JSON lines). stdin: {"op": "endpoints", "lane", "endpoints": [[url, version], ...]},
-{"op": "pause"}, {"op": "resume"}, {"op": "drift", "kind", "at", "size", "features", "ramp"},
-{"op": "stop"}. stdout: {"s": i, "t", "x": [...], "y": label} once per arrival, then
-{"i": i, "lane", "t", "lat" (ms), "st" (HTTP status, 0 = no answer), "v" (served version), "p",
-"lag" (ms the request left after its intended time)} per lane.
+Protocol (JSON lines). stdin: {"op": "routes", "lane", "backends": [[url, version, weight], ...],
+"mirror": [[url, version], ...]} (traffic/router.py; picks follow the weights by smooth weighted
+round-robin, and each request is also copied to one mirror), or {"op": "endpoints", "lane", "endpoints":
+[[url, version], ...]} (all alike), {"op": "pause"}, {"op": "resume"}, {"op": "drift", "kind", "at",
+"size", "features", "ramp"}, {"op": "stop"}. stdout: {"s": i, "t", "x": [...], "y": label} once per
+arrival, then {"i": i, "lane", "t", "lat" (ms), "st" (HTTP status, 0 = no answer), "v" (served version),
+"p", "lag" (ms the request left after its intended time), "b" (the backend's url)} per lane, and the same
+with "m": 1 for a mirrored copy (its answer reaches no user).
 
     python -m mlopslab.traffic.loadgen CONFIG_JSON
 """
@@ -52,8 +55,8 @@ class LoadGenerator:
         self.arrivals = np.random.default_rng([int(config.get("seed", 0)), 3])
         self.rows = np.random.default_rng([int(config.get("seed", 0)), 4])
         self.features = self.stream.feature_names
-        self.endpoints: dict[str, list[tuple[str, str]]] = {lane: [] for lane in self.lanes}
-        self._next_endpoint: dict[str, int] = {lane: 0 for lane in self.lanes}
+        self.routes: dict[str, Picker] = {lane: Picker([]) for lane in self.lanes}
+        self.mirrors: dict[str, Picker] = {lane: Picker([]) for lane in self.lanes}
         self.paused = False
         self.stopped = False
         self._drifts = 0
@@ -67,8 +70,11 @@ class LoadGenerator:
 
     def control(self, message: dict[str, Any]) -> None:
         op = message.get("op")
-        if op == "endpoints":
-            self.endpoints[message["lane"]] = [tuple(e) for e in message["endpoints"]]
+        if op == "routes":   # the lane's route table (traffic/router.py)
+            self.routes[message["lane"]] = Picker([tuple(b) for b in message["backends"]])
+            self.mirrors[message["lane"]] = Picker([(url, version, 1.0) for url, version in message.get("mirror", [])])
+        elif op == "endpoints":   # every ready endpoint alike (a Service)
+            self.routes[message["lane"]] = Picker([(url, version, 1.0) for url, version in message["endpoints"]])
         elif op == "pause":
             self.paused = True
         elif op == "resume":
@@ -117,9 +123,10 @@ class LoadGenerator:
                 row, label, body = self._prepare(t)
             first = i % len(self.lanes)  # lanes take turns leaving first: none is always second in line
             for lane in self.lanes[first:] + self.lanes[:first]:
-                task = asyncio.create_task(self.send(i, lane, t, body))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                for mirrored in (False, True) if self.mirrors[lane].backends else (False,):
+                    task = asyncio.create_task(self.send(i, lane, t, body, mirrored))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
             self.emit({"s": i, "t": round(t, 4), "x": row, "y": label})
             i += 1
 
@@ -141,16 +148,8 @@ class LoadGenerator:
             except json.JSONDecodeError:
                 pass
 
-    def _pick(self, lane: str) -> tuple[str, str] | None:
-        endpoints = self.endpoints.get(lane) or []
-        if not endpoints:
-            return None
-        k = self._next_endpoint[lane] % len(endpoints)
-        self._next_endpoint[lane] = k + 1
-        return endpoints[k]
-
-    async def send(self, i: int, lane: str, intended: float, body: bytes) -> None:
-        endpoint = self._pick(lane)
+    async def send(self, i: int, lane: str, intended: float, body: bytes, mirrored: bool = False) -> None:
+        endpoint = (self.mirrors if mirrored else self.routes)[lane].pick()
         status, version, prediction, payload = 0, None, None, b""
         lag = self.now() - intended
         if endpoint is not None:
@@ -168,8 +167,30 @@ class LoadGenerator:
                 prediction = json.loads(payload)["predictions"][0]
             except (ValueError, KeyError, IndexError, TypeError):
                 status = 0
-        self.emit({"i": i, "lane": lane, "t": round(intended, 4), "lat": round(latency_ms, 3), "st": status,
-                   "v": version, "p": prediction, "lag": round(lag * 1000.0, 3)})
+        record = {"i": i, "lane": lane, "t": round(intended, 4), "lat": round(latency_ms, 3), "st": status,
+                  "v": version, "p": prediction, "lag": round(lag * 1000.0, 3), "b": endpoint[0] if endpoint else None}
+        self.emit({**record, "m": 1} if mirrored else record)
+
+
+class Picker:
+    """Smooth weighted round-robin (nginx's): over any window the picks follow the weights as closely as
+    whole requests can, without randomness, so a 10 % canary gets every tenth request, not ~10 %."""
+
+    def __init__(self, backends: list[tuple[str, str, float]]) -> None:
+        self.backends = [b for b in backends if b[2] > 0]
+        self._current = [0.0] * len(self.backends)
+
+    def pick(self) -> tuple[str, str] | None:
+        if not self.backends:
+            return None
+        total = 0.0
+        for k, (_, _, weight) in enumerate(self.backends):
+            self._current[k] += weight
+            total += weight
+        best = max(range(len(self.backends)), key=self._current.__getitem__)
+        self._current[best] -= total
+        url, version, _ = self.backends[best]
+        return url, version
 
 
 HEADERS = {"Content-Type": "application/json"}

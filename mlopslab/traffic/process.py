@@ -1,5 +1,4 @@
-"""The load generator as the lab sees it: a child process, its JSON-lines control pipe and its records,
-and the endpoints it may send each lane's requests to.
+"""The load generator as the lab sees it: a child process, its JSON-lines control pipe and its records.
 
 `TrafficProcess` starts `python -m mlopslab.traffic.loadgen` in its own session (so a terminal's Ctrl-C
 reaches the lab, which stops it in order), sends it control messages (endpoints, pause, resume, drift,
@@ -82,19 +81,3 @@ class TrafficProcess:
                 except OSError:
                     pass
 
-
-class Endpoints:
-    """Tells the generator each lane's ready endpoints when they change (what Endpoints and kube-proxy
-    do for a Service): `publish(lane, [(url, version), ...])` sends one message per change."""
-
-    def __init__(self, traffic: TrafficProcess) -> None:
-        self.traffic = traffic
-        self._sent: dict[str, list[list[str]]] = {}
-        self._lock = threading.Lock()
-
-    def publish(self, lane: str, endpoints: list[tuple[str, str]]) -> None:
-        table = sorted([url, version] for url, version in endpoints)
-        with self._lock:
-            if table != self._sent.get(lane):
-                self._sent[lane] = table
-                self.traffic.send({"op": "endpoints", "lane": lane, "endpoints": table})
