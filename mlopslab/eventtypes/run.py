@@ -84,6 +84,8 @@ class Metrics(Event):
     versions: dict[str, int] | None = None          # version -> requests
     accuracy: float | None = None
     lag_p99: float | None = None                    # ms the generator's sends were late (absent in older runs)
+    by_version: dict[str, dict[str, Any]] | None = None   # version -> {n, errors, p99} (absent in older runs)
+    mirrored: dict[str, dict[str, Any]] | None = None     # the same for mirrored copies, when there were any
 
 
 @kind("registry_busy")
