@@ -57,9 +57,10 @@ def summarise(state: RunState) -> Summary:
             p99_ms_median_of_windows=round(float(np.median(p)), 3) if p else None,
             generator_bound_windows=lane.generator_bound, lag_windows=lane.lag_windows,
             accuracy_last=lane.accuracy[-1][1] if lane.accuracy else None)
-    return Summary(scenario=state.scenario, status=(state.finished or {}).get("status", "running"),
-                   duration=(state.finished or {}).get("duration"), lanes=lanes,
-                   versions={v: {"accuracy": e.get("accuracy"), "note": e.get("note")} for v, e in state.versions.items()},
+    finished = state.finished or {}
+    versions = {v: {"accuracy": e.get("accuracy"), "note": e.get("note")} for v, e in state.versions.items()}
+    return Summary(scenario=state.scenario, status=finished.get("status", "running"),
+                   duration=finished.get("duration"), lanes=lanes, versions=versions,
                    drift_alarms=state.alarms, ml_loop=ml_loop(state))
 
 
@@ -154,7 +155,8 @@ def rows(summary: Summary | dict[str, Any]) -> tuple[list[str], list[list[str]]]
                     for n in names]
         out.append(_section(f"v{version}", names))
         for phase in PHASES[1:]:
-            out.append([f"  commit → {PHASE_LABELS[phase]}"] + [_fmt(r.lead[phase]) if r else "—" for r in per_lane])
+            out.append([f"  commit → {PHASE_LABELS[phase]}"] +
+                       [_fmt(r.lead[phase]) if r else "—" for r in per_lane])
         out.append(["  rollout (apply → 100%)"] + [_rollout_cell(r) for r in per_lane])
         out.append(["  errors during rollout"] + [
             f"{r.errors_during_rollout}/{r.requests_during_rollout}" if r else "—" for r in per_lane])
