@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from mlopslab.monitor.timeline import RunState
+from mlopslab.summary import Summary
 from mlopslab.scenario import Scenario
 from mlopslab.tui import view as views
 from mlopslab.tui.replay import Playback
@@ -39,7 +40,7 @@ class LiveRun:
     def lane_names(self) -> list[str]:
         return [lane.name for lane in self.scenario.lanes]
 
-    def summary(self) -> dict:
+    def summary(self) -> Summary:
         from mlopslab import report
 
         return self.lab.snapshot(report.summarise)
@@ -137,7 +138,7 @@ class ReplayRun:
 
     exit_code = 0
 
-    def summary(self) -> dict:
+    def summary(self) -> Summary:
         from mlopslab import report
 
         return report.summarise(self.playback.state)
