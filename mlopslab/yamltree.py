@@ -102,7 +102,8 @@ def compose(text: str) -> Tree:
 def _explain(exc: yaml.MarkedYAMLError, text: str, line: int) -> str:
     problem = exc.problem or str(exc)
     lines = text.splitlines()
-    if 0 < line <= len(lines) and "\t" in lines[line - 1][:len(lines[line - 1]) - len(lines[line - 1].lstrip())]:
+    here = lines[line - 1] if 0 < line <= len(lines) else ""
+    if "\t" in here[:len(here) - len(here.lstrip())]:   # a tab in the indentation
         return f"{problem} (this line is indented with a tab; YAML indents with spaces only)"
     return problem
 

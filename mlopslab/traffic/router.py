@@ -67,10 +67,6 @@ class Router:
         """Versions that get a copy of every request and answer no user (shadow)."""
         self._update(lane, lambda: self._mirrored.__setitem__(lane, frozenset(versions)))
 
-    def route(self, lane: str) -> Route:
-        with self._lock:
-            return self._route(lane)
-
     def _route(self, lane: str) -> Route:
         return table(self._endpoints.get(lane, []), self._weights.get(lane), self._mirrored.get(lane, frozenset()))
 
