@@ -33,9 +33,13 @@ class Lane:
     def deployment(self, model: str, version: str) -> DeploymentSpec:
         """The lane's desired deployment of `version`: its replicas, readiness and rollout settings."""
         s = self.spec
+        kind = s.strategy.type if s.strategy else "rolling"
+        surge, unavailable = (0, "100%") if kind == "recreate" else (s.max_surge, s.max_unavailable)
         return DeploymentSpec(lane=s.name, model=model, version=str(version), replicas=s.replicas,
                               readiness_period=s.readiness_period, warmup=s.warmup,
-                              strategy=Strategy(s.max_surge, s.max_unavailable, s.progress_deadline))
+                              strategy=Strategy(surge, unavailable, s.progress_deadline,
+                                                type="Recreate" if kind == "recreate" else "RollingUpdate"),
+                              progressive=s.strategy.to_json() if s.strategy and s.strategy.progressive else "")
 
     def verdict(self, live: LiveState, desired: DeploymentSpec | None) -> tuple[str, str | None, str | None]:
         """(sync state, live revision, live version)."""

@@ -16,6 +16,8 @@ from typing import Any
 from mlopslab import yamltree
 from mlopslab.ml.data import DataSpec
 from mlopslab.schema import Problem, ScenarioError, _Check, _kind  # noqa: F401  (Problem, ScenarioError: API)
+from mlopslab.strategies import schema as strategy_schema
+from mlopslab.strategies.spec import StrategySpec
 
 ENVIRONMENTS = ("local", "docker", "kubernetes")
 DELIVERIES = ("push", "pull")
@@ -46,6 +48,7 @@ class LaneSpec:
     webhook: bool = False
     self_heal: bool = True
     level: int = 0
+    strategy: StrategySpec | None = None   # None: the Deployment's rolling update (mlopslab/strategies)
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,10 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
     timeline = _timeline(c, top.get("timeline"), lane_names, duration, data.get("n_features", DataSpec.n_features))
     narration = _narration(c, top.get("narration"))
     drift_detection = _drift_detection(c, top.get("drift_detection"))
+    for i, lane in enumerate(lanes):
+        if environment.kind == "docker" and lane.delivery == "pull" and lane.strategy and lane.strategy.progressive:
+            c.fail(f"lanes[{i}].strategy", f"a {lane.strategy.type} lane on docker needs a push delivery: the pull "
+                   "agent runs in its own container, beside which no rollout controller runs yet")
     if environment.kind == "kubernetes":
         c.fail("environment.kind" if isinstance(top.get("environment"), dict) else "environment",
                "the kubernetes environment is not available in this version (use local or docker)")
@@ -189,7 +196,7 @@ def _train(c: _Check, value: Any, path: str) -> dict[str, Any]:
 
 
 LANE_FIELDS = ("name", "delivery", "replicas", "warmup", "readiness", "rollout", "poll", "webhook", "self_heal",
-               "level")
+               "level", "strategy")
 
 
 def _lanes(c: _Check, value: Any) -> list[LaneSpec]:
@@ -224,6 +231,7 @@ def _lanes(c: _Check, value: Any) -> list[LaneSpec]:
             webhook=c.boolean(m, "webhook", path, False),
             self_heal=c.boolean(m, "self_heal", path, True),
             level=c.number(m, "level", path, 0, low=0, high=2, integer=True),
+            strategy=strategy_schema.check(c, m.get("strategy"), f"{path}.strategy"),
         )
         if lane.max_surge in (0, "0%") and lane.max_unavailable in (0, "0%"):
             c.fail(f"{path}.rollout", "maxSurge and maxUnavailable cannot both be zero")
@@ -232,7 +240,7 @@ def _lanes(c: _Check, value: Any) -> list[LaneSpec]:
 
 
 ACTION_FIELDS: dict[str, tuple[str, ...]] = {
-    "release": ("C", "max_iter", "n_samples", "note"),
+    "release": ("C", "max_iter", "n_samples", "note", "latency_ms"),
     "manual_change": ("lane", "replicas", "version"),
     "kill_replica": ("lane",),
     "pause_traffic": (),
@@ -271,7 +279,8 @@ def _timeline(c: _Check, value: Any, lanes: set[str], duration: Any, n_features:
         elif action in ("manual_change", "kill_replica", "pipeline_commit"):
             c.fail(f"{apath}.lane", "is required")
         if action == "release":
-            _train(c, {k: v for k, v in args.items() if k != "note"}, apath)
+            _train(c, {k: v for k, v in args.items() if k not in ("note", "latency_ms")}, apath)
+            c.number(args, "latency_ms", apath, None, low=0, high=1500)   # the version's server answers this late
         if action == "manual_change":
             c.number(args, "replicas", apath, None, low=0, high=20, integer=True)
             if "version" in args and not isinstance(args["version"], (int, str)):

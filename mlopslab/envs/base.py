@@ -29,11 +29,12 @@ from mlopslab.events import Emit  # noqa: F401  (what environments report throug
 
 @dataclass(frozen=True)
 class Strategy:
-    """RollingUpdate parameters, as a Kubernetes Deployment spells them."""
+    """RollingUpdate parameters, as a Kubernetes Deployment spells them (type Recreate ignores surge)."""
 
     max_surge: int | str = "25%"
     max_unavailable: int | str = "25%"
     progress_deadline: float = 60.0
+    type: str = "RollingUpdate"   # RollingUpdate | Recreate
 
     def resolve(self, replicas: int) -> tuple[int, int]:
         """(surge, unavailable) in replicas: percentages round surge up and unavailability down."""
@@ -62,6 +63,8 @@ class DeploymentSpec:
     readiness_period: float = 0.2
     warmup: float = 0.0          # seconds the server takes to load before it reports ready
     revision: str = ""           # the env-repo commit this object was applied from
+    progressive: str = ""        # a canary/blue-green/shadow/A-B strategy as JSON (mlopslab/strategies), else ""
+    latency_ms: float = 0.0      # the release option that slows this version's server (a latency regression)
 
     @property
     def model_uri(self) -> str:
@@ -70,13 +73,14 @@ class DeploymentSpec:
     @property
     def template(self) -> tuple[str, str, float]:
         """What makes replicas interchangeable (a Deployment's pod-template hash): a change rolls them."""
-        return (self.model, self.version, self.warmup)
+        return (self.model, self.version, self.warmup, self.latency_ms)
 
     def diff(self, other: DeploymentSpec | None) -> dict[str, tuple[Any, Any]]:
         """Fields that differ (revision aside): {field: (self's value, other's value)}."""
         if other is None:
             return {"deployment": ("present", "missing")}
-        fields = ("model", "version", "replicas", "strategy", "readiness_period", "warmup")
+        fields = ("model", "version", "replicas", "strategy", "readiness_period", "warmup", "progressive",
+                  "latency_ms")
         return {f: (getattr(self, f), getattr(other, f)) for f in fields if getattr(self, f) != getattr(other, f)}
 
 
@@ -320,7 +324,8 @@ class ControlledEnvironment(Environment):
             replicas = self._replicas[lane]
             status = self._status[lane]
             step = rollout.plan(spec.replicas, *spec.strategy.resolve(spec.replicas), spec.template, replicas,
-                                hold_starts=now < status["restart_at"])   # CrashLoopBackOff
+                                hold_starts=now < status["restart_at"],   # CrashLoopBackOff
+                                recreate=spec.strategy.type == "Recreate")
             to_start, doomed, scaled = step.start, list(step.stop), list(step.scale_down)
             for replica in doomed + scaled:
                 replica.state = "terminating"

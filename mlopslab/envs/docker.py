@@ -243,7 +243,8 @@ class ContainerDriver(ReplicaDriver):
         container = self.client.containers.run(
             image.id,
             command=["--model-dir", "/model", "--host", "0.0.0.0", "--port", str(SERVER_PORT),
-                     "--warmup", str(spec.warmup)],
+                     "--warmup", str(spec.warmup)]
+                    + (["--latency-ms", str(spec.latency_ms)] if spec.latency_ms else []),
             name=f"mlopslab-{self.run_id}-{name}-{secrets.token_hex(2)}",
             detach=True,
             ports={f"{SERVER_PORT}/tcp": (self.host, None)},

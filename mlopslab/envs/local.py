@@ -37,7 +37,8 @@ class ProcessDriver(ReplicaDriver):
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "mlopslab.serving.server", "--model-dir", str(model_dir),
-                 "--fd", str(sock.fileno()), "--warmup", str(spec.warmup), "--parent-pid", str(os.getpid())],
+                 "--fd", str(sock.fileno()), "--warmup", str(spec.warmup), "--parent-pid", str(os.getpid())]
+                + (["--latency-ms", str(spec.latency_ms)] if spec.latency_ms else []),
                 pass_fds=(sock.fileno(),), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
         finally:

@@ -37,8 +37,13 @@ class Step:
 
 
 def plan(replicas: int, surge: int, unavailable: int, template: tuple, current: Sequence[ReplicaState], *,
-         hold_starts: bool = False) -> Step:
-    """One reconcile's worth of rolling update. `hold_starts` (a crash loop's back-off) starts nothing."""
+         hold_starts: bool = False, recreate: bool = False) -> Step:
+    """One reconcile's worth of rolling update. `hold_starts` (a crash loop's back-off) starts nothing.
+    `recreate` (strategy.type Recreate): every old replica stops, and new ones start only once none is left."""
+    if recreate and any(r.template != template for r in current):
+        old = [r for r in current if r.template != template and r.state != "terminating"]
+        new = [r for r in current if r.template == template and r.state != "terminating"]
+        return Step(0, tuple(old), (), (len(new), sum(1 for r in new if r.state == "ready"), -len(old)))
     if surge == 0 and unavailable == 0:
         unavailable = 1
     active = [r for r in current if r.state != "terminating"]

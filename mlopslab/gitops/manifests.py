@@ -2,7 +2,10 @@
 
 Each lane is a kustomize directory (`kubectl kustomize lanes/<lane>` renders it), so the same env repo
 could be handed to Argo CD or Flux. Values Kubernetes cannot express (sub-second readiness period, the
-model server's warm-up) travel as `mlopslab.io/` annotations and container args.
+model server's warm-up) travel as `mlopslab.io/` annotations and container args. A lane with a progressive
+strategy (canary, blue-green, shadow, A/B) carries it as `mlopslab.io/strategy` (its type) and
+`mlopslab.io/strategy-spec` (every parameter and gate, JSON), the way Flagger's Canary object sits beside
+the Deployment it drives; a release slowed on purpose shows `--latency-ms` in the container's args.
 """
 
 from __future__ import annotations
@@ -33,13 +36,15 @@ def render_lane(spec: DeploymentSpec) -> dict[str, str]:
         "kind": "Deployment",
         "metadata": {"name": APP, "namespace": spec.lane, "labels": labels,
                      "annotations": {ANNOTATION + "model-uri": spec.model_uri,
-                                     ANNOTATION + "readiness-period": str(spec.readiness_period)}},
+                                     ANNOTATION + "readiness-period": str(spec.readiness_period),
+                                     **_strategy_annotations(spec)}},
         "spec": {
             "replicas": spec.replicas,
             "progressDeadlineSeconds": int(spec.strategy.progress_deadline),
-            "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxSurge": spec.strategy.max_surge,
-                                           "maxUnavailable": spec.strategy.max_unavailable}},
+            "strategy": ({"type": "Recreate"} if spec.strategy.type == "Recreate" else
+                         {"type": "RollingUpdate",
+                          "rollingUpdate": {"maxSurge": spec.strategy.max_surge,
+                                            "maxUnavailable": spec.strategy.max_unavailable}}),
             "selector": {"matchLabels": {"app.kubernetes.io/name": APP}},
             "template": {
                 "metadata": {"labels": {**labels, "mlopslab.io/model-version": spec.version}},
@@ -49,7 +54,8 @@ def render_lane(spec: DeploymentSpec) -> dict[str, str]:
                         "name": "server",
                         "image": image_for(spec.model, spec.version),
                         "args": ["--model-dir", "/model", "--host", "0.0.0.0", "--port", str(PORT),
-                                 "--warmup", str(spec.warmup)],
+                                 "--warmup", str(spec.warmup),
+                                 *(["--latency-ms", str(spec.latency_ms)] if spec.latency_ms else [])],
                         "ports": [{"name": "http", "containerPort": PORT}],
                         "readinessProbe": {"httpGet": {"path": "/ping", "port": "http"}, "periodSeconds": 1},
                         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
@@ -73,6 +79,14 @@ def render_lane(spec: DeploymentSpec) -> dict[str, str]:
             "deployment.yaml": dump(deployment), "service.yaml": dump(service)}
 
 
+def _strategy_annotations(spec: DeploymentSpec) -> dict[str, str]:
+    if not spec.progressive:
+        return {}
+    import json
+
+    return {ANNOTATION + "strategy": json.loads(spec.progressive)["type"], ANNOTATION + "strategy-spec": spec.progressive}
+
+
 def parse_lane(files: dict[str, str], *, revision: str = "") -> DeploymentSpec:
     """Reads a lane's Deployment back into a DeploymentSpec; raises ManifestError naming what is wrong."""
     if "deployment.yaml" not in files:
@@ -89,10 +103,12 @@ def parse_lane(files: dict[str, str], *, revision: str = "") -> DeploymentSpec:
         if not uri.startswith("models:/") or uri.count("/") != 2:
             raise ManifestError(f"deployment.yaml: model-uri {uri!r} is not models:/NAME/VERSION")
         model, version = uri[len("models:/"):].split("/")
-        rolling = spec["strategy"]["rollingUpdate"]
+        kind = spec["strategy"].get("type", "RollingUpdate")
+        rolling = spec["strategy"]["rollingUpdate"] if kind != "Recreate" else {"maxSurge": 0, "maxUnavailable": "100%"}
         container = spec["template"]["spec"]["containers"][0]
         args = container.get("args", [])
         warmup = float(args[args.index("--warmup") + 1]) if "--warmup" in args else 0.0
+        latency = float(args[args.index("--latency-ms") + 1]) if "--latency-ms" in args else 0.0
         replicas = spec["replicas"]
         if not isinstance(replicas, int) or replicas < 0:
             raise ManifestError(f"deployment.yaml: spec.replicas must be a non-negative integer, got {replicas!r}")
@@ -101,9 +117,10 @@ def parse_lane(files: dict[str, str], *, revision: str = "") -> DeploymentSpec:
         return DeploymentSpec(
             lane=meta["namespace"], model=model, version=version, replicas=replicas,
             strategy=Strategy(rolling["maxSurge"], rolling["maxUnavailable"],
-                              float(spec.get("progressDeadlineSeconds", 600))),
+                              float(spec.get("progressDeadlineSeconds", 600)), type=kind),
             readiness_period=float(meta["annotations"].get(ANNOTATION + "readiness-period", 1.0)),
-            warmup=warmup, revision=revision)
+            warmup=warmup, revision=revision, latency_ms=latency,
+            progressive=meta["annotations"].get(ANNOTATION + "strategy-spec", ""))
     except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
         if isinstance(exc, ManifestError):
             raise

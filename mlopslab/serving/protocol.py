@@ -150,10 +150,26 @@ class HTTPConnection(asyncio.Protocol):
             del self.buffer[:head.length]
             self.head = None
             status, reply, content_type = self.app(head.method, head.path, head.headers, body)
-            self.transport.write(response(status, reply, content_type, self.extra_headers,
-                                          close=not head.keep_alive, keep_alive_header=head.http10))
+            answer = response(status, reply, content_type, self.extra_headers,
+                              close=not head.keep_alive, keep_alive_header=head.http10)
+            delay = getattr(self.app, "latency", 0.0) if head.path == "/invocations" else 0.0
+            if delay > 0:   # a slowed release: answer later, read nothing more meanwhile (answers stay in order)
+                self.transport.pause_reading()
+                asyncio.get_running_loop().call_later(delay, self._answer_late, answer, head.keep_alive)
+                return
+            self.transport.write(answer)
             if not head.keep_alive:
                 self._close()
+
+    def _answer_late(self, answer: bytes, keep_alive: bool) -> None:
+        if self.closing or self.transport is None:
+            return
+        self.transport.write(answer)
+        if not keep_alive:
+            self._close()
+            return
+        self.transport.resume_reading()
+        self.data_received(b"")   # requests that arrived meanwhile
 
     def _fail(self, status: int) -> None:
         self.transport.write(response(status, b'{"error_code": "BAD_REQUEST"}', "application/json", close=True))

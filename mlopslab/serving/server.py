@@ -10,6 +10,7 @@ loop (protocol.py); every response leaves in one write:
     GET  /metrics       Prometheus text format
 
     python -m mlopslab.serving.server --model-dir DIR [--fd N | --host 127.0.0.1 --port P] [--warmup S]
+        [--latency-ms MS]   (answers predictions MS later, without blocking other connections)
 """
 
 from __future__ import annotations
@@ -148,9 +149,10 @@ class Metrics:
 class ModelApp:
     """Routes one request to its answer: (method, path, headers, body) -> (status, body, content type)."""
 
-    def __init__(self, model: ServingModel, ready_at: float) -> None:
+    def __init__(self, model: ServingModel, ready_at: float, latency: float = 0.0) -> None:
         self.model = model
         self.ready_at = ready_at
+        self.latency = latency   # seconds every /invocations answer is held back (a slowed release)
         self.metrics = Metrics()
         self.headers = b"X-Model-Version: %s\r\n" % model.version.encode()
         self.open: weakref.WeakSet[HTTPConnection] = weakref.WeakSet()
@@ -226,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--warmup", type=float, default=0.0, help="seconds to report not-ready after load")
     parser.add_argument("--parent-pid", type=int, help="exit when this process is no longer our parent")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="hold every prediction's answer back this long (a release with a latency regression)")
     args = parser.parse_args(argv)
 
     if args.fd is not None:
@@ -233,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sock = socket.create_server((args.host, args.port), backlog=1024)
     model = load(args.model_dir)
-    asyncio.run(serve(sock, ModelApp(model, ready_at=time.monotonic() + args.warmup), args.parent_pid))
+    asyncio.run(serve(sock, ModelApp(model, ready_at=time.monotonic() + args.warmup,
+                                       latency=args.latency_ms / 1000.0), args.parent_pid))
     return 0
 
 
