@@ -29,6 +29,8 @@ from mlopslab.monitor.watch import DriftWatch
 from mlopslab.platforms import Platform, PlatformError, RunContext, platform_for
 from mlopslab.releases import Releases
 from mlopslab.scenario import Scenario
+from mlopslab.strategies.controller import Rollouts, group_emit
+from mlopslab.strategies.samples import Samples
 from mlopslab.traffic.process import TrafficProcess
 from mlopslab.traffic.router import Router
 
@@ -60,6 +62,7 @@ class Lab:
         self.lanes = {spec.name: lanes.Lane(spec) for spec in scenario.lanes}
         self.lane_names = list(self.lanes)
         self.monitor = TrafficMonitor(self.lane_names, self.recorder.emit)
+        self.samples = Samples(self.lane_names)   # what the strategies' gates look at
         self.recorder.subscribe(self.monitor.on_event)
         self.stream = DataStream(DataSpec(**scenario.data), scenario.seed)
         self.registry = Registry(self.dir / "mlflow",
@@ -137,7 +140,9 @@ class Lab:
         self.check_prerequisites()
         self.platform = self._platform()
         quiet_mlflow()
-        self.env = self.platform.make_environment()
+        # the rollout controller runs each lane's strategy over the environment (mlopslab/strategies)
+        self.env = self.platform.env = Rollouts(self.platform.make_environment(), self.samples, self.recorder.emit,
+                                                self.recorder.now, self.scenario.label_delay)
         sc = self.scenario
         for lane in self.lanes.values():
             lane.credential = self.platform.credential(lane.spec)
@@ -172,7 +177,7 @@ class Lab:
         self._publish_endpoints()  # traffic must not start before the generator knows the ready replicas
 
     def _platform(self) -> Platform:
-        context = RunContext(self.scenario, self.dir, self.run_id, self.recorder.emit, self.recorder.now,
+        context = RunContext(self.scenario, self.dir, self.run_id, group_emit(self.recorder.emit), self.recorder.now,
                              self.registry.serving_dir, self.registry.cache, self.registry.exists)
         try:
             platform = platform_for(self.scenario.environment.kind, context)
@@ -282,6 +287,14 @@ class Lab:
         self.recorder.emit("replica_killed", lane, replica=name)
         return name
 
+    def promote(self, lane: str) -> None:
+        """A person promotes the lane's rollout (`kubectl argo rollouts promote`): past a pause, or all the way."""
+        self.env.command(lane, "promote")  # type: ignore[union-attr]
+
+    def abort(self, lane: str) -> None:
+        """A person aborts the lane's rollout: the candidate loses its traffic and is scaled to zero."""
+        self.env.command(lane, "abort")  # type: ignore[union-attr]
+
     def pause_traffic(self) -> None:
         self._send_traffic({"op": "pause"})
         self.recorder.emit("traffic_paused", None)
@@ -351,14 +364,16 @@ class Lab:
                   "lanes": self.lane_names, "data": self.scenario.data}
         self._requests_file = AppendLog(self.dir / "requests.jsonl")
         self._requests_file.on_error = self._on_storage_error
-        self.traffic = TrafficProcess(config, self.dir / "logs" / "loadgen.log", self.watch.add_sample,
+        self.traffic = TrafficProcess(config, self.dir / "logs" / "loadgen.log",
+                                      lambda sample: (self.watch.add_sample(sample), self.samples.add_sample(sample)),
                                       self._on_result)
-        self.router = Router(self.traffic.send)
+        self.router = self.env.router = Router(self.traffic.send)  # type: ignore[attr-defined]
         self.traffic.start()
         self._spawn(self._read_traffic, "loadgen-reader")
 
     def _on_result(self, record: dict[str, Any], line: str) -> None:
         self.monitor.add_result(record)
+        self.samples.add_result(record)
         if not record.get("m"):  # a mirrored copy's prediction reached no user
             self.watch.add_result(record)
         if self._requests_file:

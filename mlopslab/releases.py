@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from mlopslab.lanes import Lane
 from mlopslab.ml.data import DataStream
 from mlopslab.ml.registry import CHAMPION, ModelVersion, Registry, TrainParams
@@ -29,23 +31,30 @@ class Releases:
               at: float | None = None) -> ModelVersion:
         """Trains a version on data as it is now, registers it, makes it the champion."""
         params = {**self.scenario.train, **(overrides or {})}
+        corrupt = float(params.pop("corrupt_labels", 0.0) or 0.0)
         n = int(params.pop("n_samples", None) or self.scenario.data.get("n_samples", 4000))
         t = self.scenario_time() if at is None else at
         with self.train_lock:
             X, y = self.stream.sample(n, t)
             X_val, y_val = self.stream.sample(max(500, n // 4), t)
+            if corrupt:   # a broken labelling job: this share of the positive training labels reads negative
+                y = y.copy()
+                flip = (y == 1) & (np.random.default_rng([self.scenario.seed, len(y)]).random(len(y)) < corrupt)
+                y[flip] = 0
             mv = self.registry.train_and_register(
                 self.scenario.model_name, X, y, X_val, y_val, self.stream.feature_names, TrainParams(**params),
                 tags={"mlopslab.run": self.run_id, "note": note})
             self.registry.set_alias(mv.name, CHAMPION, mv.version)
             self.on_trained(mv.version, X)  # e.g. the drift reference of lanes that will serve it
         self.emit("model_registered", None, model=mv.name, version=mv.version, run_id=mv.run_id,
-                  accuracy=round(mv.accuracy, 4), uri=mv.uri, note=note, params=mv.params)
+                  accuracy=round(mv.accuracy, 4), uri=mv.uri, note=note,
+                  params={**mv.params, **({"corrupt_labels": corrupt} if corrupt else {})})
         return mv
 
     def commit(self, lanes: list[str], version: str, message: str, **changes: Any) -> str:
         """Sets `version` (and other DeploymentSpec fields in `changes`, e.g. warmup) as the lanes' desired
         state and commits it, in one step (releases and retrains commit from different threads)."""
+        changes.setdefault("latency_ms", 0.0)   # a slowed server is one release's property, not the lane's
         with self.desired_lock:
             chosen = [self.lanes[name] for name in lanes]
             for lane in chosen:
@@ -61,5 +70,8 @@ class Releases:
 
     def release(self, *, lanes: list[str] | None = None, note: str = "", overrides: dict[str, Any] | None = None) -> str:
         """A new model version: train, register, commit it to the env repo for `lanes` (default: all)."""
+        overrides = dict(overrides or {})
+        latency = float(overrides.pop("latency_ms", 0.0) or 0.0)   # serve this version that much slower
         mv = self.train(note=note, overrides=overrides)
-        return self.commit(lanes or list(self.lanes), mv.version, f"release {mv.uri}" + (f": {note}" if note else ""))
+        return self.commit(lanes or list(self.lanes), mv.version, f"release {mv.uri}" + (f": {note}" if note else "")
+                           + (f" (server slowed by {latency:g} ms)" if latency else ""), latency_ms=latency)

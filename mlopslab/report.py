@@ -17,6 +17,7 @@ import numpy as np
 from mlopslab.ml.pipeline import LEVELS
 from mlopslab.monitor.timeline import GENERATOR_BOUND_MS, PHASES, RunState
 from mlopslab.summary import (
+    ChangeSummary,
     LaneSummary,
     LiveChangeSummary,
     MlLoopSummary,
@@ -56,7 +57,9 @@ def summarise(state: RunState) -> Summary:
             live_changes=changes, requests=lane.requests, errors=lane.errors,
             p99_ms_median_of_windows=round(float(np.median(p)), 3) if p else None,
             generator_bound_windows=lane.generator_bound, lag_windows=lane.lag_windows,
-            accuracy_last=lane.accuracy[-1][1] if lane.accuracy else None)
+            accuracy_last=lane.accuracy[-1][1] if lane.accuracy else None,
+            strategy=(lane.settings.get("strategy") or {}).get("type") or lane.rollout.strategy,
+            strategy_changes=[_change(done) for done in lane.rollout.done])
     finished = state.finished or {}
     versions = {v: {"accuracy": e.get("accuracy"), "note": e.get("note")} for v, e in state.versions.items()}
     return Summary(scenario=state.scenario, status=finished.get("status", "running"),
@@ -137,6 +140,13 @@ def _fmt(value: Any, unit: str = "s") -> str:
     return f"{value}{unit}"
 
 
+def _change(done: dict[str, Any]) -> ChangeSummary:
+    return ChangeSummary(str(done.get("version")), str(done.get("strategy")), str(done.get("decision")),
+                         done.get("by"), done.get("time_to_decision"), done.get("exposure"), done.get("requests"),
+                         done.get("errors"), done.get("peak_replicas"), done.get("replica_seconds"),
+                         done.get("duration"))
+
+
 def typed(summary: Summary | dict[str, Any]) -> Summary:
     """The summary itself, or the one a summary.json holds."""
     return summary if isinstance(summary, Summary) else Summary.from_json(summary)
@@ -162,6 +172,8 @@ def rows(summary: Summary | dict[str, Any]) -> tuple[list[str], list[list[str]]]
             f"{r.errors_during_rollout}/{r.requests_during_rollout}" if r else "—" for r in per_lane])
         out.append(["  worst 1 s p99 during rollout"] + [_fmt(r.worst_1s_p99_during_rollout_ms, " ms") if r else "—"
                                                           for r in per_lane])
+        out += _strategy_rows([next((c for c in lanes[n].strategy_changes if c.version == version), None)
+                               for n in names])
     out.append(_section("live changes", names))
     out.append(["  changed → reverted (by whom)"] + [
         ", ".join(f"{_fmt(c.reverted_after)} ({c.reverted_by or 'self-heal'})"
@@ -175,8 +187,23 @@ def rows(summary: Summary | dict[str, Any]) -> tuple[list[str], list[list[str]]]
     if any(lanes[n].lag_windows for n in names):  # runs recorded before the generator measured its lag
         out.append([f"  generator-bound windows (lag p99 > {GENERATOR_BOUND_MS:g} ms)"] + [
             f"{lanes[n].generator_bound_windows} of {lanes[n].lag_windows}" for n in names])
-    header = ["", *[f"{n} ({lanes[n].delivery})" for n in names]]
+    header = ["", *[f"{n} ({lanes[n].delivery}{', ' + lanes[n].strategy if lanes[n].strategy else ''})"
+                    for n in names]]
     return header, out
+
+
+def _strategy_rows(changes: list[ChangeSummary | None]) -> list[list[str]]:
+    """Per release, what each lane's strategy decided and what the change cost (when any lane has one)."""
+    if not any(changes):
+        return []
+    cell = lambda f: [f(c) if c else "—" for c in changes]  # noqa: E731
+    return [["  strategy: decision (by)"] + cell(lambda c: f"{c.strategy}: {c.decision.replace('_', ' ')}"
+                                                 + (f" ({c.by})" if c.by else "")),
+            ["  time to decision"] + cell(lambda c: _fmt(c.time_to_decision)),
+            ["  exposure (user requests before it)"] + cell(lambda c: str(c.exposure)),
+            ["  errors during the change"] + cell(lambda c: f"{c.errors}/{c.requests}"),
+            ["  peak replicas / replica-seconds"] + cell(lambda c: f"{c.peak_replicas} / {c.replica_seconds:.0f}"
+                                                        if c.replica_seconds is not None else "—")]
 
 
 def _rollout_cell(release: ReleaseSummary | None) -> str:

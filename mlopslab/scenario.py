@@ -240,7 +240,7 @@ def _lanes(c: _Check, value: Any) -> list[LaneSpec]:
 
 
 ACTION_FIELDS: dict[str, tuple[str, ...]] = {
-    "release": ("C", "max_iter", "n_samples", "note", "latency_ms"),
+    "release": ("C", "max_iter", "n_samples", "note", "latency_ms", "corrupt_labels"),
     "manual_change": ("lane", "replicas", "version"),
     "kill_replica": ("lane",),
     "pause_traffic": (),
@@ -279,8 +279,9 @@ def _timeline(c: _Check, value: Any, lanes: set[str], duration: Any, n_features:
         elif action in ("manual_change", "kill_replica", "pipeline_commit"):
             c.fail(f"{apath}.lane", "is required")
         if action == "release":
-            _train(c, {k: v for k, v in args.items() if k not in ("note", "latency_ms")}, apath)
+            _train(c, {k: v for k, v in args.items() if k not in ("note", "latency_ms", "corrupt_labels")}, apath)
             c.number(args, "latency_ms", apath, None, low=0, high=1500)   # the version's server answers this late
+            c.number(args, "corrupt_labels", apath, None, low=0, high=1)  # share of positive labels trained as negative
         if action == "manual_change":
             c.number(args, "replicas", apath, None, low=0, high=20, integer=True)
             if "version" in args and not isinstance(args["version"], (int, str)):

@@ -25,6 +25,23 @@ class ReleaseSummary:
 
 
 @dataclass(frozen=True)
+class ChangeSummary:
+    """One version change in one lane under its strategy: the decision and what it cost."""
+
+    version: str
+    strategy: str
+    decision: str                               # promoted | rolled_back | failed | undecided
+    by: str | None                              # the gate that decided, or analysis, steps, human, rollout, ...
+    time_to_decision: float | None
+    exposure: int | None                        # user requests the version served before the decision
+    requests: int | None
+    errors: int | None                          # user requests that failed during the change
+    peak_replicas: int | None
+    replica_seconds: float | None
+    duration: float | None
+
+
+@dataclass(frozen=True)
 class LiveChangeSummary:
     at: float
     change: dict[str, Any]
@@ -45,6 +62,8 @@ class LaneSummary:
     generator_bound_windows: int = 0           # windows whose load-generator lag p99 exceeded the bound
     lag_windows: int = 0                       # windows that carried the generator's lag (0 in older runs)
     accuracy_last: float | None = None
+    strategy: str | None = None                # canary | blue-green | shadow | ab | recreate | None (rolling)
+    strategy_changes: list[ChangeSummary] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -91,14 +110,20 @@ class Summary:
     ml_loop: dict[str, MlLoopSummary]
 
     def to_json(self) -> dict[str, Any]:
-        """The dict summary.json holds."""
-        return dataclasses.asdict(self)
+        """The dict summary.json holds (a lane without a strategy keeps the keys it always had)."""
+        data = dataclasses.asdict(self)
+        for lane in data["lanes"].values():
+            if lane["strategy"] is None and not lane["strategy_changes"]:
+                del lane["strategy"], lane["strategy_changes"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Summary:
         """A summary read back from summary.json."""
         lanes = {name: LaneSummary(**{**lane, "releases": [ReleaseSummary(**r) for r in lane["releases"]],
-                                      "live_changes": [LiveChangeSummary(**c) for c in lane["live_changes"]]})
+                                      "live_changes": [LiveChangeSummary(**c) for c in lane["live_changes"]],
+                                      "strategy_changes": [ChangeSummary(**c) for c in
+                                                           lane.get("strategy_changes", [])]})
                  for name, lane in data["lanes"].items()}
         loop = {name: MlLoopSummary(**{**lane, "retrains": [RetrainSummary(**r) for r in lane["retrains"]]})
                 for name, lane in (data.get("ml_loop") or {}).items()}

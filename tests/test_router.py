@@ -120,3 +120,17 @@ def test_the_generator_sends_a_canary_its_weight_and_copies_to_a_mirror(two_vers
     assert {r["v"] for r in users} == {"1"} and {r["v"] for r in copies} == {"2"}
     assert sorted(r["i"] for r in users) == sorted(r["i"] for r in copies)   # one copy per request
 
+
+
+def test_cohort_rules_send_a_versions_share_of_users_to_it_and_the_rest_by_weights() -> None:
+    from mlopslab.traffic.loadgen import LoadGenerator, _cohort
+
+    route = table(ENDPOINTS, {"1": 1.0}, cohorts={"2": 0.3})
+    assert route.cohorts == (("2", 0.3),) and ("http://127.0.0.1:4", "2", 1.0) in route.backends
+    generator = LoadGenerator({"rate": 1, "t0": 0, "lanes": ["ab"]})
+    generator.control(route.message("ab"))
+    users = range(5000)
+    picked = {u: generator._picker("ab", False, _cohort(u)).pick()[1] for u in users}
+    share = sum(v == "2" for v in picked.values()) / len(users)
+    assert abs(share - 0.3) < 0.03
+    assert all(generator._picker("ab", False, _cohort(u)).pick()[1] == picked[u] for u in users[:500])   # sticky

@@ -52,6 +52,7 @@ from mlopslab.eventtypes.ml import (  # one dataclass per kind
     RetrainTrained,
     RetrainValidated,
 )
+from mlopslab.eventtypes.strategy import Gate, StrategyDecision, StrategyDone, StrategyStep  # one per kind
 from mlopslab.eventtypes.run import (  # one dataclass per kind
     BaseImage,
     Error,
@@ -72,7 +73,7 @@ from mlopslab.eventtypes.run import (  # one dataclass per kind
 
 __all__ = [
     "Accuracy", "AgentContainerStarted", "AgentOrphaned", "AgentStarted", "AgentStopped", "ApplyStarted",
-    "BaseImage", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore", "Error", "Event",
+    "BaseImage", "Commit", "Gate", "StrategyDecision", "StrategyDone", "StrategyStep", "Detected", "DriftAlarm", "DriftInjected", "DriftScore", "Error", "Event",
     "FetchFailed", "FetchRecovered", "HumanAction", "ImageBuild", "ImageBuildStarted", "KINDS", "LabPrepared",
     "LiveChange", "LiveReverted", "Metrics", "ModelRegistered", "Narration", "PipelineAccepted",
     "PipelineCommitted", "PipelineDone", "PipelineRejected", "PreflightFailed", "RegistryBusy", "ReplicaKilled",

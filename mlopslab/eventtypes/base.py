@@ -30,6 +30,7 @@ class Event:
     wall: float | None = None
     lane: str | None = None
     via: str | None = None          # "agent-container": relayed from a pull agent in its own container
+    group: str | None = None        # a strategy's second replica group ("canary"); None: the lane's primary
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)   # fields not declared
     order: tuple[str, ...] = field(default=(), compare=False, repr=False)    # the line's field order
 
@@ -42,7 +43,8 @@ class Event:
         """The fields beyond t/wall/kind/lane, in the line's order (declared ones first if built in code)."""
         declared = {f.name for f in dataclasses.fields(self)} - {"t", "wall", "lane", "extra", "order"}
         keys = self.order or (*(f.name for f in dataclasses.fields(self) if f.name in declared
-                                and (f.name != "via" or self.via is not None)), *self.extra)
+                                and (f.name not in ("via", "group") or getattr(self, f.name) is not None)),
+                *self.extra)
         return {key: self.extra[key] if key in self.extra else getattr(self, key) for key in keys}
 
     def as_dict(self) -> dict[str, Any]:

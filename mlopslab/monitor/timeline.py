@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from mlopslab import eventtypes as ev
 from mlopslab.eventtypes import Event, decode
+from mlopslab.monitor import rollouts
 
 PHASES = ("commit", "detected", "pipeline_done", "apply_started", "first_ready", "rollout_done", "traffic_100")
 SERIES = 900  # points kept per plotted series (15 minutes at 1 Hz)
@@ -26,8 +27,8 @@ LANE_STATE = (ev.LabPrepared, ev.ModelRegistered, ev.Commit, ev.Detected, ev.Pip
               ev.ReplicaStarted, ev.ReplicaReady, ev.ReplicaTerminating, ev.ReplicaStopped, ev.RolloutDone,
               ev.RolloutFailed, ev.Traffic100, ev.LiveChange, ev.LiveReverted, ev.Sync, ev.Metrics, ev.DriftScore,
               ev.DriftInjected, ev.DriftAlarm, ev.Accuracy, ev.RetrainStarted, ev.PipelineAccepted,
-              ev.PipelineRejected)
-SERIES_KINDS = (ev.Metrics, ev.Sync, ev.DriftScore, ev.Accuracy, ev.ReplicaTerminating)   # plotted, not logged
+              ev.PipelineRejected, ev.StrategyStep, ev.Gate, ev.StrategyDecision, ev.StrategyDone)
+SERIES_KINDS = (ev.Metrics, ev.Sync, ev.DriftScore, ev.Accuracy, ev.ReplicaTerminating, ev.Gate)   # plotted, not logged
 
 
 class LogEntry(NamedTuple):
@@ -101,6 +102,7 @@ class LaneState:
     lag_windows: int = 0        # windows that carried the load generator's schedule lag
     generator_bound: int = 0    # of those, windows whose lag p99 exceeded GENERATOR_BOUND_MS
     credential: str = ""
+    rollout: rollouts.RolloutView = field(default_factory=rollouts.RolloutView)   # its strategy (canary, ...)
 
 
 class RunState:
@@ -228,6 +230,8 @@ class RunState:
                     lane.pipeline_version = str(e.version)
             case ev.PipelineRejected():
                 self.pipeline_changes.append({**e.as_dict(), "rel": t})
+            case ev.StrategyStep() | ev.Gate() | ev.StrategyDecision() | ev.StrategyDone() if lane:
+                rollouts.reduce(lane.rollout, e, t)
             case ev.TrafficPaused():
                 self.paused = True
             case ev.TrafficResumed():

@@ -140,6 +140,6 @@ def _gates(c: _Check, value: Any, path: str, kind: str) -> tuple[GateSpec, ...]:
             metric=metric, min=low, max=high,
             window=c.number(m, "window", here, None, low=0.1, high=3600),
             judge=c.string(m, "judge", here, "threshold", choices=JUDGES),
-            min_samples=int(c.number(m, "min_samples", here, 20, low=1, high=1_000_000, integer=True)),
+            min_samples=int(c.number(m, "min_samples", here, 10, low=1, high=1_000_000, integer=True)),
             name=c.string(m, "name", here, "")))
     return tuple(gates)

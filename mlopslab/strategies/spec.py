@@ -29,7 +29,7 @@ class GateSpec:
     max: float | None = None
     window: float | None = None     # seconds of requests looked at; None: the strategy's interval
     judge: str = "threshold"
-    min_samples: int = 20           # fewer samples in the window: the verdict is "wait"
+    min_samples: int = 10           # fewer samples in the window: the verdict is "wait"
     name: str = ""
 
     @property

@@ -12,8 +12,10 @@ intended time. The event loop waits on select(2), whose timeout has microsecond 
 millisecond, which alone would make the lag up to 1 ms).
 
 Protocol (JSON lines). stdin: {"op": "routes", "lane", "backends": [[url, version, weight], ...],
-"mirror": [[url, version], ...]} (traffic/router.py; picks follow the weights by smooth weighted
-round-robin, and each request is also copied to one mirror), or {"op": "endpoints", "lane", "endpoints":
+"mirror": [[url, version], ...], "cohorts": [[version, share], ...]} (traffic/router.py; picks follow the
+weights by smooth weighted round-robin, each request is also copied to one mirror, and a request whose
+cohort key — its user, hashed to [0, 1), the same for every lane — falls below a version's share goes to
+that version), or {"op": "endpoints", "lane", "endpoints":
 [[url, version], ...]} (all alike), {"op": "pause"}, {"op": "resume"}, {"op": "drift", "kind", "at",
 "size", "features", "ramp"}, {"op": "stop"}. stdout: {"s": i, "t", "x": [...], "y": label} once per
 arrival, then {"i": i, "lane", "t", "lat" (ms), "st" (HTTP status, 0 = no answer), "v" (served version),
@@ -57,6 +59,8 @@ class LoadGenerator:
         self.features = self.stream.feature_names
         self.routes: dict[str, Picker] = {lane: Picker([]) for lane in self.lanes}
         self.mirrors: dict[str, Picker] = {lane: Picker([]) for lane in self.lanes}
+        self.cohorts: dict[str, list[tuple[float, Picker]]] = {lane: [] for lane in self.lanes}
+        self.users = np.random.default_rng([int(config.get("seed", 0)), 5])
         self.paused = False
         self.stopped = False
         self._drifts = 0
@@ -71,7 +75,11 @@ class LoadGenerator:
     def control(self, message: dict[str, Any]) -> None:
         op = message.get("op")
         if op == "routes":   # the lane's route table (traffic/router.py)
-            self.routes[message["lane"]] = Picker([tuple(b) for b in message["backends"]])
+            rules = {str(v): float(share) for v, share in message.get("cohorts", [])}
+            backends = [tuple(b) for b in message["backends"]]
+            self.routes[message["lane"]] = Picker([b for b in backends if b[1] not in rules])
+            self.cohorts[message["lane"]] = [(share, Picker([b for b in backends if b[1] == v]))
+                                             for v, share in sorted(rules.items(), key=lambda r: r[1])]
             self.mirrors[message["lane"]] = Picker([(url, version, 1.0) for url, version in message.get("mirror", [])])
         elif op == "endpoints":   # every ready endpoint alike (a Service)
             self.routes[message["lane"]] = Picker([(url, version, 1.0) for url, version in message["endpoints"]])
@@ -121,10 +129,11 @@ class LoadGenerator:
             if drifts != self._drifts:  # a drift arrived while we waited: the same draw, carrying it
                 self.rows.bit_generator.state = draw
                 row, label, body = self._prepare(t)
+            cohort = _cohort(int(self.users.integers(0, USERS)))
             first = i % len(self.lanes)  # lanes take turns leaving first: none is always second in line
             for lane in self.lanes[first:] + self.lanes[:first]:
                 for mirrored in (False, True) if self.mirrors[lane].backends else (False,):
-                    task = asyncio.create_task(self.send(i, lane, t, body, mirrored))
+                    task = asyncio.create_task(self.send(i, lane, t, body, mirrored, cohort))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
             self.emit({"s": i, "t": round(t, 4), "x": row, "y": label})
@@ -148,8 +157,17 @@ class LoadGenerator:
             except json.JSONDecodeError:
                 pass
 
-    async def send(self, i: int, lane: str, intended: float, body: bytes, mirrored: bool = False) -> None:
-        endpoint = (self.mirrors if mirrored else self.routes)[lane].pick()
+    def _picker(self, lane: str, mirrored: bool, cohort: float) -> Picker:
+        if mirrored:
+            return self.mirrors[lane]
+        for share, picker in self.cohorts[lane]:
+            if cohort < share:
+                return picker
+        return self.routes[lane]
+
+    async def send(self, i: int, lane: str, intended: float, body: bytes, mirrored: bool = False,
+                   cohort: float = 1.0) -> None:
+        endpoint = self._picker(lane, mirrored, cohort).pick()
         status, version, prediction, payload = 0, None, None, b""
         lag = self.now() - intended
         if endpoint is not None:
@@ -169,6 +187,8 @@ class LoadGenerator:
                 status = 0
         record = {"i": i, "lane": lane, "t": round(intended, 4), "lat": round(latency_ms, 3), "st": status,
                   "v": version, "p": prediction, "lag": round(lag * 1000.0, 3), "b": endpoint[0] if endpoint else None}
+        if self.cohorts[lane]:
+            record["c"] = round(cohort, 4)
         self.emit({**record, "m": 1} if mirrored else record)
 
 
@@ -194,6 +214,12 @@ class Picker:
 
 
 HEADERS = {"Content-Type": "application/json"}
+USERS = 5000   # distinct users the arrivals come from; each keeps its cohort key
+
+
+def _cohort(user: int) -> float:
+    """A user's sticky cohort key in [0, 1): a multiplicative hash, so neighbouring ids spread out."""
+    return ((user * 2654435761) % 2**32) / 2**32
 
 
 def _drift(spec: dict[str, Any]) -> Drift:
