@@ -30,7 +30,9 @@ def reduce(view: RolloutView, e: ev.Event, t: float) -> None:
             if e.version != e.stable or e.phase in ("Succeeded", "Failed"):
                 if e.phase in ("Progressing", "Paused") and not view.weights:
                     view.weights.append((t, 0.0, False, 0.0))
-                view.weights.append((t, float(e.weight or 0.0), bool(e.mirror), float(e.cohort or 0.0)))
+                # once promoted the candidate takes every request (until the next one starts at 0)
+                weight = 100.0 if e.phase == "Succeeded" else float(e.weight or 0.0)
+                view.weights.append((t, weight, bool(e.mirror), float(e.cohort or 0.0)))
         case ev.Gate():
             view.gates[str(e.gate)] = {**e.fields(), "rel": t}
         case ev.StrategyDecision():

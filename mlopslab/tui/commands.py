@@ -11,6 +11,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from mlopslab.tui.replay import SPEEDS
 from mlopslab.tui.screens.run import DRIFTS, RunScreen
 from mlopslab.tui.sources import LiveRun
+from mlopslab.tui.widgets.strategy import has_strategy
 
 Command = tuple[str, Callable[[], object], str]
 SCALE = re.compile(r"^\s*scale\s+(\S+)\s+(\d{1,2})\s*$")
@@ -33,6 +34,11 @@ class LabCommands(Provider):
                 for kind, (_, what) in DRIFTS.items():
                     out.append((f"inject {kind} drift", partial(screen.action_drift, kind),
                                 what + (" (d)" if kind == "covariate" else "")))
+                for lane in [v.name for v in (screen.view.lanes if screen.view else ()) if has_strategy(v)]:
+                    out.append((f"promote {lane}", partial(screen.action_promote, lane),
+                                "like kubectl argo rollouts promote: past a pause, or all the way (p)"))
+                    out.append((f"abort {lane}", partial(screen.action_promote, lane, "abort"),
+                                "the candidate loses its traffic and is scaled to zero (a)"))
                 for lane in screen.lanes:
                     out.append((f"retrain {lane} by hand", partial(screen.action_retrain, lane),
                                 "start the lane's retraining pipeline: a human action (r)"))

@@ -92,6 +92,10 @@ class LiveRun:
     def kill(self, lane: str) -> str | None:
         return self.lab.kill_replica(lane)
 
+    def rollout(self, lane: str, action: str) -> None:
+        """promote | abort the lane's rollout."""
+        (self.lab.promote if action == "promote" else self.lab.abort)(lane)
+
     def toggle_traffic(self) -> None:
         self.lab.toggle_traffic()
 

@@ -38,6 +38,11 @@ class LaneView:
     pipeline_version: str = "builtin"
     retraining: str | None = None                           # the phase of a retrain under way
     generator_bound: int = 0                                # windows the load generator fell behind in
+    strategy: str | None = None                             # canary | blue-green | shadow | ab | ... (None: rolling)
+    rollout_step: dict[str, Any] = field(default_factory=dict)   # the strategy's latest step (phase, weight, ...)
+    weights: tuple[tuple[float, float, bool, float], ...] = ()   # (t, % users on the candidate, copies, % cohorts)
+    gates: tuple[dict[str, Any], ...] = ()                  # each gate's latest verdict
+    decisions: tuple[tuple[float, str], ...] = ()           # (t, promoted | rolled_back)
 
     @property
     def desired_replicas(self) -> int | None:
@@ -111,7 +116,10 @@ def _lane(state: RunState, lane: LaneState, retrains: dict[str, dict[str, Any]])
                     live, lane.live_version, replicas, tuple(lane.latency), tuple(lane.shares),
                     tuple(lane.drift), tuple(marks), lane.requests, lane.errors, len(lane.changes),
                     sum(1 for c in lane.changes if c.reverted is not None), tuple(lane.accuracy),
-                    lane.pipeline_version, retraining, lane.generator_bound)
+                    lane.pipeline_version, retraining, lane.generator_bound,
+                    (lane.settings.get("strategy") or {}).get("type") or lane.rollout.strategy,
+                    dict(lane.rollout.step), tuple(lane.rollout.weights),
+                    tuple(dict(g) for g in lane.rollout.gates.values()), tuple(lane.rollout.marks))
 
 
 def series_key(series: tuple[Any, ...]) -> tuple[Any, ...]:

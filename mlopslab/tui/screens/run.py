@@ -26,6 +26,7 @@ from mlopslab.tui.view import LaneView, RunView, series_key
 from mlopslab.tui.widgets.lane import LanePanel, span
 from mlopslab.tui.widgets.log import EventLog
 from mlopslab.tui.widgets.narration import Narration
+from mlopslab.tui.widgets.strategy import has_strategy
 from mlopslab.tui.widgets.summary import SummaryTable
 from mlopslab.tui.widgets.text import TextStatic
 
@@ -57,14 +58,15 @@ def _header_key(lane: LaneView, view: RunView) -> tuple[Any, ...]:
     """Changes when a lane's header or replica strip would change."""
     return (lane.sync, lane.head, lane.head_version, lane.live_revision, lane.live_version, lane.replicas,
             lane.requests, lane.errors, lane.changes, lane.reverted, lane.pipeline_version, lane.retraining,
-            view.levels)
+            view.levels, tuple(lane.rollout_step.items()), tuple(tuple(g.items()) for g in lane.gates))
 
 
 def _plots_key(lane: LaneView, view: RunView) -> tuple[Any, ...]:
     """Changes when a lane's plots would change; its last item, the marks (commit, detected, applied, done,
     alarms, injected drift, retrains), changes only when one appears."""
     return (series_key(lane.latency), series_key(lane.shares), series_key(lane.drift), series_key(lane.accuracy),
-            span(view), (len(lane.marks), len(view.drifts), len(view.alarms), len(view.retrains)))
+            series_key(lane.weights), span(view),
+            (len(lane.marks), len(view.drifts), len(view.alarms), len(view.retrains), len(lane.decisions)))
 
 
 def status(source: LiveRun | ReplayRun, view: RunView) -> Text:
@@ -116,6 +118,8 @@ class RunScreen(Screen):
         Binding("plus,equals_sign", "faster", "faster", key_display="+"),
         Binding("home", "seek_start", "start", show=False, priority=True),
         Binding("end", "seek_end", "end", show=False, priority=True),
+        Binding("p", "promote", "promote", tooltip="promote the active lane's rollout (past a pause, or all the way)"),
+        Binding("a", "promote(None, 'abort')", "abort", tooltip="abort the active lane's rollout (candidate to 0)"),
         Binding("l", "next_lane", "lane", tooltip="make the next lane active (m, k and r act on it)"),
         Binding("e", "details('events')", "events", show=False, tooltip="show the event log"),
         Binding("t", "details('summary')", "summary", show=False, tooltip="show the summary table"),
@@ -204,6 +208,8 @@ class RunScreen(Screen):
         if view is self.view and not self._deferred and not unseen_error:  # no event since the last tick
             self.query_one(StatusBar).show_text(status(self.source, view))  # the phase can change without events
             return
+        if self.view is None or len(view.lanes) != len(self.view.lanes):   # whether any lane takes promote
+            self.call_later(self.refresh_bindings)
         self.view = view
         self._deferred = False
         with self.app.batch_update():
@@ -292,6 +298,8 @@ class RunScreen(Screen):
     # --- actions ------------------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         live = isinstance(self.source, LiveRun)
+        if action == "promote":   # and abort: where a lane has a canary, blue-green, shadow or A/B
+            return live and self.source.active and any(map(has_strategy, getattr(self.view, "lanes", ())))
         if action in LIVE_ONLY:   # a run that has ended offers no more actions on it
             return live and self.source.active
         if action in REPLAY_ONLY:
@@ -356,6 +364,11 @@ class RunScreen(Screen):
             self._act(lambda: self.source.retrain(lane),
                       lambda _: f"{lane}: the pipeline trains on the latest labelled rows "
                                 "(skipped if a retrain is under way: see the event log)", "retrain by hand")
+
+    def action_promote(self, lane: str | None = None, what: str = "promote") -> None:  # kubectl argo rollouts …
+        if self._ready():
+            lane = lane or self.active_lane
+            self._act(lambda: self.source.rollout(lane, what), lambda _: f"{lane}: {what} sent to its strategy", what)
 
     def action_seek(self, seconds: float) -> None:
         if isinstance(self.source, ReplayRun):

@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from mlopslab.tui.palette import MARK_STYLES, SYNC_COLORS, version_color
 from mlopslab.tui.view import LaneView, RunView, series_key
 from mlopslab.tui.widgets.chart import Chart, line, thin, vline
+from mlopslab.tui.widgets import strategy
 from mlopslab.tui.widgets.replicas import ReplicaStrip
 from mlopslab.tui.widgets.text import TextStatic
 
@@ -44,6 +45,9 @@ def header(lane: LaneView, run: RunView) -> Text:
     if run.levels:
         text.append("\n")
         text.append_text(level(lane))
+    if strategy.has_strategy(lane):   # its phase and the gate panel: each gate's value against its threshold
+        text.append("\n")
+        text.append_text(strategy.panel(lane))
     return text
 
 
@@ -102,6 +106,7 @@ class LanePanel(VerticalScroll, can_focus=True):
         yield TextStatic(classes="lane-header")
         yield ReplicaStrip(classes="replicas")
         with Vertical(classes="plots"):   # not scrolled: its plots share the height the column has
+            yield Chart("strategy: % of requests on the candidate", classes="weights")
             yield Chart("rollout: share per version", classes="rollout")
             yield Chart("latency ms", classes="latency")
             with Horizontal(classes="ml"):
@@ -120,6 +125,11 @@ class LanePanel(VerticalScroll, can_focus=True):
         x0, x1 = span(run)
         show_latency(self.query_one(".latency", Chart), lane, (x0, x1))
         show_rollout(self.query_one(".rollout", Chart), lane, (x0, x1))
+        weights = self.query_one(".weights", Chart)
+        weights.set_class(strategy.has_strategy(lane), "-on")
+        self.set_class(strategy.has_strategy(lane), "-strategy")
+        if strategy.has_strategy(lane):
+            strategy.show_weights(weights, lane, (x0, x1))
         accuracy, drift = self.query_one(".accuracy", Chart), self.query_one(".drift", Chart)
         show_accuracy(accuracy, lane, run, (x0, x1))
         show_drift(drift, lane, run, (x0, x1))
