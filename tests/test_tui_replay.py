@@ -274,3 +274,29 @@ def test_replay_of_a_drift_levels_run_plots_accuracy_and_drift_with_alarm_and_re
             assert "**ML loop**" in report.table(summary)
 
     asyncio.run(drive())
+
+
+def test_replay_of_a_strategies_run_shows_the_weight_plot_and_the_gate_panel() -> None:
+    """canary-gates, recorded: at 80 s the SLO canary has rolled v3 back by its p99 gate, the accuracy
+    canary has promoted it, the shadow rolled it back without a user ever seeing it."""
+    recorded = Path(__file__).parent / "data" / "canary-gates" / "events.jsonl"
+
+    async def drive() -> None:
+        app = LabApp(replay=recorded, speed=10.0, at=80.0, playing=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, RunScreen)
+            headers = {panel.lane: str(panel.query_one(".lane-header").render()) for panel in screen.query("LanePanel")}
+            assert "canary Failed v3" in headers["canary-slo"] and "✗ p99" in headers["canary-slo"]
+            assert "canary Succeeded" in headers["canary-acc"] and "✓ accuracy" in headers["canary-acc"]
+            assert "shadow Failed v3" in headers["shadow"] and "✓ disagreement" in headers["shadow"]
+            for panel in screen.query("LanePanel"):
+                weights = panel.query_one(".weights")
+                assert weights.display and weights.has_data
+            await pilot.press("p")   # a replay takes no actions: nothing happens, nothing breaks
+            summary = screen.source.summary()
+            change = summary.lanes["shadow"].strategy_changes[0]
+            assert (change.decision, change.by, change.exposure) == ("rolled_back", "disagreement", 0)
+
+    asyncio.run(drive())
