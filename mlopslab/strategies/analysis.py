@@ -114,8 +114,8 @@ def evaluate(gates: Sequence[GateSpec], store: Samples, lane: str, now: float, i
     for gate in gates:
         window = gate.window or interval
         late = label_delay if gate.metric == "accuracy" else 0.0
-        # the newest second of requests may still be on its way: the window ends before it
-        until = now - late - 1.0
+        # the answers of the last quarter second may still be on their way: the window ends before them
+        until = now - late - 0.25
         requests = store.window(lane, until - window, until)
         judge, note = judge_for(gate.judge)
         result = judge(gate, *samples(gate, requests, stable, candidate, copies, store.label))
