@@ -63,6 +63,7 @@ class Lab:
         self.lane_names = list(self.lanes)
         self.monitor = TrafficMonitor(self.lane_names, self.recorder.emit)
         self.samples = Samples(self.lane_names)   # what the strategies' gates look at
+        self.recorder.subscribe(self.samples.on_event)
         self.recorder.subscribe(self.monitor.on_event)
         self.stream = DataStream(DataSpec(**scenario.data), scenario.seed)
         self.registry = Registry(self.dir / "mlflow",

@@ -12,7 +12,9 @@ Where the samples come from, per metric:
 - accuracy: requests whose label has arrived (`label_delay` after they were sent): the window ends
   `label_delay` seconds ago, so until labels arrive the gate waits (verdict `wait`);
 - disagreement: pairs of answers to the same request, the candidate's copy against the primary's answer;
-- prediction_drift: the difference between the candidate's and the stable version's positive rate.
+- prediction_drift: the difference between the candidate's and the stable version's positive rate;
+- input_drift: the lane's input drift score (share of features whose recent rows differ from the training
+  rows, monitor/watch.py) over the window: a rollout should not be judged on inputs the model never saw.
 """
 
 from __future__ import annotations
@@ -116,9 +118,12 @@ def evaluate(gates: Sequence[GateSpec], store: Samples, lane: str, now: float, i
         late = label_delay if gate.metric == "accuracy" else 0.0
         # the answers of the last quarter second may still be on their way: the window ends before them
         until = now - late - 0.25
-        requests = store.window(lane, until - window, until)
         judge, note = judge_for(gate.judge)
-        result = judge(gate, *samples(gate, requests, stable, candidate, copies, store.label))
+        if gate.metric == "input_drift":
+            result = judge(gate, [], store.drift(lane, until - window, until))
+        else:
+            requests = store.window(lane, until - window, until)
+            result = judge(gate, *samples(gate, requests, stable, candidate, copies, store.label))
         if note:
             result = GateResult(**{**result.__dict__, "detail": "; ".join(x for x in (result.detail, note) if x)})
         out.append((result, window))

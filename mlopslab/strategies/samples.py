@@ -30,6 +30,7 @@ class Samples:
         self._lock = threading.Lock()
         self._requests: dict[str, deque[Request]] = {lane: deque() for lane in lanes}
         self._labels: dict[int, int] = {}
+        self._drift: dict[str, deque[tuple[float, float]]] = {lane: deque(maxlen=3600) for lane in lanes}
         self._label_order: deque[int] = deque()
 
     def add_result(self, record: dict[str, Any]) -> None:
@@ -55,6 +56,16 @@ class Samples:
             self._label_order.append(int(sample["s"]))
             while len(self._label_order) > 200_000:
                 self._labels.pop(self._label_order.popleft(), None)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Recorder listener: the lane's input drift score (monitor/watch.py), for an input_drift gate."""
+        if event.get("kind") == "drift_score" and event.get("lane") in self._drift and event.get("score") is not None:
+            with self._lock:
+                self._drift[event["lane"]].append((float(event["t"]), float(event["score"])))
+
+    def drift(self, lane: str, since: float, until: float) -> list[float]:
+        with self._lock:
+            return [score for t, score in self._drift.get(lane, ()) if since <= t < until]
 
     def window(self, lane: str, since: float, until: float) -> list[Request]:
         with self._lock:

@@ -16,7 +16,7 @@ from typing import Any
 
 TYPES = ("rolling", "recreate", "blue-green", "canary", "shadow", "ab")
 PROGRESSIVE = ("blue-green", "canary", "shadow", "ab")   # need a second replica group and the router
-METRICS = ("success_rate", "p99", "accuracy", "disagreement", "prediction_drift")
+METRICS = ("success_rate", "p99", "accuracy", "disagreement", "prediction_drift", "input_drift")
 JUDGES = ("threshold", "mann-whitney", "msprt")
 
 
