@@ -58,7 +58,7 @@ def summarise(state: RunState) -> Summary:
             p99_ms_median_of_windows=round(float(np.median(p)), 3) if p else None,
             generator_bound_windows=lane.generator_bound, lag_windows=lane.lag_windows,
             accuracy_last=lane.accuracy[-1][1] if lane.accuracy else None,
-            strategy=(lane.settings.get("strategy") or {}).get("type") or lane.rollout.strategy,
+            strategy=(lane.settings.get("strategy") or {}).get("type"),   # as declared (None: the default rolling)
             strategy_changes=[_change(done) for done in lane.rollout.done])
     finished = state.finished or {}
     versions = {v: {"accuracy": e.get("accuracy"), "note": e.get("note")} for v, e in state.versions.items()}
