@@ -100,6 +100,8 @@ class Rollouts(Environment):
         self._stop = threading.Event()
 
     def __getattr__(self, name: str) -> Any:   # what an environment kind offers beyond the port (Docker's client)
+        if name == "inner":   # not set yet (or being unpickled): no recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     # --- the port -----------------------------------------------------------------------------------------
