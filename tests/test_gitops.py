@@ -161,3 +161,28 @@ def test_pull_agent_wakes_on_a_signed_webhook(lab_parts, tmp_path) -> None:
         assert detected["how"] == "webhook" and detected["t"] - t_commit < 2.0  # not 600 s
     finally:
         agent.stop()
+
+
+def test_a_lanes_strategy_and_a_slowed_release_travel_in_its_manifest_and_render_with_kustomize(
+        tmp_path: Path) -> None:
+    from mlopslab.strategies.spec import GateSpec, Step, StrategySpec
+
+    canary = StrategySpec("canary", interval=5, steps=(Step("setWeight", 20), Step("pause", None)),
+                          gates=(GateSpec("p99", max=200),))
+    specs = [replace(_spec("canary", "3"), progressive=canary.to_json(), latency_ms=150.0),
+             replace(_spec("recreate", "3"), strategy=Strategy(0, "100%", 20, type="Recreate"))]
+    repo = EnvRepo(tmp_path / "repo")
+    sha = repo.commit_lanes(specs, "v3")
+    clone = Checkout(repo.path, tmp_path / "clone")
+    for spec in specs:   # what a pull agent reads back is what was committed
+        assert clone.render(sha, spec.lane) == replace(spec, revision=sha)
+    assert StrategySpec.from_json(clone.render(sha, "canary").progressive) == canary
+    out = subprocess.run(["kubectl", "kustomize", str(repo.path / "lanes" / "canary")], capture_output=True,
+                         text=True, check=True).stdout
+    deployment = next(d for d in yaml.safe_load_all(out) if d["kind"] == "Deployment")
+    assert deployment["metadata"]["annotations"]["mlopslab.io/strategy"] == "canary"
+    assert "--latency-ms" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    out = subprocess.run(["kubectl", "kustomize", str(repo.path / "lanes" / "recreate")], capture_output=True,
+                         text=True, check=True).stdout
+    deployment = next(d for d in yaml.safe_load_all(out) if d["kind"] == "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
