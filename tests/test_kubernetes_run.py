@@ -1,5 +1,6 @@
 """Whole runs on the embedded Kubernetes cluster: the shipped scenario headless, kubectl against the run's
 kubeconfig while it runs, no secret in the results' logs, and nothing left after SIGTERM or SIGKILL."""
+# ruff: noqa: F811  (pytest fixtures imported from tests/kube_fixtures.py are parameters here)
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import processes_mentioning
 from mlopslab.events import read_events
+from tests.conftest import processes_mentioning
 from tests.kube_fixtures import k8s_binaries, wait_for  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.slow]

@@ -54,6 +54,7 @@ from mlopslab.eventtypes.ml import (  # one dataclass per kind
 )
 from mlopslab.eventtypes.run import (  # one dataclass per kind
     BaseImage,
+    ClusterReady,
     Error,
     HumanAction,
     ImageBuild,
@@ -72,7 +73,8 @@ from mlopslab.eventtypes.run import (  # one dataclass per kind
 
 __all__ = [
     "Accuracy", "AgentContainerStarted", "AgentOrphaned", "AgentStarted", "AgentStopped", "ApplyStarted",
-    "BaseImage", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore", "Error", "Event",
+    "BaseImage",
+    "ClusterReady", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore", "Error", "Event",
     "FetchFailed", "FetchRecovered", "HumanAction", "ImageBuild", "ImageBuildStarted", "KINDS", "LabPrepared",
     "LiveChange", "LiveReverted", "Metrics", "ModelRegistered", "Narration", "PipelineAccepted",
     "PipelineCommitted", "PipelineDone", "PipelineRejected", "PreflightFailed", "RegistryBusy", "ReplicaKilled",

@@ -46,6 +46,7 @@ class KubernetesPlatform(Platform):
         from mlopslab.envs.kubernetes.environment import KubernetesEnvironment
         from mlopslab.envs.kubernetes.node import VirtualKubelet
         from mlopslab.envs.local import ProcessDriver
+        from mlopslab.gitops import manifests
 
         ctx = self.context
         self.control_plane = ControlPlane(self.binaries, ctx.run_dir / "k8s", ctx.run_dir / "kubeconfig")
@@ -66,7 +67,7 @@ class KubernetesPlatform(Platform):
             self.namespaces = {lane.name: lane.name for lane in ctx.scenario.lanes}
             for lane in ctx.scenario.lanes:
                 self.clients[lane.name] = self._grant(lane, access)
-            env = KubernetesEnvironment(self.admin, ctx.emit, self.namespaces, on_teardown=stoppers)
+            env = KubernetesEnvironment(self.admin, ctx.emit, self.namespaces, manifests, on_teardown=stoppers)
             env.start()
         except BaseException:
             for stop in stoppers:

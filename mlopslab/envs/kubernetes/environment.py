@@ -21,12 +21,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from mlopslab.envs.base import DeploymentSpec, Emit, Endpoint, Environment, LiveState, ReplicaView
-from mlopslab.gitops import manifests
 
 SELECTOR = "app.kubernetes.io/part-of=mlopslab"
 LANE_LABEL = "mlopslab.io/lane"
@@ -63,18 +62,33 @@ def _port(pod: Any) -> int:
     for port in pod.spec.containers[0].ports or []:
         if port.name == "http":
             return int(port.container_port)
-    return manifests.PORT
+    return 8080
+
+
+class Manifests(Protocol):
+    """What the environment needs of the env repo's manifests (gitops/manifests.py, handed in by the
+    platform: environments do not import gitops)."""
+
+    APP: str
+    ANNOTATION: str
+
+    def render_lane(self, spec: DeploymentSpec) -> dict[str, str]: ...
+
+    def parse_deployment(self, doc: Any, *, revision: str = "", lane: str | None = None) -> DeploymentSpec: ...
+
+    def image_for(self, model: str, version: str) -> str: ...
 
 
 class KubernetesEnvironment(Environment):
     kind = "kubernetes"
 
-    def __init__(self, api: Any, emit: Emit, namespaces: dict[str, str], *,
+    def __init__(self, api: Any, emit: Emit, namespaces: dict[str, str], manifests: Manifests, *,
                  on_teardown: list[Callable[[], None]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         from kubernetes import client
 
         self.api = api
+        self.manifests = manifests
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
         self.emit = emit
@@ -111,17 +125,17 @@ class KubernetesEnvironment(Environment):
         from kubernetes import client
 
         namespace = self.namespaces[spec.lane]
-        files = manifests.render_lane(spec)
+        files = self.manifests.render_lane(spec)
         deployment = yaml.safe_load(files["deployment.yaml"])
         service = yaml.safe_load(files["service.yaml"])
         for doc in (deployment, service):
             doc["metadata"]["namespace"] = namespace
-        deployment["metadata"]["annotations"][manifests.ANNOTATION + "revision"] = spec.revision
+        deployment["metadata"]["annotations"][self.manifests.ANNOTATION + "revision"] = spec.revision
         with self._lock:
             self._rollouts[spec.lane] = _Rollout(since=self.clock())
         options = {"field_manager": manager, "force": True, "_content_type": "application/apply-patch+yaml"}
         client.CoreV1Api(api).patch_namespaced_service(service["metadata"]["name"], namespace, service, **options)
-        client.AppsV1Api(api).patch_namespaced_deployment(manifests.APP, namespace, deployment, **options)
+        client.AppsV1Api(api).patch_namespaced_deployment(self.manifests.APP, namespace, deployment, **options)
 
     def live_spec(self, lane: str, api: Any | None = None) -> DeploymentSpec | None:
         """The lane's live Deployment as a spec: from the cache, or read through `api` (a delivery's own
@@ -131,17 +145,17 @@ class KubernetesEnvironment(Environment):
             from kubernetes.client.exceptions import ApiException
 
             try:
-                obj = client.AppsV1Api(api).read_namespaced_deployment(manifests.APP, self.namespaces[lane])
+                obj = client.AppsV1Api(api).read_namespaced_deployment(self.manifests.APP, self.namespaces[lane])
             except ApiException as exc:
                 if exc.status == 404:
                     return None
                 raise
         else:
-            obj = self.deployments.cache.get((self.namespaces[lane], manifests.APP))
+            obj = self.deployments.cache.get((self.namespaces[lane], self.manifests.APP))
             if obj is None:
                 return None
         doc = self.api.sanitize_for_serialization(obj)
-        return manifests.parse_deployment(doc, lane=lane)
+        return self.manifests.parse_deployment(doc, lane=lane)
 
     def observe(self, lane: str, spec: DeploymentSpec | None = None) -> LiveState:
         spec = spec or self.live_spec(lane)
@@ -176,13 +190,15 @@ class KubernetesEnvironment(Environment):
         if replicas is not None:
             patch["spec"]["replicas"] = replicas
         if version is not None:
-            image = manifests.image_for(live.model, version)
-            patch["metadata"] = {"annotations": {manifests.ANNOTATION + "model-uri": f"models:/{live.model}/{version}"}}
+            image = self.manifests.image_for(live.model, version)
+            uri = f"models:/{live.model}/{version}"
+            patch["metadata"] = {"annotations": {self.manifests.ANNOTATION + "model-uri": uri}}
             patch["spec"]["template"] = {"metadata": {"labels": {VERSION_LABEL: str(version)}},
                                          "spec": {"containers": [{"name": "server", "image": image}]}}
         with self._lock:
             self._rollouts[lane] = _Rollout(since=self.clock(), cause="manual_change")
-        self.apps.patch_namespaced_deployment(manifests.APP, self.namespaces[lane], patch, field_manager="kubectl-edit")
+        self.apps.patch_namespaced_deployment(self.manifests.APP, self.namespaces[lane], patch,
+                                              field_manager="kubectl-edit")
         return replace(live, replicas=live.replicas if replicas is None else replicas,
                        version=live.version if version is None else str(version))
 
