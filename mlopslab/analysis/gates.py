@@ -1,0 +1,293 @@
+"""Gates: one analysis metric each, over a window of the stable and canary requests, judged by one judge.
+
+Metrics (what a scenario writes under a lane's analysis):
+
+- ``success-rate`` (min, %) and ``latency-p99`` (max, ms): Flagger's built-ins ``request-success-rate`` and
+  ``request-duration``, over the canary's requests in the window. With no canary request in the window
+  the check fails, as Flagger's does when its query finds no values (``no_data: wait`` to change that).
+- ``accuracy`` (min, 0..1): the canary's predictions against the labels that have *arrived* by now; until
+  ``min_labels`` have, the gate waits.
+- ``prediction-drift`` (max): Jensen–Shannon distance between the canary's and the stable's predicted
+  classes in the window (Evidently's categorical treatment, monitor/drift.py `prediction_drift`).
+- ``disagreement`` (max, 0..1): share of identical requests (same arrival index: shadow copies) on which
+  the canary's prediction differs from the champion's.
+- ``input-drift`` (max, 0..1): share of features whose distribution in the canary's window drifted from
+  the canary model's training data (Evidently's per-feature tests and dataset share, monitor/drift.py).
+
+Judges: ``threshold`` (every metric), ``mann-whitney`` and ``msprt`` (success-rate, latency-p99, accuracy:
+the metrics that exist per version and can be compared). Mann–Whitney compares per-``step`` series of the
+metric (Kayenta compares metric time series; latency: p99 per step), mSPRT compares per-request values
+(success 1/0, latency ms, correct 1/0) accumulated since the analysis began.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from mlopslab.analysis.judges import Decision, mann_whitney_check, msprt_check, threshold_check
+from mlopslab.analysis.msprt import Msprt
+from mlopslab.analysis.samples import Arm, Samples
+
+Judge = Literal["threshold", "mann-whitney", "msprt"]
+
+# metric -> (bound, unit, harmful direction, judges, default min samples, default mSPRT tau)
+METRICS: dict[str, tuple[str, str, str, tuple[str, ...], int, float]] = {
+    "success-rate": ("min", "%", "decrease", ("threshold", "mann-whitney", "msprt"), 1, 1.0),
+    "latency-p99": ("max", " ms", "increase", ("threshold", "mann-whitney", "msprt"), 1, 10.0),
+    "accuracy": ("min", "", "decrease", ("threshold", "mann-whitney", "msprt"), 30, 0.05),
+    "prediction-drift": ("max", "", "increase", ("threshold",), 30, 0.0),
+    "disagreement": ("max", "", "increase", ("threshold",), 30, 0.0),
+    "input-drift": ("max", "", "increase", ("threshold",), 100, 0.0),
+}
+JUDGES = ("threshold", "mann-whitney", "msprt")
+_KEYS = {"metric", "name", "min", "max", "window", "judge", "min_labels", "min_samples", "no_data", "step",
+         "alpha", "tau", "confidence", "tolerance"}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str                  # the gate's name
+    metric: str
+    value: float | None        # the canary's measured metric
+    baseline: float | None     # the stable's, where the metric has one
+    threshold: float
+    bound: str                 # "min" | "max"
+    verdict: str               # pass | fail | marginal | wait
+    judge: str
+    n: int                     # canary observations the value rests on
+    decision: Decision         # the judge's own numbers (p-value, interval, classification, ...)
+    state: Any = None          # what the gate carries to its next evaluation (the mSPRT)
+
+    def to_event(self) -> dict[str, Any]:
+        """The fields of a gate-decision event."""
+        return {"gate": self.gate, "metric": self.metric, "value": _round(self.value),
+                "baseline": _round(self.baseline), "threshold": self.threshold, "bound": self.bound,
+                "verdict": self.verdict, "judge": self.judge, "n": self.n, "reason": self.decision.reason}
+
+
+@dataclass(frozen=True)
+class Gate:
+    metric: str
+    bound: str
+    threshold: float
+    window: float | None = None        # seconds; None: every request since the analysis began
+    judge: Judge = "threshold"
+    name: str = ""
+    min_samples: int = 1               # canary observations (labels, for accuracy) before judging
+    no_data: Literal["fail", "wait"] = "wait"
+    step: float = 1.0                  # seconds per point of a Mann–Whitney series
+    alpha: float = 0.05                # mSPRT
+    tau: float = 1.0                   # mSPRT mixture scale, in the metric's per-request unit
+    confidence: float = 0.98           # Mann–Whitney (Kayenta)
+    tolerance: float = 0.25
+
+    def start(self) -> Msprt | None:
+        """The state an mSPRT gate starts from (None for the other judges)."""
+        return Msprt(tau=self.tau, alpha=self.alpha, min_samples=self.min_samples) if self.judge == "msprt" else None
+
+    def evaluate(self, samples: Samples, state: Msprt | None = None) -> GateResult:
+        """Judge the window of `samples`. An mSPRT gate takes the `state` of its last result (or `start()`)
+        and consumes only requests newer than what that state has seen."""
+        windowed = samples.window(self.window)
+        value, baseline, n = _measure(self.metric, windowed)
+        if self.judge == "threshold":
+            decision = self._threshold(value, n)
+        elif self.judge == "mann-whitney":
+            control, experiment = _series(self.metric, windowed, self.step)
+            decision = mann_whitney_check(control, experiment, _harmful(self.metric),
+                                          tolerance=self.tolerance, confidence=self.confidence)
+        else:
+            state = state if state is not None else self.start()
+            assert state is not None
+            stable, canary, seen = _observations(self.metric, samples, state.since)
+            state, decision = msprt_check(replace(state, since=seen), stable, canary, _harmful(self.metric))
+        return GateResult(self.name or self.metric, self.metric, value, baseline, self.threshold, self.bound,
+                          decision.verdict, self.judge, n, decision, state)
+
+    def _threshold(self, value: float | None, n: int) -> Decision:
+        unit = METRICS[self.metric][1]
+        if n < self.min_samples:
+            what = "labels" if self.metric == "accuracy" else "canary requests"
+            missing = f"{n} of {self.min_samples} {what} in the window"
+            if self.no_data == "fail":
+                return Decision("fail", value, self.threshold, missing + " (no data fails, as in Flagger)", "threshold")
+            return Decision("wait", value, self.threshold, missing, "threshold")
+        return threshold_check(value, self.threshold, self.bound, unit=unit)  # type: ignore[arg-type]
+
+
+def parse_gate(spec: Mapping[str, Any]) -> Gate:
+    """A gate from its scenario form, e.g. {metric: success-rate, min: 99, window: 10, judge: threshold}.
+    Raises ValueError naming the offending field."""
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"gate: expected a mapping, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - _KEYS)
+    if unknown:
+        raise ValueError(f"{unknown[0]}: unknown gate field (expected one of {', '.join(sorted(_KEYS))})")
+    metric = spec.get("metric")
+    if metric not in METRICS:
+        raise ValueError(f"metric: expected one of {', '.join(METRICS)}, got {metric!r}")
+    bound, _, _, judges, min_default, tau_default = METRICS[metric]
+    other = "max" if bound == "min" else "min"
+    if other in spec:
+        raise ValueError(f"{other}: {metric} takes {bound}, not {other}")
+    if bound not in spec:
+        raise ValueError(f"{bound}: {metric} needs a {bound} threshold")
+    threshold = _number(spec, bound)
+    if metric == "success-rate" and not 0 <= threshold <= 100:
+        raise ValueError(f"min: a success rate is a percentage in 0..100, got {threshold:g}")
+    if metric in ("accuracy", "disagreement", "input-drift") and not 0 <= threshold <= 1:
+        raise ValueError(f"{bound}: {metric} is a share in 0..1, got {threshold:g}")
+    if metric in ("latency-p99", "prediction-drift") and threshold < 0:
+        raise ValueError(f"{bound}: must not be negative, got {threshold:g}")
+    judge = spec.get("judge", "threshold")
+    if judge not in JUDGES:
+        raise ValueError(f"judge: expected one of {', '.join(JUDGES)}, got {judge!r}")
+    if judge not in judges:
+        raise ValueError(f"judge: {metric} has no per-version values to compare, so only threshold judges it")
+    if "min_labels" in spec and metric != "accuracy":
+        raise ValueError(f"min_labels: only the accuracy gate waits for labels (use min_samples for {metric})")
+    window = _number(spec, "window", positive=True) if spec.get("window") is not None else None
+    minimum = spec.get("min_labels", spec.get("min_samples", min_default))
+    key = "min_labels" if "min_labels" in spec else "min_samples"
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
+        raise ValueError(f"{key}: expected a whole number >= 1, got {minimum!r}")
+    no_data = spec.get("no_data", "fail" if metric in ("success-rate", "latency-p99") else "wait")
+    if no_data not in ("fail", "wait"):
+        raise ValueError(f"no_data: expected fail or wait, got {no_data!r}")
+    name = spec.get("name", metric)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name: expected a non-empty string, got {name!r}")
+    alpha = _number(spec, "alpha", positive=True) if "alpha" in spec else 0.05
+    confidence = _number(spec, "confidence", positive=True) if "confidence" in spec else 0.98
+    for key, value in (("alpha", alpha), ("confidence", confidence)):
+        if not 0 < value < 1:
+            raise ValueError(f"{key}: expected a number between 0 and 1, got {value:g}")
+    return Gate(metric, bound, threshold, window, judge, name, minimum, no_data,
+                _number(spec, "step", positive=True) if "step" in spec else 1.0, alpha,
+                _number(spec, "tau", positive=True) if "tau" in spec else tau_default, confidence,
+                _number(spec, "tolerance", positive=True) if "tolerance" in spec else 0.25)
+
+
+def parse_gates(specs: Sequence[Mapping[str, Any]]) -> list[Gate]:
+    """Every gate of a lane; the ValueError names the gate's position: "gates[2].min: ..."."""
+    if not isinstance(specs, Sequence) or isinstance(specs, (str, bytes)):
+        raise ValueError("gates: expected a list of gates")
+    gates = []
+    for k, spec in enumerate(specs):
+        try:
+            gates.append(parse_gate(spec))
+        except ValueError as error:
+            raise ValueError(f"gates[{k}].{error}") from None
+    names = [g.name for g in gates]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"gates: two gates are named {name!r}; give one a name")
+    return gates
+
+
+# --- measuring ----------------------------------------------------------------------------------------------
+
+
+def _measure(metric: str, s: Samples) -> tuple[float | None, float | None, int]:
+    """(canary value, stable value, canary observations) of `metric` over the samples."""
+    c, b = s.canary, s.stable
+    if metric == "success-rate":
+        return _percent(c.ok), _percent(b.ok), len(c)
+    if metric == "latency-p99":
+        return _p99(c.latency), _p99(b.latency), len(c)
+    if metric == "accuracy":
+        mine, theirs = c.labelled(s.now), b.labelled(s.now)
+        return (_share(c.prediction[mine] == c.label[mine]), _share(b.prediction[theirs] == b.label[theirs]),
+                int(mine.sum()))
+    if metric == "disagreement":
+        mine, theirs = _pairs(b, c)
+        return _share(mine != theirs), None, int(mine.size)
+    if metric == "prediction-drift":
+        cp, bp = c.prediction[~np.isnan(c.prediction)], b.prediction[~np.isnan(b.prediction)]
+        if cp.size == 0 or bp.size == 0:
+            return None, None, int(cp.size)
+        from mlopslab.monitor.drift import prediction_drift
+        return prediction_drift(bp, cp).jensenshannon, None, int(cp.size)
+    # input-drift
+    rows = c.inputs if c.inputs is not None else np.empty((0, 0))
+    reference = s.reference if s.reference is not None else b.inputs
+    if rows.shape[0] < 2 or reference is None or reference.shape[0] < 2:
+        return None, None, int(rows.shape[0])
+    from mlopslab.monitor.drift import feature_drift_report
+    return feature_drift_report(reference, rows).share_drifted, None, int(rows.shape[0])
+
+
+def _series(metric: str, s: Samples, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step values of the metric for stable and canary: what Kayenta compares."""
+    def per_step(arm: Arm) -> np.ndarray:
+        if metric == "accuracy":
+            keep = arm.labelled(s.now)
+            arm, values = arm.select(keep), (arm.prediction[keep] == arm.label[keep]).astype(float)
+        elif metric == "success-rate":
+            values = 100.0 * arm.ok
+        else:
+            values = arm.latency
+        if len(arm) == 0:
+            return np.empty(0)
+        buckets = np.floor(arm.t / step).astype(np.int64)
+        out = []
+        for bucket in np.unique(buckets):
+            chunk = values[buckets == bucket]
+            out.append(float(np.percentile(chunk, 99)) if metric == "latency-p99" else float(np.mean(chunk)))
+        return np.asarray(out)
+    return per_step(s.stable), per_step(s.canary)
+
+
+def _observations(metric: str, s: Samples, since: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-request values newer than `since` (send time; label arrival for accuracy), and the newest time."""
+    def values(arm: Arm) -> tuple[np.ndarray, np.ndarray]:
+        if metric == "accuracy":
+            keep = arm.labelled(s.now) & (arm.label_t > since)
+            return (arm.prediction[keep] == arm.label[keep]).astype(float), arm.label_t[keep]
+        keep = (arm.t > since) & (arm.t <= s.now)
+        return (100.0 * arm.ok[keep] if metric == "success-rate" else arm.latency[keep]), arm.t[keep]
+    (stable, t1), (canary, t2) = values(s.stable), values(s.canary)
+    return stable, canary, max(since, float(t1.max(initial=since)), float(t2.max(initial=since)))
+
+
+def _pairs(stable: Arm, canary: Arm) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions of both versions on the same requests (arrival index), where both answered."""
+    b = {int(i): p for i, p, ok in zip(stable.request, stable.prediction, stable.ok) if ok and not math.isnan(p)}
+    pairs = [(p, b[int(i)]) for i, p, ok in zip(canary.request, canary.prediction, canary.ok)
+             if ok and not math.isnan(p) and int(i) in b]
+    mine = np.asarray([p for p, _ in pairs], dtype=np.float64)
+    return mine, np.asarray([q for _, q in pairs], dtype=np.float64)
+
+
+def _share(flags: np.ndarray) -> float | None:
+    return float(np.mean(flags)) if flags.size else None
+
+
+def _percent(flags: np.ndarray) -> float | None:
+    return 100.0 * float(np.mean(flags)) if flags.size else None
+
+
+def _p99(latency: np.ndarray) -> float | None:
+    return float(np.percentile(latency, 99)) if latency.size else None
+
+
+def _harmful(metric: str) -> Literal["increase", "decrease"]:
+    return "increase" if METRICS[metric][2] == "increase" else "decrease"
+
+
+def _number(spec: Mapping[str, Any], key: str, positive: bool = False) -> float:
+    value = spec[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{key}: expected a number, got {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{key}: must be positive, got {value!r}")
+    return float(value)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
