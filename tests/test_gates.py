@@ -175,3 +175,13 @@ def test_samples_from_load_generator_records() -> None:
     assert samples.canary.inputs is not None and samples.canary.inputs.tolist() == [[1.0, 1.0], [2.0, 1.0]]
     assert list(samples.canary.label) == [1.0, 0.0]
     assert parse_gate({"metric": "success-rate", "min": 99}).evaluate(samples).value == 50.0
+
+
+def test_accuracy_window_counts_labels_by_their_arrival() -> None:
+    """A 10 s window at t = 30 with labels 20 s late holds the requests sent between 0 and 10 s."""
+    t = np.arange(0.5, 30.0, 1.0)
+    canary = Arm.of("2", t, [10.0] * t.size, prediction=[1.0] * t.size, label=[1.0] * 10 + [0.0] * 20,
+                    label_t=t + 20.0)
+    result = parse_gate({"metric": "accuracy", "min": 0.8, "window": 10, "min_labels": 5}).evaluate(
+        Samples(30.0, Arm.empty("1"), canary))
+    assert (result.n, result.value, result.verdict) == (10, 1.0, "pass")

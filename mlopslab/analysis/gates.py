@@ -5,8 +5,9 @@ Metrics (what a scenario writes under a lane's analysis):
 - ``success-rate`` (min, %) and ``latency-p99`` (max, ms): Flagger's built-ins ``request-success-rate`` and
   ``request-duration``, over the canary's requests in the window. With no canary request in the window
   the check fails, as Flagger's does when its query finds no values (``no_data: wait`` to change that).
-- ``accuracy`` (min, 0..1): the canary's predictions against the labels that have *arrived* by now; until
-  ``min_labels`` have, the gate waits.
+- ``accuracy`` (min, 0..1): the canary's predictions against the labels that have *arrived* by now (its
+  window counts labels by arrival: the requests sent a label delay before it); until ``min_labels`` have,
+  the gate waits.
 - ``prediction-drift`` (max): Jensen–Shannon distance between the canary's and the stable's predicted
   classes in the window (Evidently's categorical treatment, monitor/drift.py `prediction_drift`).
 - ``disagreement`` (max, 0..1): share of identical requests (same arrival index: shadow copies) on which
@@ -93,7 +94,7 @@ class Gate:
     def evaluate(self, samples: Samples, state: Msprt | None = None) -> GateResult:
         """Judge the window of `samples`. An mSPRT gate takes the `state` of its last result (or `start()`)
         and consumes only requests newer than what that state has seen."""
-        windowed = samples.window(self.window)
+        windowed = samples.window(self.window, by_label=self.metric == "accuracy")
         value, baseline, n = _measure(self.metric, windowed)
         if self.judge == "threshold":
             decision = self._threshold(value, n)

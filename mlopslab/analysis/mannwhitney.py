@@ -51,6 +51,7 @@ TOLERANCE = 0.25         # NetflixACAJudge's tolerance
 PASS_SCORE = 95.0        # Spinnaker's default scoreThresholds.pass
 MARGINAL_SCORE = 75.0    # ... and scoreThresholds.marginal
 _NOISE_SCALE = 1e-5
+_MAX_PAIRS = 4_000_000   # pairwise differences held in memory to find the roots exactly
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,10 @@ def wilcoxon(control: Sequence[float] | np.ndarray, experiment: Sequence[float] 
     The statistic at a shift ``mu`` is z(mu) = (W(mu) − sign·½) / σ with W(mu) = U(experiment − mu, control) −
     n·m/2 and σ the tie-corrected standard deviation; z falls as mu grows. The interval ends are where z
     crosses ±z_{1−α/2} and the estimate where it crosses 0, each searched between min(x) − max(y) and
-    max(x) − min(y) (the ends themselves when z does not cross there), found by bisection to 1e-12 of the
-    range (Kayenta uses a Brent solver; the statistic is a step function, so both land on the same step).
+    max(x) − min(y) (the ends themselves when z does not cross there). z only changes at the pairwise
+    differences x_i − y_j, so the crossing is one of them: found by bisection over the sorted differences
+    (Kayenta's Brent solver converges to the same point), or over the reals to 1e-12 of the range when
+    there are more than 4 million pairs.
     """
     x = np.asarray(experiment, dtype=np.float64)
     y = np.asarray(control, dtype=np.float64)
@@ -101,9 +104,10 @@ def wilcoxon(control: Sequence[float] | np.ndarray, experiment: Sequence[float] 
     p_value = min(1.0, math.erfc(abs(z0) / math.sqrt(2.0)))
     quantile = NormalDist().inv_cdf(1.0 - (1.0 - confidence) / 2.0)
     low_end, high_end = float(x.min() - y.max()), float(x.max() - y.min())
-    ci_low = _root(x, y, quantile, low_end, high_end)
-    ci_high = _root(x, y, -quantile, low_end, high_end)
-    estimate = _root(x, y, 0.0, low_end, high_end)
+    steps = np.unique(np.subtract.outer(x, y)) if x.size * y.size <= _MAX_PAIRS else None
+    ci_low = _root(x, y, quantile, low_end, high_end, steps)
+    ci_high = _root(x, y, -quantile, low_end, high_end, steps)
+    estimate = _root(x, y, 0.0, low_end, high_end, steps)
     return WilcoxonResult(u, p_value, ci_low, ci_high, estimate)
 
 
@@ -231,12 +235,31 @@ def _z(x: np.ndarray, y: np.ndarray, mu: float) -> tuple[float, float]:
     return (dz - correction) / sigma, u
 
 
-def _root(x: np.ndarray, y: np.ndarray, target: float, low: float, high: float) -> float:
-    """Where z(mu) crosses `target` in [low, high] (z decreases with mu); an end when it does not cross."""
+def _root(x: np.ndarray, y: np.ndarray, target: float, low: float, high: float,
+          steps: np.ndarray | None = None) -> float:
+    """Where z(mu) crosses `target` in [low, high] (z falls as mu grows); an end when it does not cross.
+
+    With `steps` (the sorted distinct pairwise differences, where z can change) the answer is the first
+    step after which z is at or below the target, tested between steps."""
     if _z(x, y, low)[0] - target <= 0:
         return low
     if _z(x, y, high)[0] - target >= 0:
         return high
+    if steps is not None and steps.size > 1:
+        first, last = 0, steps.size - 1   # invariant: above target between steps[first-1] and steps[first]
+        while first < last:
+            middle = (first + last) // 2
+            if _z(x, y, (steps[middle] + steps[middle + 1]) / 2.0)[0] - target > 0:
+                first = middle + 1
+            else:
+                last = middle
+        step = float(steps[first])
+        # z jumps at the step: the crossing is just after it when z there is still above the target, just
+        # before it when already below (where a bisection over the reals, like Kayenta's solver, ends up).
+        # With ties a jump can be large (Kayenta's large tied input: z leaps across the whole interval at a
+        # shift of 0), and that side decides High against Pass, as it does for Kayenta.
+        above = _z(x, y, step)[0] - target
+        return step if above == 0 else float(np.nextafter(step, math.inf if above > 0 else -math.inf))
     tolerance = 1e-12 * max(1.0, high - low)
     while high - low > tolerance:
         middle = (low + high) / 2.0

@@ -85,13 +85,18 @@ class Samples:
     canary: Arm
     reference: np.ndarray | None = None
 
-    def window(self, seconds: float | None) -> Samples:
-        """Only the requests sent in the last `seconds` (None: all)."""
+    def window(self, seconds: float | None, by_label: bool = False) -> Samples:
+        """Only the requests sent in the last `seconds` (None: all); with `by_label`, those whose labels
+        arrived in the last `seconds` (a delayed-label metric's window: requests sent a label delay earlier)."""
         if seconds is None:
             return self
         start = self.now - seconds
-        return Samples(self.now, self.stable.select((self.stable.t > start) & (self.stable.t <= self.now)),
-                       self.canary.select((self.canary.t > start) & (self.canary.t <= self.now)), self.reference)
+
+        def recent(arm: Arm) -> Arm:
+            when = arm.label_t if by_label else arm.t
+            return arm.select((when > start) & (when <= self.now))
+
+        return Samples(self.now, recent(self.stable), recent(self.canary), self.reference)
 
     @classmethod
     def from_records(cls, results: Iterable[Mapping[str, Any]], arrivals: Iterable[Mapping[str, Any]] = (), *,
