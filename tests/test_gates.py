@@ -185,3 +185,22 @@ def test_accuracy_window_counts_labels_by_their_arrival() -> None:
     result = parse_gate({"metric": "accuracy", "min": 0.8, "window": 10, "min_labels": 5}).evaluate(
         Samples(30.0, Arm.empty("1"), canary))
     assert (result.n, result.value, result.verdict) == (10, 1.0, "pass")
+
+
+def test_mann_whitney_p99_series_thin_the_stable_to_the_canarys_size() -> None:
+    """Identical latencies at a 10 % canary weight: the canary's per-second p99 comes from 10 requests, the
+    stable's from 90. Unthinned, the canary's p99 series is lower (Kayenta would say Low); thinned, they match."""
+    from mlopslab.analysis.gates import _series
+
+    rng = np.random.default_rng(4)
+    stable = _arm("1", 5400, end=60.0, latency=np.exp(rng.normal(3.0, 0.4, 5400)))
+    canary = _arm("2", 600, end=60.0, latency=np.exp(rng.normal(3.0, 0.4, 600)))
+    samples = Samples(60.0, stable, canary)
+    thinned, series = _series("latency-p99", samples, 1.0)
+    buckets = np.floor(stable.t)
+    assert thinned.size == series.size == np.unique(buckets).size
+    unthinned = np.array([np.percentile(stable.latency[buckets == b], 99) for b in np.unique(buckets)])
+    assert np.median(series) < 0.85 * np.median(unthinned)
+    assert 0.8 < np.median(series) / np.median(thinned) < 1.25
+    result = parse_gate({"metric": "latency-p99", "max": 100, "judge": "mann-whitney"}).evaluate(samples)
+    assert result.verdict == "pass"

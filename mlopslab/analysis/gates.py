@@ -224,24 +224,33 @@ def _measure(metric: str, s: Samples) -> tuple[float | None, float | None, int]:
 
 
 def _series(metric: str, s: Samples, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-step values of the metric for stable and canary: what Kayenta compares."""
-    def per_step(arm: Arm) -> np.ndarray:
+    """Per-step values of the metric for stable and canary: the time series Kayenta compares.
+
+    A p99 depends on how many values it is taken over: at a 10 % canary weight the canary's per-second p99
+    comes from a ninth as many requests as the stable's and is systematically lower, so identical versions
+    would classify Low. Kayenta's practice is a baseline as large as the canary; here the stable's requests
+    of each step are thinned (evenly, in send order) to the canary's count before the p99 is taken, and
+    steps without canary requests are left out. Means (success rate, accuracy) need no thinning.
+    """
+    def values(arm: Arm) -> tuple[np.ndarray, np.ndarray]:
         if metric == "accuracy":
             keep = arm.labelled(s.now)
-            arm, values = arm.select(keep), (arm.prediction[keep] == arm.label[keep]).astype(float)
-        elif metric == "success-rate":
-            values = 100.0 * arm.ok
-        else:
-            values = arm.latency
-        if len(arm) == 0:
-            return np.empty(0)
-        buckets = np.floor(arm.t / step).astype(np.int64)
-        out = []
-        for bucket in np.unique(buckets):
-            chunk = values[buckets == bucket]
-            out.append(float(np.percentile(chunk, 99)) if metric == "latency-p99" else float(np.mean(chunk)))
-        return np.asarray(out)
-    return per_step(s.stable), per_step(s.canary)
+            return arm.t[keep], (arm.prediction[keep] == arm.label[keep]).astype(float)
+        return arm.t, (100.0 * arm.ok if metric == "success-rate" else arm.latency)
+
+    (t_s, v_s), (t_c, v_c) = values(s.stable), values(s.canary)
+    b_s, b_c = np.floor(t_s / step).astype(np.int64), np.floor(t_c / step).astype(np.int64)
+    if metric != "latency-p99":
+        return (np.asarray([float(np.mean(v_s[b_s == b])) for b in np.unique(b_s)]),
+                np.asarray([float(np.mean(v_c[b_c == b])) for b in np.unique(b_c)]))
+    stable, canary = [], []
+    for bucket in np.unique(b_c):
+        mine, theirs = v_c[b_c == bucket], v_s[b_s == bucket]
+        canary.append(float(np.percentile(mine, 99)))
+        if theirs.size:
+            thinned = theirs[np.linspace(0, theirs.size - 1, min(mine.size, theirs.size)).round().astype(int)]
+            stable.append(float(np.percentile(thinned, 99)))
+    return np.asarray(stable), np.asarray(canary)
 
 
 def _observations(metric: str, s: Samples, since: float) -> tuple[np.ndarray, np.ndarray, float]:
