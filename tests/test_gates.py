@@ -204,3 +204,15 @@ def test_mann_whitney_p99_series_thin_the_stable_to_the_canarys_size() -> None:
     assert 0.8 < np.median(series) / np.median(thinned) < 1.25
     result = parse_gate({"metric": "latency-p99", "max": 100, "judge": "mann-whitney"}).evaluate(samples)
     assert result.verdict == "pass"
+
+
+def test_gate_results_feed_flaggers_counter_and_become_events() -> None:
+    from mlopslab.analysis import FailedChecks
+
+    samples = Samples(10.0, _arm("1", 100), _arm("2", 100, status=[200] * 90 + [500] * 10))
+    result = parse_gate({"metric": "success-rate", "min": 99, "name": "errors"}).evaluate(samples)
+    state, tick = FailedChecks(threshold=2).tick([result])
+    assert (tick.action, tick.failed_checks) == ("halt", 1) and tick.reason.startswith("errors failed")
+    assert result.to_event() == {"gate": "errors", "metric": "success-rate", "value": 90.0, "baseline": 100.0,
+                                 "threshold": 99.0, "bound": "min", "verdict": "fail", "judge": "threshold",
+                                 "n": 100, "reason": "90% < 99%"}

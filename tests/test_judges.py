@@ -243,3 +243,15 @@ def test_msprt_check_fails_only_in_the_harmful_direction() -> None:
     assert better.verdict == "pass" and better.reason.startswith("canary better")
     waiting = msprt_check(Msprt(tau=1.0, min_samples=30), [1.0] * 40, [1.0] * 10, "increase")[1]
     assert waiting.verdict == "wait"
+
+
+def test_msprt_finding_keeps_the_direction_it_was_made_in() -> None:
+    """A canary found better stays 'better' even if later data tilt the mean the other way: the always-valid
+    p-value never rises, so the judgment is the one made when it first reached α."""
+    state = Msprt(tau=1.0, min_samples=10)
+    state, first = msprt_check(state, np.full(200, 10.0) + np.tile([-1, 1], 100), np.full(200, 9.0) + np.tile([-1, 1], 100),
+                               "increase")
+    assert first.verdict == "pass" and state.decided is not None and state.decided < 0
+    state, later = msprt_check(state, np.full(50, 10.0) + np.tile([-1, 1], 25), np.full(2000, 10.2) + np.tile([-1, 1], 1000),
+                               "increase")
+    assert state.difference > 0 and later.verdict == "pass"

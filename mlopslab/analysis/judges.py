@@ -170,7 +170,9 @@ def msprt_check(state: Msprt, stable: Sequence[float] | np.ndarray, canary: Sequ
         return state, Decision("wait", None, state.alpha,
                                f"{min(state.n_stable, state.n_canary)} of {state.min_samples} observations per arm",
                                "msprt", details)
-    worse = state.difference > 0 if harmful == "increase" else state.difference < 0
+    # the p-value never rises again, so the finding keeps the direction it had when it was made
+    found = state.decided if state.decided is not None else state.difference
+    worse = found > 0 if harmful == "increase" else found < 0
     low, high = state.confidence_interval()
     details.update(ci_low=low, ci_high=high)
     if state.rejected and worse:

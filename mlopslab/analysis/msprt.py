@@ -59,6 +59,7 @@ class Msprt:
     likelihood_ratio: float = 1.0
     looks: int = 0
     since: float = -math.inf     # the newest observation time consumed (for callers feeding by time)
+    decided: float | None = None  # θ̂ at the look where p first reached α: the direction of the finding
 
     def update(self, stable: np.ndarray | list[float], canary: np.ndarray | list[float]) -> Msprt:
         s = np.asarray(stable, dtype=np.float64).ravel()
@@ -73,7 +74,9 @@ class Msprt:
         if variance <= 0:   # every observation equal so far: no evidence either way
             return replace(state, looks=state.looks + 1)
         ratio = mixture_likelihood_ratio(state.difference, variance, self.tau, self.theta0)
-        return replace(state, likelihood_ratio=ratio, p_value=min(state.p_value, 1.0 / ratio), looks=state.looks + 1)
+        p_value = min(state.p_value, 1.0 / ratio)
+        decided = state.decided if state.decided is not None or p_value > self.alpha else state.difference
+        return replace(state, likelihood_ratio=ratio, p_value=p_value, looks=state.looks + 1, decided=decided)
 
     @property
     def difference(self) -> float:
