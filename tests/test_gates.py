@@ -42,6 +42,7 @@ def test_parse_gate_reads_the_scenario_forms() -> None:
     ({"metric": "success-rate", "min": 99, "alpha": 2}, "alpha"),
     ({"metric": "success-rate", "min": 99, "no_data": "skip"}, "no_data"),
     ({"metric": "success-rate", "min": 99, "interval": 5}, "interval"),
+    ({"metric": "accuracy", "min": 0.8, "judge": "msprt", "window": 30}, "window"),
 ])
 def test_parse_gate_names_the_bad_field(spec: dict, field: str) -> None:
     with pytest.raises(ValueError) as error:
@@ -190,7 +191,7 @@ def test_accuracy_window_counts_labels_by_their_arrival() -> None:
 def test_mann_whitney_p99_series_thin_the_stable_to_the_canarys_size() -> None:
     """Identical latencies at a 10 % canary weight: the canary's per-second p99 comes from 10 requests, the
     stable's from 90. Unthinned, the canary's p99 series is lower (Kayenta would say Low); thinned, they match."""
-    from mlopslab.analysis.gates import _series
+    from mlopslab.analysis.measures import series as _series
 
     rng = np.random.default_rng(4)
     stable = _arm("1", 5400, end=60.0, latency=np.exp(rng.normal(3.0, 0.4, 5400)))

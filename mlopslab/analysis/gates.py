@@ -28,11 +28,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-import numpy as np
-
 from mlopslab.analysis.judges import Decision, mann_whitney_check, msprt_check, threshold_check
+from mlopslab.analysis.measures import measure, observations, series
 from mlopslab.analysis.msprt import Msprt
-from mlopslab.analysis.samples import Arm, Samples
+from mlopslab.analysis.samples import Samples
 
 Judge = Literal["threshold", "mann-whitney", "msprt"]
 
@@ -79,7 +78,8 @@ class Gate:
     window: float | None = None        # seconds; None: every request since the analysis began
     judge: Judge = "threshold"
     name: str = ""
-    min_samples: int = 1               # canary observations (labels, for accuracy) before judging
+    min_samples: int = 1               # canary observations (labels, for accuracy) in the window before judging;
+                                       # for the mSPRT, observations per arm since the start
     no_data: Literal["fail", "wait"] = "wait"
     step: float = 1.0                  # seconds per point of a Mann–Whitney series
     alpha: float = 0.05                # mSPRT
@@ -95,30 +95,30 @@ class Gate:
         """Judge the window of `samples`. An mSPRT gate takes the `state` of its last result (or `start()`)
         and consumes only requests newer than what that state has seen."""
         windowed = samples.window(self.window, by_label=self.metric == "accuracy")
-        value, baseline, n = _measure(self.metric, windowed)
-        if self.judge == "threshold":
-            decision = self._threshold(value, n)
+        value, baseline, n = measure(self.metric, windowed)
+        if self.judge != "msprt" and n < self.min_samples:
+            decision = self._missing(value, n)
+        elif self.judge == "threshold":
+            decision = threshold_check(value, self.threshold, self.bound, unit=METRICS[self.metric][1])  # type: ignore[arg-type]
         elif self.judge == "mann-whitney":
-            control, experiment = _series(self.metric, windowed, self.step)
+            control, experiment = series(self.metric, windowed, self.step)
             decision = mann_whitney_check(control, experiment, _harmful(self.metric),
                                           tolerance=self.tolerance, confidence=self.confidence)
         else:
             state = state if state is not None else self.start()
             assert state is not None
-            stable, canary, seen = _observations(self.metric, samples, state.since)
+            stable, canary, seen = observations(self.metric, samples, state.since)
             state, decision = msprt_check(replace(state, since=seen), stable, canary, _harmful(self.metric))
         return GateResult(self.name or self.metric, self.metric, value, baseline, self.threshold, self.bound,
                           decision.verdict, self.judge, n, decision, state)
 
-    def _threshold(self, value: float | None, n: int) -> Decision:
-        unit = METRICS[self.metric][1]
-        if n < self.min_samples:
-            what = "labels" if self.metric == "accuracy" else "canary requests"
-            missing = f"{n} of {self.min_samples} {what} in the window"
-            if self.no_data == "fail":
-                return Decision("fail", value, self.threshold, missing + " (no data fails, as in Flagger)", "threshold")
-            return Decision("wait", value, self.threshold, missing, "threshold")
-        return threshold_check(value, self.threshold, self.bound, unit=unit)  # type: ignore[arg-type]
+    def _missing(self, value: float | None, n: int) -> Decision:
+        """Too few canary observations in the window to judge: fail (Flagger's built-ins) or wait."""
+        what = "labels" if self.metric == "accuracy" else "canary requests"
+        missing = f"{n} of {self.min_samples} {what} in the window"
+        if self.no_data == "fail":
+            return Decision("fail", value, self.threshold, missing + " (no data fails, as in Flagger)", self.judge)
+        return Decision("wait", value, self.threshold, missing, self.judge)
 
 
 def parse_gate(spec: Mapping[str, Any]) -> Gate:
@@ -153,6 +153,9 @@ def parse_gate(spec: Mapping[str, Any]) -> Gate:
     if "min_labels" in spec and metric != "accuracy":
         raise ValueError(f"min_labels: only the accuracy gate waits for labels (use min_samples for {metric})")
     window = _number(spec, "window", positive=True) if spec.get("window") is not None else None
+    if window is not None and judge == "msprt":
+        raise ValueError("window: the mSPRT judges every request since the analysis began (a window would void "
+                         "its always-valid guarantee); leave window out")
     minimum = spec.get("min_labels", spec.get("min_samples", min_default))
     key = "min_labels" if "min_labels" in spec else "min_samples"
     if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
@@ -189,101 +192,6 @@ def parse_gates(specs: Sequence[Mapping[str, Any]]) -> list[Gate]:
         if names.count(name) > 1:
             raise ValueError(f"gates: two gates are named {name!r}; give one a name")
     return gates
-
-
-# --- measuring ----------------------------------------------------------------------------------------------
-
-
-def _measure(metric: str, s: Samples) -> tuple[float | None, float | None, int]:
-    """(canary value, stable value, canary observations) of `metric` over the samples."""
-    c, b = s.canary, s.stable
-    if metric == "success-rate":
-        return _percent(c.ok), _percent(b.ok), len(c)
-    if metric == "latency-p99":
-        return _p99(c.latency), _p99(b.latency), len(c)
-    if metric == "accuracy":
-        mine, theirs = c.labelled(s.now), b.labelled(s.now)
-        return (_share(c.prediction[mine] == c.label[mine]), _share(b.prediction[theirs] == b.label[theirs]),
-                int(mine.sum()))
-    if metric == "disagreement":
-        mine, theirs = _pairs(b, c)
-        return _share(mine != theirs), None, int(mine.size)
-    if metric == "prediction-drift":
-        cp, bp = c.prediction[~np.isnan(c.prediction)], b.prediction[~np.isnan(b.prediction)]
-        if cp.size == 0 or bp.size == 0:
-            return None, None, int(cp.size)
-        from mlopslab.monitor.drift import prediction_drift
-        return prediction_drift(bp, cp).jensenshannon, None, int(cp.size)
-    # input-drift
-    rows = c.inputs if c.inputs is not None else np.empty((0, 0))
-    reference = s.reference if s.reference is not None else b.inputs
-    if rows.shape[0] < 2 or reference is None or reference.shape[0] < 2:
-        return None, None, int(rows.shape[0])
-    from mlopslab.monitor.drift import feature_drift_report
-    return feature_drift_report(reference, rows).share_drifted, None, int(rows.shape[0])
-
-
-def _series(metric: str, s: Samples, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-step values of the metric for stable and canary: the time series Kayenta compares.
-
-    A p99 depends on how many values it is taken over: at a 10 % canary weight the canary's per-second p99
-    comes from a ninth as many requests as the stable's and is systematically lower, so identical versions
-    would classify Low. Kayenta's practice is a baseline as large as the canary; here the stable's requests
-    of each step are thinned (evenly, in send order) to the canary's count before the p99 is taken, and
-    steps without canary requests are left out. Means (success rate, accuracy) need no thinning.
-    """
-    def values(arm: Arm) -> tuple[np.ndarray, np.ndarray]:
-        if metric == "accuracy":
-            keep = arm.labelled(s.now)
-            return arm.t[keep], (arm.prediction[keep] == arm.label[keep]).astype(float)
-        return arm.t, (100.0 * arm.ok if metric == "success-rate" else arm.latency)
-
-    (t_s, v_s), (t_c, v_c) = values(s.stable), values(s.canary)
-    b_s, b_c = np.floor(t_s / step).astype(np.int64), np.floor(t_c / step).astype(np.int64)
-    if metric != "latency-p99":
-        return (np.asarray([float(np.mean(v_s[b_s == b])) for b in np.unique(b_s)]),
-                np.asarray([float(np.mean(v_c[b_c == b])) for b in np.unique(b_c)]))
-    stable, canary = [], []
-    for bucket in np.unique(b_c):
-        mine, theirs = v_c[b_c == bucket], v_s[b_s == bucket]
-        canary.append(float(np.percentile(mine, 99)))
-        if theirs.size:
-            thinned = theirs[np.linspace(0, theirs.size - 1, min(mine.size, theirs.size)).round().astype(int)]
-            stable.append(float(np.percentile(thinned, 99)))
-    return np.asarray(stable), np.asarray(canary)
-
-
-def _observations(metric: str, s: Samples, since: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per-request values newer than `since` (send time; label arrival for accuracy), and the newest time."""
-    def values(arm: Arm) -> tuple[np.ndarray, np.ndarray]:
-        if metric == "accuracy":
-            keep = arm.labelled(s.now) & (arm.label_t > since)
-            return (arm.prediction[keep] == arm.label[keep]).astype(float), arm.label_t[keep]
-        keep = (arm.t > since) & (arm.t <= s.now)
-        return (100.0 * arm.ok[keep] if metric == "success-rate" else arm.latency[keep]), arm.t[keep]
-    (stable, t1), (canary, t2) = values(s.stable), values(s.canary)
-    return stable, canary, max(since, float(t1.max(initial=since)), float(t2.max(initial=since)))
-
-
-def _pairs(stable: Arm, canary: Arm) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions of both versions on the same requests (arrival index), where both answered."""
-    b = {int(i): p for i, p, ok in zip(stable.request, stable.prediction, stable.ok) if ok and not math.isnan(p)}
-    pairs = [(p, b[int(i)]) for i, p, ok in zip(canary.request, canary.prediction, canary.ok)
-             if ok and not math.isnan(p) and int(i) in b]
-    mine = np.asarray([p for p, _ in pairs], dtype=np.float64)
-    return mine, np.asarray([q for _, q in pairs], dtype=np.float64)
-
-
-def _share(flags: np.ndarray) -> float | None:
-    return float(np.mean(flags)) if flags.size else None
-
-
-def _percent(flags: np.ndarray) -> float | None:
-    return 100.0 * float(np.mean(flags)) if flags.size else None
-
-
-def _p99(latency: np.ndarray) -> float | None:
-    return float(np.percentile(latency, 99)) if latency.size else None
 
 
 def _harmful(metric: str) -> Literal["increase", "decrease"]:
