@@ -7,6 +7,11 @@ arrival share the index i, so every answer can be paired with its input row and 
 monitor/watch.py, a label is known `label_delay` seconds after the request was sent, not at once.
 
 `Samples.from_records` builds the two arms from those records; tests and benchmarks build `Arm`s directly.
+
+Choose `now` as the time up to which every record is in: a request reports up to the load generator's
+timeout after it was sent (monitor/traffic.py's LATE = 2.5 s), and a window closed earlier misses exactly
+the slow and failed requests, which biases a p99 or a success rate towards the healthy. The mSPRT gates
+also never look again at requests sent before the `now` they last saw.
 """
 
 from __future__ import annotations
