@@ -7,6 +7,7 @@ model server's warm-up) travel as `mlopslab.io/` annotations and container args.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import yaml
@@ -55,7 +56,9 @@ def render_lane(spec: DeploymentSpec) -> dict[str, str]:
                         "args": ["--model-dir", "/model", "--host", "0.0.0.0", "--port", str(PORT),
                                  "--warmup", str(spec.warmup)],
                         "ports": [{"name": "http", "containerPort": PORT}],
-                        "readinessProbe": {"httpGet": {"path": "/ping", "port": "http"}, "periodSeconds": 1},
+                        # Kubernetes probes at whole seconds (1 at least); the lab's controller at readiness-period
+                        "readinessProbe": {"httpGet": {"path": "/ping", "port": "http"},
+                                           "periodSeconds": max(1, math.ceil(spec.readiness_period))},
                         # out of the Service's endpoints before SIGTERM, so no request meets a closing server
                         "lifecycle": {"preStop": {"sleep": {"seconds": 1}}},
                         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,

@@ -17,23 +17,7 @@ from mlopslab.envs.base import Environment
 from mlopslab.platforms.base import Platform, PlatformError
 from mlopslab.scenario import LaneSpec
 
-ROLE_RULES = [
-    {"apiGroups": ["apps"], "resources": ["deployments"],
-     "verbs": ["get", "list", "watch", "create", "update", "patch"]},
-    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch", "create", "update", "patch"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-]
 ACCOUNTS = {"push": "ci-runner", "pull": "gitops-agent"}
-TOKEN_SECONDS = 24 * 3600
-
-
-def describe_rules() -> str:
-    parts = []
-    for rule in ROLE_RULES:
-        group = rule["apiGroups"][0]
-        things = ",".join(r + (f".{group}" if group else "") for r in rule["resources"])
-        parts.append(f"{'/'.join(rule['verbs'])} {things}")
-    return "; ".join(parts)
 
 
 class KubernetesPlatform(Platform):
@@ -92,29 +76,13 @@ class KubernetesPlatform(Platform):
         return env
 
     def _grant(self, lane: LaneSpec, access: Any) -> Any:
-        """The lane's namespace, its delivery's ServiceAccount, Role and RoleBinding; returns an API client
-        that authenticates with a token of that ServiceAccount."""
-        from kubernetes import client, config
+        from kubernetes import config
 
-        from mlopslab.envs.kubernetes import pki
+        from mlopslab.envs.kubernetes import rbac
 
-        core, rbac = client.CoreV1Api(self.admin), client.RbacAuthorizationV1Api(self.admin)
-        namespace, account = self.namespaces[lane.name], ACCOUNTS[lane.delivery]
         labels = {"app.kubernetes.io/part-of": "mlopslab", "mlopslab.io/run": self.context.run_id}
-        core.create_namespace({"metadata": {"name": namespace, "labels": labels}})
-        core.create_namespaced_service_account(namespace, {"metadata": {"name": account, "labels": labels}})
-        rbac.create_namespaced_role(namespace, {"metadata": {"name": "deployer", "labels": labels},
-                                                "rules": ROLE_RULES})
-        rbac.create_namespaced_role_binding(namespace, {
-            "metadata": {"name": f"deployer-{account}", "labels": labels},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
-            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]})
-        token = core.create_namespaced_service_account_token(
-            account, namespace, {"spec": {"expirationSeconds": TOKEN_SECONDS}}).status.token
-        credentials = self.context.run_dir / "k8s" / "credentials"
-        credentials.mkdir(parents=True, exist_ok=True)
-        path = pki.kubeconfig(credentials / f"{lane.name}.kubeconfig", access.server, access.ca,
-                              user=f"{namespace}:{account}", token=token, namespace=namespace)
+        path = rbac.grant(self.admin, access, self.namespaces[lane.name], ACCOUNTS[lane.delivery], labels,
+                          self.context.run_dir / "k8s" / "credentials" / f"{lane.name}.kubeconfig")
         return config.new_client_from_config(str(path))
 
     def env_for(self, lane: LaneSpec) -> Environment:
@@ -124,12 +92,14 @@ class KubernetesPlatform(Platform):
         return Acting(self.env, self.clients[lane.name], manager, self.credential(lane))  # type: ignore[arg-type]
 
     def credential(self, lane: LaneSpec) -> str:
+        from mlopslab.envs.kubernetes import rbac
+
         namespace, account = self.namespaces.get(lane.name, lane.name), ACCOUNTS[lane.delivery]
         holder = ("the CI runner holds it, outside the cluster" if lane.delivery == "push" else
                   "the agent beside the cluster holds it; outside needs only read access to the repo")
         where = Path("k8s") / "credentials" / f"{lane.name}.kubeconfig"
         return (f"ServiceAccount {namespace}/{account}: Role deployer in namespace {namespace} only "
-                f"({describe_rules()}); {holder} ({where}, a bound token)")
+                f"({rbac.describe_rules()}); {holder} ({where}, a bound token)")
 
     def child_pids(self) -> list[int]:
         pids = list(self.control_plane.pids()) if self.control_plane else []

@@ -362,8 +362,9 @@ class VirtualKubelet:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0,
-                                            body={"preconditions": {"uid": uid}})
+            # in the body: the API server ignores query parameters when a delete has a body
+            self.core.delete_namespaced_pod(name, namespace, body={"gracePeriodSeconds": 0,
+                                                                   "preconditions": {"uid": uid}})
         except ApiException as exc:
             if exc.status not in (404, 409):
                 raise
