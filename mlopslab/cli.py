@@ -201,7 +201,8 @@ def _run(args: argparse.Namespace) -> int:
     results = args.results or new_results_dir(sc)
     if sc.environment.kind == "docker":
         _check_base_image(sc, args.quiet)
-    if sc.environment.kind == "kubernetes" and (problem := _kubernetes_problem(sc)) is not None:
+    if sc.environment.kind == "kubernetes" and sc.environment.cluster == "embedded" \
+            and (problem := _kubernetes_problem(sc)) is not None:
         print(f"mlopslab: {problem}", file=sys.stderr)   # before anything is made or started
         return 2
     try:

@@ -96,6 +96,7 @@ class KubernetesEnvironment(Environment):
         self.namespaces = dict(namespaces)               # lane -> namespace
         self.lanes = {ns: lane for lane, ns in namespaces.items()}
         self.on_teardown = list(on_teardown or [])
+        self.before_apply: Callable[[DeploymentSpec], None] | None = None   # e.g. make the model's image there
         self._lock = threading.RLock()
         self._seen: dict[str, _Seen] = {}
         self._rollouts: dict[str, _Rollout] = {}
@@ -125,6 +126,8 @@ class KubernetesEnvironment(Environment):
         from kubernetes import client
 
         namespace = self.namespaces[spec.lane]
+        if self.before_apply is not None:
+            self.before_apply(spec)
         files = self.manifests.render_lane(spec)
         deployment = yaml.safe_load(files["deployment.yaml"])
         service = yaml.safe_load(files["service.yaml"])
