@@ -123,7 +123,7 @@ def main() -> None:
                     rss += samples
     report: dict = {"rollouts": [], "lead": [], "control_plane": {}}
     print(f"\nrollout fidelity, {args.rounds} rounds, readiness probe every {args.readiness:g} s")
-    print(f"{'lane':<6} {'version':<8} {'local sequence':<16} {'k8s sequence':<16} {'same':<5} "
+    print(f"{'lane':<6} {'version':<8} {'local sequence':<26} {'k8s sequence':<26} {'same':<5} "
           f"{'local apply→100%':>17} {'k8s apply→100%':>15} {'ratio':>6}")
     keys = sorted({k for seqs, _ in rows["local"] for k in seqs})
     for lane, version in keys:
@@ -132,8 +132,11 @@ def main() -> None:
                             if r["version"] == version and r["rollout_duration"] is not None), float("nan"))
                       for _, s in rows[kind]] for kind in rows}
         local, k8s = statistics.median(dur["local"]), statistics.median(dur["kubernetes"])
-        same = all(a == b for a, b in zip(seq["local"], seq["kubernetes"]))
-        print(f"{lane:<6} v{version:<7} {'/'.join(seq['local']):<16} {'/'.join(seq['kubernetes']):<16} "
+        # the same steps: the +/- sequence, and as many old replicas started (a scaling event's old pods are
+        # created by the ReplicaSet controller while the new ReplicaSet scales: their order may interleave)
+        same = all(a.replace("o", "") == b.replace("o", "") and a.count("o") == b.count("o")
+                   for a, b in zip(seq["local"], seq["kubernetes"]))
+        print(f"{lane:<6} v{version:<7} {'/'.join(seq['local']):<26} {'/'.join(seq['kubernetes']):<26} "
               f"{'yes' if same else 'NO':<5} {local:>16.2f}s {k8s:>14.2f}s {k8s / local:>6.2f}")
         report["rollouts"].append({"lane": lane, "version": version, "local": seq["local"],
                                    "kubernetes": seq["kubernetes"], "same": same, "local_s": dur["local"],
