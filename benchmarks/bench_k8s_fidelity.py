@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import yaml
@@ -109,7 +108,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows: dict[str, list] = {"local": [], "kubernetes": []}
-    starts, rss = [], []
+    starts, stops, rss = [], [], []
     with tempfile.TemporaryDirectory(prefix="k8s-fidelity-") as tmp:
         base = Path(tmp)
         for round_ in range(args.rounds):
@@ -120,6 +119,7 @@ def main() -> None:
                 rows[kind].append((sequences(events), summary))
                 if kind == "kubernetes":
                     starts.append(next(e["started_in"] for e in events if e["kind"] == "cluster_ready"))
+                    stops.append(next(e["seconds"] for e in events if e["kind"] == "cluster_stopped"))
                     rss += samples
     report: dict = {"rollouts": [], "lead": [], "control_plane": {}}
     print(f"\nrollout fidelity, {args.rounds} rounds, readiness probe every {args.readiness:g} s")
@@ -155,8 +155,9 @@ def main() -> None:
     total = max((sum(s.values()) for s in rss), default=0.0)
     print(f"\ncontrol plane: ready in {statistics.median(starts):.2f} s (median of {len(starts)}; "
           f"{min(starts):.2f}-{max(starts):.2f}); peak RSS " + ", ".join(f"{c} {v:.0f} MiB" for c, v in peak.items())
-          + f"; together {total:.0f} MiB")
-    report["control_plane"] = {"ready_s": starts, "peak_rss_mib": peak, "total_peak_rss_mib": total}
+          + f"; together {total:.0f} MiB; torn down in {statistics.median(stops):.2f} s (max {max(stops):.2f})")
+    report["control_plane"] = {"ready_s": starts, "stopped_s": stops, "peak_rss_mib": peak,
+                               "total_peak_rss_mib": total}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))

@@ -64,6 +64,8 @@ def test_push_vs_pull_k8s_runs_headless_and_kubectl_sees_the_lanes(tmp_path: Pat
     events = _events(results)
     ready = next(e for e in events if e["kind"] == "cluster_ready")
     assert ready["started_in"] < 60 and ready["version"].startswith("v1.")
+    stopped = next(e for e in events if e["kind"] == "cluster_stopped")
+    assert stopped["seconds"] < 30 and events.index(stopped) < len(events) - 1   # before run_finished
     # the deliveries' tokens are in their 0600 kubeconfigs only: not in events, logs or the env repo
     for lane in ("push", "pull"):
         token = (results / "k8s" / "credentials" / f"{lane}.kubeconfig").read_text().split("token: ")[1].split()[0]

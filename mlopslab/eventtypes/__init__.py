@@ -55,6 +55,7 @@ from mlopslab.eventtypes.ml import (  # one dataclass per kind
 from mlopslab.eventtypes.run import (  # one dataclass per kind
     BaseImage,
     ClusterReady,
+    ClusterStopped,
     Error,
     HumanAction,
     ImageBuild,
@@ -74,7 +75,7 @@ from mlopslab.eventtypes.run import (  # one dataclass per kind
 __all__ = [
     "Accuracy", "AgentContainerStarted", "AgentOrphaned", "AgentStarted", "AgentStopped", "ApplyStarted",
     "BaseImage",
-    "ClusterReady", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore", "Error", "Event",
+    "ClusterReady", "ClusterStopped", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore", "Error", "Event",
     "FetchFailed", "FetchRecovered", "HumanAction", "ImageBuild", "ImageBuildStarted", "KINDS", "LabPrepared",
     "LiveChange", "LiveReverted", "Metrics", "ModelRegistered", "Narration", "PipelineAccepted",
     "PipelineCommitted", "PipelineDone", "PipelineRejected", "PreflightFailed", "RegistryBusy", "ReplicaKilled",

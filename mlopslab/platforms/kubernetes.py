@@ -67,7 +67,7 @@ class KubernetesPlatform(Platform):
         stoppers = []
         try:
             access = self.control_plane.start()
-            stoppers.append(self.control_plane.stop)
+            stoppers.append(self._stop_control_plane)
             ctx.emit("cluster_ready", None, server=access.server, kubeconfig=str(access.admin),
                      version=self.binaries.version(), started_in=round(self.control_plane.started_in, 3),
                      cluster="embedded")
@@ -131,6 +131,13 @@ class KubernetesPlatform(Platform):
         return pids
 
     # --- cluster: context -------------------------------------------------------------------------------
+    def _stop_control_plane(self) -> None:
+        import time
+
+        began = time.monotonic()
+        self.control_plane.stop()
+        self.context.emit("cluster_stopped", None, seconds=round(time.monotonic() - began, 3))
+
     def _kubeconfig(self) -> str:
         spec = self.context.scenario.environment
         return os.path.expanduser(spec.kubeconfig or os.environ.get("KUBECONFIG", "~/.kube/config").split(":")[0])
