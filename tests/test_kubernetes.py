@@ -137,6 +137,9 @@ def test_the_real_deployment_controller_rolls_with_surge_and_readiness(cluster: 
                 most, least = max(most, len(live)), min(least, len(ready))
         terminating = [f for k, f in mine()[before:] if k == "replica_terminating"]
         assert most == 4 and least == 3, (most, least)
+        # the Deployment controller's steps, one ReplicaSet scale at a time
+        steps = [(f["version"], f["replicas"]) for k, f in mine()[before:] if k == "replicaset_scaled"]
+        assert steps == [("2", 1), ("1", 2), ("2", 2), ("1", 1), ("2", 3), ("1", 0)], steps
         assert [f["reason"] for f in terminating] == ["rollout"] * 3
     finally:
         env.teardown()

@@ -24,6 +24,7 @@ from mlopslab.eventtypes.delivery import (  # one dataclass per kind
     LiveReverted,
     PipelineDone,
     ReplicaKilled,
+    ReplicaSetScaled,
     ReplicaReady,
     ReplicaStarted,
     ReplicaStopped,
@@ -74,11 +75,12 @@ from mlopslab.eventtypes.run import (  # one dataclass per kind
 
 __all__ = [
     "Accuracy", "AgentContainerStarted", "AgentOrphaned", "AgentStarted", "AgentStopped", "ApplyStarted",
-    "BaseImage",
-    "ClusterReady", "ClusterStopped", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore", "Error", "Event",
+    "BaseImage", "ClusterReady", "ClusterStopped", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore",
+    "Error", "Event",
     "FetchFailed", "FetchRecovered", "HumanAction", "ImageBuild", "ImageBuildStarted", "KINDS", "LabPrepared",
     "LiveChange", "LiveReverted", "Metrics", "ModelRegistered", "Narration", "PipelineAccepted",
     "PipelineCommitted", "PipelineDone", "PipelineRejected", "PreflightFailed", "RegistryBusy", "ReplicaKilled",
+    "ReplicaSetScaled",
     "ReplicaReady", "ReplicaStarted", "ReplicaStopped", "ReplicaTerminating", "Retrain", "RetrainCommitted",
     "RetrainDelivered", "RetrainDone", "RetrainFailed", "RetrainRegistered", "RetrainSkipped", "RetrainStarted",
     "RetrainTrained", "RetrainValidated", "RolloutDone", "RolloutFailed", "RunFinished", "RunStarted", "Sync",

@@ -101,6 +101,7 @@ class KubernetesEnvironment(Environment):
         self._seen: dict[str, _Seen] = {}
         self._rollouts: dict[str, _Rollout] = {}
         self._killed: set[str] = set()
+        self._scales: dict[str, int] = {}       # ReplicaSet uid -> the spec.replicas last seen
         self._torn_down = False
         self._informers: list[Any] = []
 
@@ -112,7 +113,9 @@ class KubernetesEnvironment(Environment):
                              on_error=report, label_selector=SELECTOR).start()
         self.deployments = Informer(self.apps.list_deployment_for_all_namespaces, self._on_deployment,
                                     name="deployments", on_error=report, label_selector=SELECTOR).start()
-        self._informers = [self.pods, self.deployments]
+        self.replicasets = Informer(self.apps.list_replica_set_for_all_namespaces, self._on_replicaset,
+                                    name="replicasets", on_error=report, label_selector=SELECTOR).start()
+        self._informers = [self.pods, self.deployments, self.replicasets]
         for informer in self._informers:
             informer.synced.wait(30)
 
@@ -281,6 +284,20 @@ class KubernetesEnvironment(Environment):
         for kind_, fields in events:
             self.emit(kind_, lane, **fields)
         self._check_rollout(lane)
+
+    def _on_replicaset(self, kind: str, rs: Any) -> None:
+        """The Deployment controller's steps: each change of a ReplicaSet's spec.replicas."""
+        lane = self.lanes.get(rs.metadata.namespace)
+        if lane is None or kind == "DELETED":
+            return
+        replicas = rs.spec.replicas or 0
+        with self._lock:
+            previous = self._scales.get(rs.metadata.uid)
+            self._scales[rs.metadata.uid] = replicas
+        if previous != replicas and not (previous is None and replicas == 0):
+            labels = (rs.spec.template.metadata.labels or {}) if rs.spec.template.metadata else {}
+            self.emit("replicaset_scaled", lane, replicaset=rs.metadata.name, version=labels.get(VERSION_LABEL),
+                      previous=previous, replicas=replicas)
 
     def _why_stopped(self, lane: str, version: str) -> str:
         rollout = self._rollouts.get(lane)
