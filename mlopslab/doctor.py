@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 
@@ -71,19 +70,41 @@ def _base_checks(client: object, base_image: str | None = None) -> list[Check]:
 
 
 def _kube_checks() -> list[Check]:
-    checks = []
-    for tool, fix in (("kind", "go install sigs.k8s.io/kind@latest  (or a release binary)"),
-                      ("kubectl", "apt-get install -y kubernetes-client  (or a release binary)")):
-        path = shutil.which(tool)
-        detail = ""
-        if path:
-            args = [tool, "version"] if tool == "kind" else [tool, "version", "--client"]
-            try:
-                detail = subprocess.run(args, capture_output=True, text=True, timeout=5).stdout.strip().splitlines()[0]
-            except Exception:
-                detail = path
-        checks.append(Check(tool, bool(path), detail or ("" if path else "not found on PATH"), "" if path else fix,
-                            ("kubernetes",)))
+    """The embedded cluster's binaries (where, which release, or how to get them), kubectl and the contexts
+    of the user's kubeconfig (`cluster: context` runs on one of those)."""
+    from mlopslab.envs.kubernetes import binaries
+
+    found = binaries.find()
+    problem = found.problem()
+    if problem is None:
+        where = sorted(set(found.sources[n] for n in binaries.REQUIRED))
+        checks = [Check("kubernetes binaries", True, f"{found.version()} from {', '.join(where)} "
+                        f"({found.paths['kube-apiserver'].parent})", environments=("kubernetes",))]
+    else:
+        checks = [Check("kubernetes binaries", False, problem.split(". ")[0],
+                        f"{binaries.BUILD}; or set MLOPSLAB_K8S_BIN (a directory with etcd, kube-apiserver, "
+                        "kube-controller-manager, kube-scheduler) or KUBEBUILDER_ASSETS (setup-envtest)",
+                        ("kubernetes",))]
+    kubectl = found.paths.get("kubectl")
+    detail = "not found (only needed to look at a run's cluster: kubectl --kubeconfig results/<run>/kubeconfig)"
+    if kubectl:
+        try:
+            out = subprocess.run([str(kubectl), "version", "--client"], capture_output=True, text=True, timeout=10)
+            detail = f"{kubectl}: {out.stdout.strip().splitlines()[0]}"
+        except (OSError, subprocess.TimeoutExpired, IndexError):
+            detail = str(kubectl)
+    checks.append(Check("kubectl", True, detail))
+    config = os.environ.get("KUBECONFIG", os.path.expanduser("~/.kube/config")).split(os.pathsep)[0]
+    contexts = "none"
+    if os.path.exists(config):
+        try:
+            import yaml
+
+            doc = yaml.safe_load(open(config)) or {}
+            contexts = ", ".join(c.get("name", "?") for c in doc.get("contexts") or []) or "none"
+        except (OSError, yaml.YAMLError):
+            contexts = "unreadable"
+    checks.append(Check("kube contexts", True, f"{config}: {contexts} (for environment.cluster: context)"))
     return checks
 
 
@@ -93,14 +114,16 @@ def diagnose() -> list[Check]:
                   environments=("local",))] + _docker_checks() + _kube_checks()
 
 
-def problems(environment: str, base_image: str | None = None) -> list[Check]:
+def problems(environment: str, base_image: str | None = None, cluster: str = "embedded",
+             runtime: str = "process") -> list[Check]:
     """The failed checks that keep `environment` from working here (none: it is usable). A run checks these
     before it trains anything; the picker marks scenarios with them."""
     if environment == "docker":
         checks = _docker_checks(base_image)
-    elif environment == "kubernetes":
-        checks = _kube_checks() + [Check("kubernetes environment", False, "not in this build yet",
-                                         "use environment: local or docker", ("kubernetes",))]
+    elif environment == "kubernetes" and cluster == "context":   # the lab builds the model images there
+        checks = _docker_checks(base_image)
+    elif environment == "kubernetes":   # its pods as containers need the engine and a base image too
+        checks = _kube_checks() + (_docker_checks(base_image) if runtime == "docker" else [])
     else:
         checks = []
     return [check for check in checks if not check.ok]

@@ -193,7 +193,8 @@ class Lab:
         from mlopslab import doctor
 
         kind = self.scenario.environment.kind
-        failed = doctor.problems(kind, self.scenario.environment.base_image)
+        env = self.scenario.environment
+        failed = doctor.problems(kind, env.base_image, env.cluster, env.runtime)
         if failed:
             self.recorder.emit("preflight_failed", None, environment=kind,
                                checks=[{"name": c.name, "detail": c.detail, "fix": c.fix} for c in failed])

@@ -31,6 +31,10 @@ MAX_DURATION = 86400
 class EnvironmentSpec:
     kind: str = "local"
     base_image: str | None = None
+    cluster: str = "embedded"        # kubernetes: "embedded" (the lab starts one) | "context" (an existing one)
+    kubeconfig: str | None = None    # kubernetes, cluster: context
+    context: str | None = None       # kubernetes, cluster: context (None: the kubeconfig's current context)
+    runtime: str = "process"         # kubernetes, embedded: pods run as processes, or as containers ("docker")
 
 
 @dataclass(frozen=True)
@@ -142,12 +146,14 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
     narration = _narration(c, top.get("narration"))
     drift_detection = _drift_detection(c, top.get("drift_detection"))
     for i, lane in enumerate(lanes):
-        if environment.kind == "docker" and lane.delivery == "pull" and lane.strategy and lane.strategy.progressive:
+        if not (lane.strategy and lane.strategy.progressive):
+            continue
+        if environment.kind == "docker" and lane.delivery == "pull":
             c.fail(f"lanes[{i}].strategy", f"a {lane.strategy.type} lane on docker needs a push delivery: the pull "
                    "agent runs in its own container, beside which no rollout controller runs yet")
-    if environment.kind == "kubernetes":
-        c.fail("environment.kind" if isinstance(top.get("environment"), dict) else "environment",
-               "the kubernetes environment is not available in this version (use local or docker)")
+        if environment.kind == "kubernetes":
+            c.fail(f"lanes[{i}].strategy", f"a {lane.strategy.type} lane is not available on kubernetes yet "
+                   "(local and docker run it; rolling and recreate work everywhere)")
 
     sweep = top.get("sweep")
     if sweep is not None and not (isinstance(sweep, dict) and sweep):
@@ -181,9 +187,21 @@ def _drift_detection(c: _Check, value: Any) -> dict[str, Any]:
 def _environment(c: _Check, value: Any) -> EnvironmentSpec:
     if isinstance(value, str):
         value = {"kind": value}
-    m = c.mapping(value, "environment", ("kind", "base_image"))
+    m = c.mapping(value, "environment", ("kind", "base_image", "cluster", "kubeconfig", "context", "runtime"))
     kind = c.string(m, "kind", "environment", "local", choices=ENVIRONMENTS)
-    return EnvironmentSpec(kind, c.string(m, "base_image", "environment", None))
+    cluster = c.string(m, "cluster", "environment", "embedded", choices=("embedded", "context"))
+    kubeconfig = c.string(m, "kubeconfig", "environment", None)
+    context = c.string(m, "context", "environment", None)
+    runtime = c.string(m, "runtime", "environment", "process", choices=("process", "docker"))
+    for key in ("cluster", "kubeconfig", "context", "runtime"):
+        if key in m and kind != "kubernetes":
+            c.fail(f"environment.{key}", f"only a kubernetes environment has {key} (this one is {kind})")
+    if kind == "kubernetes" and cluster == "embedded" and (kubeconfig or context):
+        c.fail("environment.cluster", "kubeconfig and context choose an existing cluster: set cluster: context")
+    if cluster == "context" and "runtime" in m:
+        c.fail("environment.runtime", "an existing cluster's nodes run its pods: runtime is for cluster: embedded")
+    return EnvironmentSpec(kind, c.string(m, "base_image", "environment", None), cluster, kubeconfig, context,
+                           runtime)
 
 
 def _train(c: _Check, value: Any, path: str) -> dict[str, Any]:

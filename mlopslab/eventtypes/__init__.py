@@ -24,6 +24,7 @@ from mlopslab.eventtypes.delivery import (  # one dataclass per kind
     LiveReverted,
     PipelineDone,
     ReplicaKilled,
+    ReplicaSetScaled,
     ReplicaReady,
     ReplicaStarted,
     ReplicaStopped,
@@ -55,6 +56,8 @@ from mlopslab.eventtypes.ml import (  # one dataclass per kind
 from mlopslab.eventtypes.strategy import Gate, StrategyDecision, StrategyDone, StrategyStep  # one per kind
 from mlopslab.eventtypes.run import (  # one dataclass per kind
     BaseImage,
+    ClusterReady,
+    ClusterStopped,
     Error,
     HumanAction,
     ImageBuild,
@@ -73,10 +76,12 @@ from mlopslab.eventtypes.run import (  # one dataclass per kind
 
 __all__ = [
     "Accuracy", "AgentContainerStarted", "AgentOrphaned", "AgentStarted", "AgentStopped", "ApplyStarted",
-    "BaseImage", "Commit", "Gate", "StrategyDecision", "StrategyDone", "StrategyStep", "Detected", "DriftAlarm", "DriftInjected", "DriftScore", "Error", "Event",
+    "BaseImage", "ClusterReady", "ClusterStopped", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore",
+    "Error", "Event", "Gate", "StrategyDecision", "StrategyDone", "StrategyStep",
     "FetchFailed", "FetchRecovered", "HumanAction", "ImageBuild", "ImageBuildStarted", "KINDS", "LabPrepared",
     "LiveChange", "LiveReverted", "Metrics", "ModelRegistered", "Narration", "PipelineAccepted",
     "PipelineCommitted", "PipelineDone", "PipelineRejected", "PreflightFailed", "RegistryBusy", "ReplicaKilled",
+    "ReplicaSetScaled",
     "ReplicaReady", "ReplicaStarted", "ReplicaStopped", "ReplicaTerminating", "Retrain", "RetrainCommitted",
     "RetrainDelivered", "RetrainDone", "RetrainFailed", "RetrainRegistered", "RetrainSkipped", "RetrainStarted",
     "RetrainTrained", "RetrainValidated", "RolloutDone", "RolloutFailed", "RunFinished", "RunStarted", "Sync",

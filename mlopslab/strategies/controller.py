@@ -259,10 +259,10 @@ class Rollouts(Environment):
             strategy = Strategy(0, "100%", target.strategy.progress_deadline, type="Recreate") if recreate \
                 else target.strategy
             self._ensure(replace(base, lane=lane, replicas=target.replicas, progressive="", strategy=strategy,
-                                 revision=target.revision))
+                                 source=(), revision=target.revision))
         if state.version and (state.canary_replicas > 0 or group_of(lane) in self._applied):
             base = versions.get(state.version, target)
-            self._ensure(replace(base, lane=group_of(lane), replicas=state.canary_replicas, progressive="",
+            self._ensure(replace(base, lane=group_of(lane), replicas=state.canary_replicas, progressive="", source=(),
                                  strategy=target.strategy, revision=target.revision))
         self._route(lane, state)
 
