@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +75,9 @@ def threshold(gate: GateSpec, stable: Sequence[float], canary: Sequence[float]) 
 
 
 JUDGES: dict[str, Judge] = {"threshold": threshold}
+# metrics mlopslab/analysis measures (Flagger's threshold, Kayenta's Mann–Whitney, the mSPRT judge them there)
+ANALYSIS_METRICS = {"success_rate": "success-rate", "p99": "latency-p99", "accuracy": "accuracy",
+                    "disagreement": "disagreement", "prediction_drift": "prediction-drift"}
 
 
 def judge_for(name: str) -> tuple[Judge, str]:
@@ -81,6 +85,50 @@ def judge_for(name: str) -> tuple[Judge, str]:
     if name in JUDGES:
         return JUDGES[name], ""
     return threshold, f"{name} not available here: threshold used"
+
+
+def analysis_gate(gate: GateSpec, interval: float) -> Any:
+    """The gate as mlopslab/analysis spells it, or None when it cannot be (a bound its metric does not
+    take: those stay with the threshold judge here). A gate with too few samples waits (`no_data: wait`)."""
+    from mlopslab.analysis import gates
+
+    metric = ANALYSIS_METRICS.get(gate.metric)
+    if metric is None:
+        return None
+    bound = gates.METRICS[metric][0]
+    limit = gate.min if bound == "min" else gate.max
+    other = gate.max if bound == "min" else gate.min
+    if limit is None or other is not None:
+        return None
+    spec: dict[str, Any] = {"metric": metric, bound: limit, "judge": gate.judge, "name": gate.label,
+                            "no_data": "wait",
+                            ("min_labels" if metric == "accuracy" else "min_samples"): gate.min_samples}
+    if gate.judge != "msprt":   # the mSPRT judges every request since the analysis began
+        spec["window"] = gate.window or interval
+    try:
+        return gates.parse_gate(spec)
+    except ValueError:
+        return None
+
+
+def _judged(gate: GateSpec, judged: Any, store: Samples, lane: str, now: float, started: float, label_delay: float,
+            stable: str, candidate: str, copies: bool, state: Any) -> tuple[GateResult, Any]:
+    """One gate judged by mlopslab/analysis on the lane's requests since the analysis began."""
+    from mlopslab.analysis.samples import Samples as Arms
+
+    requests = store.window(lane, started, now)
+    records = [{"i": r.i, "lane": lane, "t": r.t, "lat": r.latency, "st": 200 if r.ok else 0, "v": r.version,
+                "p": r.prediction, **({"m": 1} if r.mirrored else {})} for r in requests]
+    arrivals = [{"s": r.i, "y": y} for r in requests if (y := store.label(r.i)) is not None]
+    arms = Arms.from_records(records, arrivals, stable=stable, canary=candidate, now=now, label_delay=label_delay,
+                             lane=lane, canary_mirrored=copies)
+    result = judged.evaluate(arms, state)
+    value, limit = result.value, result.threshold
+    if result.judge != "threshold":   # Kayenta's mean ratio against the allowed one; the mSPRT's p-value against α
+        value, limit = result.decision.value, result.decision.threshold
+    return GateResult(gate.label, gate.metric, result.judge, None if value is None else round(float(value), 4),
+                      limit, result.bound, result.verdict, len(arms.stable), result.n, result.decision.reason), \
+        result.state
 
 
 def samples(gate: GateSpec, requests: Sequence[Request], stable: str, candidate: str, copies: bool,
@@ -110,19 +158,29 @@ def samples(gate: GateSpec, requests: Sequence[Request], stable: str, candidate:
 
 
 def evaluate(gates: Sequence[GateSpec], store: Samples, lane: str, now: float, interval: float, label_delay: float,
-             stable: str, candidate: str, copies: bool) -> list[tuple[GateResult, float]]:
-    """Every gate's verdict now, each with the window it looked at (seconds)."""
+             stable: str, candidate: str, copies: bool, started: float | None = None,
+             states: dict[str, Any] | None = None) -> list[tuple[GateResult, float]]:
+    """Every gate's verdict now, each with the window it looked at (seconds). `states` carries what a
+    sequential gate keeps from one look to the next (per candidate: a new one starts empty)."""
     out = []
+    states = {} if states is None else states
     for gate in gates:
         window = gate.window or interval
         late = label_delay if gate.metric == "accuracy" else 0.0
         # the answers of the last quarter second may still be on their way: the window ends before them
-        until = now - late - 0.25
+        until = now - 0.25
+        judged = analysis_gate(gate, interval)
+        if judged is not None:
+            since = started if started is not None else until - window - late - 1.0
+            result, states[gate.label] = _judged(gate, judged, store, lane, until, since, label_delay, stable,
+                                                 candidate, copies, states.get(gate.label))
+            out.append((result, window))
+            continue
         judge, note = judge_for(gate.judge)
         if gate.metric == "input_drift":
             result = judge(gate, [], store.drift(lane, until - window, until))
         else:
-            requests = store.window(lane, until - window, until)
+            requests = store.window(lane, until - late - window, until - late)
             result = judge(gate, *samples(gate, requests, stable, candidate, copies, store.label))
         if note:
             result = GateResult(**{**result.__dict__, "detail": "; ".join(x for x in (result.detail, note) if x)})

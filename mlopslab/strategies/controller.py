@@ -95,6 +95,7 @@ class Rollouts(Environment):
         self._shown: dict[str, tuple[Any, ...]] = {}
         self._routes: dict[str, tuple[Any, ...]] = {}
         self._changes: dict[str, Change] = {}
+        self._gate_states: dict[str, tuple[str, dict[str, Any]]] = {}   # lane -> (candidate, what its gates keep)
         self._done: list[tuple[float, str, Change]] = []
         self._threads: dict[str, threading.Thread] = {}
         self._stop = threading.Event()
@@ -219,8 +220,13 @@ class Rollouts(Environment):
             obs = self._observe(lane, target, state, now, command)
             checks: list[tuple[analysis.GateResult, float]] = []
             if self._due(spec, state, obs):
+                version, states = self._gate_states.get(lane, ("", {}))
+                if version != state.version:   # a sequential judge starts afresh with each candidate
+                    states = {}
+                    self._gate_states[lane] = (state.version, states)
                 checks = analysis.evaluate(spec.gates, self.samples, lane, now, spec.interval, self.label_delay,
-                                           state.stable, state.version, copies=state.mirror)
+                                           state.stable, state.version, copies=state.mirror, started=state.started,
+                                           states=states)
                 obs = replace(obs, checks=tuple(Check(r.gate, r.verdict if r.verdict != "marginal" else "wait",
                                                       r.value, r.threshold) for r, _ in checks))
             new = strategies.step(spec, state, obs)
