@@ -142,4 +142,6 @@ def _gates(c: _Check, value: Any, path: str, kind: str) -> tuple[GateSpec, ...]:
             judge=c.string(m, "judge", here, "threshold", choices=JUDGES),
             min_samples=int(c.number(m, "min_samples", here, 10, low=1, high=1_000_000, integer=True)),
             name=c.string(m, "name", here, "")))
+        if any(g.label == gates[-1].label for g in gates[:-1]):
+            c.fail(here, f"two gates are called {gates[-1].label!r}: give one a name")
     return tuple(gates)
