@@ -123,11 +123,13 @@ class Rollouts(Environment):
             self._threads[lane] = thread
             thread.start()
 
-    def observe(self, lane: str) -> LiveState:
+    def observe(self, lane: str, *args: Any) -> LiveState:
+        """The lane as one object; what else an environment's observe takes (Kubernetes: the live spec as a
+        delivery's identity read it) goes to it unchanged for a lane without a progressive strategy."""
         with self._lock:
             target, state = self._targets.get(lane), self._states.get(lane)
         if target is None or not target.progressive or state is None:
-            return self.inner.observe(lane)
+            return self.inner.observe(lane, *args)
         primary = self.inner.observe(lane)
         canary = self.inner.observe(group_of(lane)) if group_of(lane) in self._applied else None
         views = primary.replicas + (canary.replicas if canary else ())
