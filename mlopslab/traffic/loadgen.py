@@ -168,6 +168,7 @@ class LoadGenerator:
     async def send(self, i: int, lane: str, intended: float, body: bytes, mirrored: bool = False,
                    cohort: float = 1.0) -> None:
         endpoint = self._picker(lane, mirrored, cohort).pick()
+        ruled = bool(self.cohorts[lane])   # the cohort rules in force when the request was routed
         status, version, prediction, payload = 0, None, None, b""
         lag = self.now() - intended
         if endpoint is not None:
@@ -187,7 +188,7 @@ class LoadGenerator:
                 status = 0
         record = {"i": i, "lane": lane, "t": round(intended, 4), "lat": round(latency_ms, 3), "st": status,
                   "v": version, "p": prediction, "lag": round(lag * 1000.0, 3), "b": endpoint[0] if endpoint else None}
-        if self.cohorts[lane]:
+        if ruled:
             record["c"] = round(cohort, 4)
         self.emit({**record, "m": 1} if mirrored else record)
 
