@@ -7,11 +7,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from mlopslab.lanes import Lane
 from mlopslab.ml.data import DataStream
+from mlopslab.ml.pipeline import PipelineHost, Pipelines
 from mlopslab.ml.registry import CHAMPION, ModelVersion, Registry, TrainParams
+from mlopslab.monitor.watch import DriftWatch
 from mlopslab.scenario import Scenario
 
 
@@ -63,3 +66,17 @@ class Releases:
         """A new model version: train, register, commit it to the env repo for `lanes` (default: all)."""
         mv = self.train(note=note, overrides=overrides)
         return self.commit(lanes or list(self.lanes), mv.version, f"release {mv.uri}" + (f": {note}" if note else ""))
+
+    def pipelines(self, watch: DriftWatch, now: Callable[[], float], stopped: Callable[[], bool],
+                  work: Path) -> Pipelines:
+        """Each lane's retraining pipeline (MLOps levels), delivering what it trains through `commit`."""
+        sc = self.scenario
+        return Pipelines(
+            {lane.name: lane.level for lane in sc.lanes},
+            PipelineHost(emit=self.emit, now=now, labelled=watch.labelled, drift_report=watch.drift_report,
+                         deliver=lambda lane, version, message: self.commit([lane], str(version), message),
+                         champion_version=lambda lane: self.lanes[lane].desired.version,  # type: ignore[union-attr]
+                         add_training_rows=watch.add_training_rows, stopped=stopped, registry=self.registry,
+                         model_name=sc.model_name, feature_names=self.stream.feature_names,
+                         train_lock=self.train_lock, run_id=self.run_id, defaults=dict(sc.retrain)),
+            work)
