@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from mlopslab.control import ControlClient, ControlError, serve
+from tests.conftest import wait_until
 from tests.test_tui_live import SCENARIO, _alive
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,14 +75,6 @@ def _scenario(tmp_path: Path, duration: int = 60) -> Path:
     return path
 
 
-def _wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def _last_event(results: Path) -> dict[str, Any]:
     lines = (results / "events.jsonl").read_text().splitlines()
     return json.loads(lines[-1])
@@ -95,16 +88,16 @@ def test_a_crash_of_the_run_process_shows_as_a_failure_with_the_results_so_far(t
 
     source = LiveRun(scenario.load(_scenario(tmp_path)), tmp_path / "results")
     source.start()
-    _wait(lambda: source.running and source.view().lanes[0].requests > 0, 60,
+    wait_until(lambda: source.running and source.view().lanes[0].requests > 0, 60,
           "traffic in the run process")
     pids = source.child_pids()
     assert len(pids) >= 4, pids   # the run, its load generator, a replica per lane
     os.kill(pids[0], signal.SIGKILL)
-    _wait(source.done.is_set, 10, "the TUI to notice")
+    wait_until(source.done.is_set, 10, "the TUI to notice")
     assert source.status == "failed" and source.exit_code == 1
     assert source.error and "SIGKILL" in source.error and str(source.results_dir) in source.error
     assert source.view().lanes[0].requests > 0, "what the run recorded before the crash stays on screen"
-    _wait(lambda: not [pid for pid in pids if _alive(pid)], 20, "the run's children to die with it")
+    wait_until(lambda: not [pid for pid in pids if _alive(pid)], 20, "the run's children to die with it")
     source.close()
 
 
@@ -129,7 +122,7 @@ def _tui_in_a_terminal(path: Path, results: Path) -> subprocess.Popen[bytes]:
 
 
 def _run_dir(results: Path) -> Path:
-    _wait(lambda: results.exists() and any(results.iterdir()), 30, "the results directory")
+    wait_until(lambda: results.exists() and any(results.iterdir()), 30, "the results directory")
     return next(results.iterdir())
 
 
@@ -144,7 +137,7 @@ def test_sigterm_or_sigkill_of_the_tui_stops_the_run_process_and_leaves_no_proce
     proc = _tui_in_a_terminal(_scenario(tmp_path), tmp_path / "results")
     try:
         run = _run_dir(tmp_path / "results")
-        _wait(lambda: (run / "events.jsonl").exists() and '"kind":"metrics"' in (run / "events.jsonl").read_text(),
+        wait_until(lambda: (run / "events.jsonl").exists() and '"kind":"metrics"' in (run / "events.jsonl").read_text(),
               60, "the run to measure")
         pids = _descendants(proc.pid)
         assert len(pids) >= 4, pids
@@ -154,6 +147,6 @@ def test_sigterm_or_sigkill_of_the_tui_stops_the_run_process_and_leaves_no_proce
         if proc.poll() is None:
             proc.kill()
     assert code == (130 if how == "SIGTERM" else -signal.SIGKILL)
-    _wait(lambda: not [pid for pid in pids if _alive(pid)], 40, "every process of the run gone")
+    wait_until(lambda: not [pid for pid in pids if _alive(pid)], 40, "every process of the run gone")
     assert _last_event(run)["kind"] == "run_finished" and _last_event(run)["status"] == "stopped"
     assert (run / "summary.json").exists()
