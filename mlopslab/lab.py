@@ -2,9 +2,10 @@
 
 What differs per environment kind is a `Platform` (mlopslab/platforms); a lane's delivery, desired state
 and verdict are a `Lane` (mlopslab/lanes.py); the load generator is a `TrafficProcess`; the timeline is
-played by mlopslab/play.py. The lab knows nothing about Textual: the headless CLI and the TUI consume the
-same event stream (`Lab.recorder.subscribe`) and state (`Lab.state`, a RunState fed by those events).
-Actions a person takes are methods, so keys, timeline entries and tests go through one path.
+played by mlopslab/play.py. The lab knows nothing about Textual: the headless CLI subscribes to its typed
+events (`Lab.recorder.subscribe`); the TUI runs it as a child `mlopslab run` and follows events.jsonl.
+Actions a person takes are methods (reached from the TUI through mlopslab/control.py), so keys, timeline
+entries and tests go through one path.
 """
 
 from __future__ import annotations
