@@ -71,19 +71,41 @@ def _base_checks(client: object, base_image: str | None = None) -> list[Check]:
 
 
 def _kube_checks() -> list[Check]:
-    checks = []
-    for tool, fix in (("kind", "go install sigs.k8s.io/kind@latest  (or a release binary)"),
-                      ("kubectl", "apt-get install -y kubernetes-client  (or a release binary)")):
-        path = shutil.which(tool)
-        detail = ""
-        if path:
-            args = [tool, "version"] if tool == "kind" else [tool, "version", "--client"]
-            try:
-                detail = subprocess.run(args, capture_output=True, text=True, timeout=5).stdout.strip().splitlines()[0]
-            except Exception:
-                detail = path
-        checks.append(Check(tool, bool(path), detail or ("" if path else "not found on PATH"), "" if path else fix,
-                            ("kubernetes",)))
+    """The embedded cluster's binaries (where, which release, or how to get them), kubectl and the contexts
+    of the user's kubeconfig (`cluster: context` runs on one of those)."""
+    from mlopslab.envs.kubernetes import binaries
+
+    found = binaries.find()
+    problem = found.problem()
+    if problem is None:
+        where = sorted(set(found.sources[n] for n in binaries.REQUIRED))
+        checks = [Check("kubernetes binaries", True, f"{found.version()} from {', '.join(where)} "
+                        f"({found.paths['kube-apiserver'].parent})", environments=("kubernetes",))]
+    else:
+        checks = [Check("kubernetes binaries", False, problem.split(". ")[0],
+                        f"{binaries.BUILD}; or set MLOPSLAB_K8S_BIN (a directory with etcd, kube-apiserver, "
+                        "kube-controller-manager, kube-scheduler) or KUBEBUILDER_ASSETS (setup-envtest)",
+                        ("kubernetes",))]
+    kubectl = found.paths.get("kubectl")
+    detail = "not found (only needed to look at a run's cluster: kubectl --kubeconfig results/<run>/kubeconfig)"
+    if kubectl:
+        try:
+            out = subprocess.run([str(kubectl), "version", "--client"], capture_output=True, text=True, timeout=10)
+            detail = f"{kubectl}: {out.stdout.strip().splitlines()[0]}"
+        except (OSError, subprocess.TimeoutExpired, IndexError):
+            detail = str(kubectl)
+    checks.append(Check("kubectl", True, detail))
+    config = os.environ.get("KUBECONFIG", os.path.expanduser("~/.kube/config")).split(os.pathsep)[0]
+    contexts = "none"
+    if os.path.exists(config):
+        try:
+            import yaml
+
+            doc = yaml.safe_load(open(config)) or {}
+            contexts = ", ".join(c.get("name", "?") for c in doc.get("contexts") or []) or "none"
+        except (OSError, yaml.YAMLError):
+            contexts = "unreadable"
+    checks.append(Check("kube contexts", True, f"{config}: {contexts} (for environment.cluster: context)"))
     return checks
 
 
@@ -99,8 +121,7 @@ def problems(environment: str, base_image: str | None = None) -> list[Check]:
     if environment == "docker":
         checks = _docker_checks(base_image)
     elif environment == "kubernetes":
-        checks = _kube_checks() + [Check("kubernetes environment", False, "not in this build yet",
-                                         "use environment: local or docker", ("kubernetes",))]
+        checks = _kube_checks()
     else:
         checks = []
     return [check for check in checks if not check.ok]

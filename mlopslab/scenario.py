@@ -29,6 +29,9 @@ MAX_DURATION = 86400
 class EnvironmentSpec:
     kind: str = "local"
     base_image: str | None = None
+    cluster: str = "embedded"        # kubernetes: "embedded" (the lab starts one) | "context" (an existing one)
+    kubeconfig: str | None = None    # kubernetes, cluster: context
+    context: str | None = None       # kubernetes, cluster: context (None: the kubeconfig's current context)
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,6 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
     timeline = _timeline(c, top.get("timeline"), lane_names, duration, data.get("n_features", DataSpec.n_features))
     narration = _narration(c, top.get("narration"))
     drift_detection = _drift_detection(c, top.get("drift_detection"))
-    if environment.kind == "kubernetes":
-        c.fail("environment.kind" if isinstance(top.get("environment"), dict) else "environment",
-               "the kubernetes environment is not available in this version (use local or docker)")
 
     sweep = top.get("sweep")
     if sweep is not None and not (isinstance(sweep, dict) and sweep):
@@ -174,9 +174,17 @@ def _drift_detection(c: _Check, value: Any) -> dict[str, Any]:
 def _environment(c: _Check, value: Any) -> EnvironmentSpec:
     if isinstance(value, str):
         value = {"kind": value}
-    m = c.mapping(value, "environment", ("kind", "base_image"))
+    m = c.mapping(value, "environment", ("kind", "base_image", "cluster", "kubeconfig", "context"))
     kind = c.string(m, "kind", "environment", "local", choices=ENVIRONMENTS)
-    return EnvironmentSpec(kind, c.string(m, "base_image", "environment", None))
+    cluster = c.string(m, "cluster", "environment", "embedded", choices=("embedded", "context"))
+    kubeconfig = c.string(m, "kubeconfig", "environment", None)
+    context = c.string(m, "context", "environment", None)
+    for key in ("cluster", "kubeconfig", "context"):
+        if key in m and kind != "kubernetes":
+            c.fail(f"environment.{key}", f"only a kubernetes environment has {key} (this one is {kind})")
+    if kind == "kubernetes" and cluster == "embedded" and (kubeconfig or context):
+        c.fail("environment.cluster", "kubeconfig and context choose an existing cluster: set cluster: context")
+    return EnvironmentSpec(kind, c.string(m, "base_image", "environment", None), cluster, kubeconfig, context)
 
 
 def _train(c: _Check, value: Any, path: str) -> dict[str, Any]:

@@ -54,7 +54,10 @@ def test_surge_rounds_up_and_unavailability_rounds_down(replicas_: int, surge: i
     ("no surge: then its replacement", (3, 0, 1), replicas(old_ready=2, terminating=1), 1, 0),
     # 10 replicas at 25 %/25 %: 3 surge at once and 2 old ones down at once
     ("docs example, first step", (10, 3, 2), replicas(old_ready=10), 3, 2),
-    ("unready old replicas go regardless", (3, 1, 0), replicas(old_ready=2, old_starting=1), 1, 1),
+    # the Deployment controller's maxScaledDown = pods (4, with the new one) - floor (3) - new unready (1) = 0:
+    # an unready old replica stays until a new one is ready
+    ("unready old replicas wait for a ready new one", (3, 1, 0), replicas(old_ready=2, old_starting=1), 1, 0),
+    ("then they go first", (3, 1, 0), replicas(old_ready=2, old_starting=1, new_ready=1), 0, 1),
     ("a crashing new version adds nothing beyond the surge", (3, 1, 0), replicas(old_ready=3, new_starting=1), 0, 0),
 ])
 def test_rolling_update_steps(name: str, spec: tuple[int, int, int], current: list[R], start: int, stop: int) -> None:
@@ -107,3 +110,17 @@ def test_a_whole_rollout_converges_within_its_bounds() -> None:
             assert len(active) <= total + surge
             assert sum(1 for r in active if r.state == "ready") >= total - unavailable
         assert len(current) == total and all(r.template == NEW and r.state == "ready" for r in current)
+
+
+def test_a_new_template_with_a_new_replica_count_scales_the_old_replicas_first() -> None:
+    """Kubernetes' isScalingEvent: a Deployment scaled by hand to 1, then a release at 3 replicas, first
+    scales the old ReplicaSet to 3, then rolls one at a time (and only while it is a scaling event)."""
+    current = replicas(old_ready=1)
+    step = plan(3, 1, 0, NEW, current, scaling=True)
+    assert step.start == 0 and step.start_old == (OLD, 2) and step.stop == ()
+    assert plan(3, 1, 0, NEW, current).start_old is None          # not a scaling event: roll at once
+    after = replicas(old_ready=1, old_starting=2)
+    rolling = plan(3, 1, 0, NEW, after)
+    assert rolling.start == 1 and rolling.stop == ()                # surge 1, and nothing below the floor
+    down = plan(1, 1, 0, NEW, replicas(old_ready=3), scaling=True)
+    assert len(down.stop) == 2 and down.start == 0

@@ -92,7 +92,7 @@ def test_values_that_would_fail_at_run_time_are_caught_with_their_line(tmp_path:
     path.write_text("""\
 name: late
 duration: 30
-environment: kubernetes
+environment: {kind: local, cluster: embedded}
 drift_detection: {window: big, cusum_k: oops}
 lanes:
   - name: a
@@ -107,6 +107,6 @@ timeline:
     with pytest.raises(scenario.ScenarioError) as info:
         scenario.load(path)
     found = {(p.line, p.path) for p in info.value.problems}
-    assert found == {(3, "environment"), (4, "drift_detection.window"), (4, "drift_detection.cusum_k"),
+    assert found == {(3, "environment.cluster"), (4, "drift_detection.window"), (4, "drift_detection.cusum_k"),
                      (8, "lanes[0].rollout.progressDeadlineSeconds"), (11, "timeline[0].drift.size"),
                      (13, "timeline[1].drift.features")}

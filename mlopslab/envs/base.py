@@ -213,6 +213,7 @@ class ControlledEnvironment(Environment):
         self.clock = clock
         self._lock = threading.RLock()
         self._specs: dict[str, DeploymentSpec] = {}
+        self._by_template: dict[tuple[str, tuple], DeploymentSpec] = {}
         self._replicas: dict[str, list[Replica]] = {}
         self._status: dict[str, dict[str, Any]] = {}
         self._threads: dict[str, threading.Thread] = {}
@@ -227,8 +228,12 @@ class ControlledEnvironment(Environment):
                 raise RuntimeError("environment is torn down")
             previous = self._specs.get(spec.lane)
             self._specs[spec.lane] = spec
+            self._by_template[(spec.lane, spec.template)] = spec   # to start old replicas in a scaling event
             if previous is None or spec.diff(previous):
                 self._status[spec.lane] = self._new_status()
+                # template and replica count changed at once: the Deployment controller scales first
+                self._status[spec.lane]["scaling"] = (previous is not None and previous.template != spec.template
+                                                      and previous.replicas != spec.replicas)
             if spec.lane not in self._threads:
                 self._replicas.setdefault(spec.lane, [])
                 thread = threading.Thread(target=self._control_loop, args=(spec.lane,),
@@ -320,8 +325,12 @@ class ControlledEnvironment(Environment):
             replicas = self._replicas[lane]
             status = self._status[lane]
             step = rollout.plan(spec.replicas, *spec.strategy.resolve(spec.replicas), spec.template, replicas,
-                                hold_starts=now < status["restart_at"])   # CrashLoopBackOff
+                                hold_starts=now < status["restart_at"],   # CrashLoopBackOff
+                                scaling=status.get("scaling", False))
+            if status.get("scaling") and not (step.start_old and now < status["restart_at"]):
+                status["scaling"] = False   # one scaling step (unless a back-off holds it), then the rolling update
             to_start, doomed, scaled = step.start, list(step.stop), list(step.scale_down)
+            old_spec = self._by_template.get((lane, step.start_old[0])) if step.start_old else None
             for replica in doomed + scaled:
                 replica.state = "terminating"
                 replica.stop_at = now + self.drain
@@ -337,6 +346,8 @@ class ControlledEnvironment(Environment):
                       reason=replica.stop_reason)
         for _ in range(max(0, to_start)):
             self._start_replica(lane, spec, now)
+        for _ in range(step.start_old[1] if old_spec is not None else 0):   # a scaling event: old ones first
+            self._start_replica(lane, old_spec, now)
         self._finish_terminations(lane, now)
         self._report(lane, spec, now)
 

@@ -29,10 +29,12 @@ class ProcessDriver(ReplicaDriver):
         self._logs: dict[int, Path] = {}  # pid -> the replica's log
         self._lock = threading.Lock()
 
-    def start(self, spec: DeploymentSpec, name: str) -> tuple[subprocess.Popen, str]:
+    def start(self, spec: DeploymentSpec, name: str,
+              bind: tuple[str, int] = ("127.0.0.1", 0)) -> tuple[subprocess.Popen, str]:
+        """`bind`: the loopback address and port to serve on (a pod's own address); port 0 picks one."""
         model_dir = self.resolve_model(spec.model, spec.version)
-        sock = socket.create_server(("127.0.0.1", 0), backlog=128)
-        port = sock.getsockname()[1]
+        sock = socket.create_server(bind, backlog=128)
+        host, port = sock.getsockname()[:2]
         log = open(self.log_dir / f"{name}.log", "wb") if self.log_dir else subprocess.DEVNULL
         try:
             proc = subprocess.Popen(
@@ -48,7 +50,7 @@ class ProcessDriver(ReplicaDriver):
             self._procs.add(proc)
             if self.log_dir:
                 self._logs[proc.pid] = self.log_dir / f"{name}.log"
-        return proc, f"http://127.0.0.1:{port}"
+        return proc, f"http://{host}:{port}"
 
     def alive(self, handle: subprocess.Popen) -> bool:
         return handle.poll() is None

@@ -5,8 +5,13 @@ Kubernetes Deployment semantics (RollingUpdate):
 - at most `replicas + maxSurge` replicas exist that are not terminating (maxSurge rounds up);
 - at least `replicas - maxUnavailable` stay ready (maxUnavailable rounds down; both 0 is refused by the
   validator, and treated as maxUnavailable 1 should it reach here);
-- old replicas that are not ready go first, then ready ones as far as the availability floor allows;
-- without old replicas, extra new ones are scaled down, unready first.
+- old replicas that are not ready go first, as far as the pods there will be (with this step's starts)
+  minus the availability floor minus the new ones not yet ready allow (the Deployment controller's
+  `maxScaledDown`), then ready ones as far as the availability floor allows;
+- without old replicas, extra new ones are scaled down, unready first;
+- a change of template *and* replica count before any new replica exists is a scaling event first, as
+  the Deployment controller's `isScalingEvent` makes it: the old replicas are scaled to the new count
+  (`Step.start_old`, or stops), and the rolling update starts at the next step.
 
 The runner (`ControlledEnvironment.reconcile`) carries the step out through a `ReplicaDriver`, and judges
 progress by `Step.progress` for progressDeadlineSeconds.
@@ -30,24 +35,36 @@ class Step:
     stop: tuple[Any, ...]         # replicas to take out of the endpoints and drain: old ones of the rollout
     scale_down: tuple[Any, ...]   # ... and extra new ones when the spec asks for fewer
     progress: tuple[int, int, int]  # (new, new and ready, -old): any part rising is progress
+    start_old: tuple[tuple, int] | None = None   # (old template, replicas of it to start): a scaling event
 
     @property
     def idle(self) -> bool:
-        return not (self.start or self.stop or self.scale_down)
+        return not (self.start or self.stop or self.scale_down or self.start_old)
 
 
 def plan(replicas: int, surge: int, unavailable: int, template: tuple, current: Sequence[ReplicaState], *,
-         hold_starts: bool = False) -> Step:
-    """One reconcile's worth of rolling update. `hold_starts` (a crash loop's back-off) starts nothing."""
+         hold_starts: bool = False, scaling: bool = False) -> Step:
+    """One reconcile's worth of rolling update. `hold_starts` (a crash loop's back-off) starts nothing.
+    `scaling`: the spec changed its template and its replica count at once (a scaling event)."""
     if surge == 0 and unavailable == 0:
         unavailable = 1
     active = [r for r in current if r.state != "terminating"]
     new = [r for r in active if r.template == template]
     old = [r for r in active if r.template != template]
+    if scaling and old and not new and len(old) != replicas:   # scale the old replicas first
+        progress = (0, 0, -len(old))
+        if len(old) < replicas:
+            newest = old[-1].template
+            return Step(0, (), (), progress, start_old=(newest, 0 if hold_starts else replicas - len(old)))
+        extra = sorted(old, key=lambda r: r.state == "ready")[: len(old) - replicas]
+        return Step(0, tuple(extra), (), progress)
     start = 0 if hold_starts else max(0, min(replicas - len(new), replicas + surge - len(active)))
     available = sum(1 for r in active if r.state == "ready")
-    spare = max(0, available - (replicas - unavailable))
-    stop = [r for r in old if r.state != "ready"] + [r for r in old if r.state == "ready"][:spare]
+    floor = replicas - unavailable
+    new_unready = len(new) + start - sum(1 for r in new if r.state == "ready")
+    cleanup = max(0, len(active) + start - floor - new_unready)
+    spare = max(0, available - floor)
+    stop = [r for r in old if r.state != "ready"][:cleanup] + [r for r in old if r.state == "ready"][:spare]
     scale_down: list[Any] = []
     if not old and len(new) > replicas:
         scale_down = sorted(new, key=lambda r: r.state == "ready")[: len(new) - replicas]

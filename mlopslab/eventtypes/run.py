@@ -98,6 +98,17 @@ class RegistryBusy(Event):
     retry_in: float | None = None
 
 
+@kind("cluster_ready")
+class ClusterReady(Event):
+    """Kubernetes: the run's control plane answers (or the context it was given), and how to reach it."""
+
+    server: str | None = None
+    kubeconfig: str | None = None                  # for `kubectl --kubeconfig ...` during the run
+    version: str | None = None
+    started_in: float | None = None                # seconds from the first process to every component healthy
+    cluster: str | None = None                     # "embedded" | "context"
+
+
 @kind("base_image")
 class BaseImage(Event):
     """Docker: what images build FROM."""

@@ -7,6 +7,9 @@ model server's warm-up) travel as `mlopslab.io/` annotations and container args.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import yaml
 
 from mlopslab.envs.base import DeploymentSpec, Strategy
@@ -44,6 +47,8 @@ def render_lane(spec: DeploymentSpec) -> dict[str, str]:
             "template": {
                 "metadata": {"labels": {**labels, "mlopslab.io/model-version": spec.version}},
                 "spec": {
+                    "automountServiceAccountToken": False,   # the model server never calls the API
+                    "terminationGracePeriodSeconds": 2,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
                     "containers": [{
                         "name": "server",
@@ -51,7 +56,11 @@ def render_lane(spec: DeploymentSpec) -> dict[str, str]:
                         "args": ["--model-dir", "/model", "--host", "0.0.0.0", "--port", str(PORT),
                                  "--warmup", str(spec.warmup)],
                         "ports": [{"name": "http", "containerPort": PORT}],
-                        "readinessProbe": {"httpGet": {"path": "/ping", "port": "http"}, "periodSeconds": 1},
+                        # Kubernetes probes at whole seconds (1 at least); the lab's controller at readiness-period
+                        "readinessProbe": {"httpGet": {"path": "/ping", "port": "http"},
+                                           "periodSeconds": max(1, math.ceil(spec.readiness_period))},
+                        # out of the Service's endpoints before SIGTERM, so no request meets a closing server
+                        "lifecycle": {"preStop": {"sleep": {"seconds": 1}}},
                         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                             "capabilities": {"drop": ["ALL"]}},
                     }],
@@ -81,8 +90,14 @@ def parse_lane(files: dict[str, str], *, revision: str = "") -> DeploymentSpec:
         doc = yaml.safe_load(files["deployment.yaml"])
     except yaml.YAMLError as exc:
         raise ManifestError(f"deployment.yaml is not YAML: {exc}") from None
+    return parse_deployment(doc, revision=revision)
+
+
+def parse_deployment(doc: Any, *, revision: str = "", lane: str | None = None) -> DeploymentSpec:
+    """A Deployment object (as the env repo or the API holds it) as a DeploymentSpec. `lane` names the
+    lane when the object's namespace is not the lane's name (a run on a shared cluster)."""
     try:
-        if doc.get("kind") != "Deployment" or doc.get("apiVersion") != "apps/v1":
+        if doc.get("kind", "Deployment") != "Deployment" or doc.get("apiVersion", "apps/v1") != "apps/v1":
             raise ManifestError("deployment.yaml: expected apiVersion apps/v1, kind Deployment")
         meta, spec = doc["metadata"], doc["spec"]
         uri = meta["annotations"][ANNOTATION + "model-uri"]
@@ -99,11 +114,11 @@ def parse_lane(files: dict[str, str], *, revision: str = "") -> DeploymentSpec:
         if container["image"] != image_for(model, version):
             raise ManifestError(f"deployment.yaml: image {container['image']!r} does not match {uri}")
         return DeploymentSpec(
-            lane=meta["namespace"], model=model, version=version, replicas=replicas,
+            lane=lane or meta["namespace"], model=model, version=version, replicas=replicas,
             strategy=Strategy(rolling["maxSurge"], rolling["maxUnavailable"],
                               float(spec.get("progressDeadlineSeconds", 600))),
             readiness_period=float(meta["annotations"].get(ANNOTATION + "readiness-period", 1.0)),
-            warmup=warmup, revision=revision)
+            warmup=warmup, revision=revision or meta["annotations"].get(ANNOTATION + "revision", ""))
     except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
         if isinstance(exc, ManifestError):
             raise

@@ -13,7 +13,8 @@ import importlib
 
 from mlopslab.platforms.base import Platform, PlatformError, RunContext
 
-KINDS = {"local": "mlopslab.platforms.local:LocalPlatform", "docker": "mlopslab.platforms.docker:DockerPlatform"}
+KINDS = {"local": "mlopslab.platforms.local:LocalPlatform", "docker": "mlopslab.platforms.docker:DockerPlatform",
+         "kubernetes": "mlopslab.platforms.kubernetes:KubernetesPlatform"}
 
 
 def platform_for(kind: str, context: RunContext) -> Platform:

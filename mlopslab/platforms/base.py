@@ -53,7 +53,8 @@ class Platform(ABC):
         if lane.delivery == "push":
             from mlopslab.gitops.push import PushRunner
 
-            return PushRunner(lane.name, repo_path, work, self.env, self.context.emit, self.context.model_exists)
+            return PushRunner(lane.name, repo_path, work, self.env_for(lane), self.context.emit,
+                              self.context.model_exists)
         return self.pull_agent(lane, repo_path, work, seed)
 
     def pull_agent(self, lane: LaneSpec, repo_path: Path, work: Path, seed: int) -> Delivery:
@@ -61,8 +62,13 @@ class Platform(ABC):
         from mlopslab.gitops.pull import PullAgent
 
         assert self.env is not None
-        return PullAgent(lane.name, repo_path, work, self.env, self.context.emit, interval=lane.poll_interval,
+        return PullAgent(lane.name, repo_path, work, self.env_for(lane), self.context.emit, interval=lane.poll_interval,
                          jitter=lane.poll_jitter, webhook=lane.webhook, self_heal=lane.self_heal, seed=seed)
+
+    def env_for(self, lane: LaneSpec) -> Environment:
+        """The environment as the lane's delivery may use it (by default: the environment itself)."""
+        assert self.env is not None
+        return self.env
 
     def credential(self, lane: LaneSpec) -> str:
         env = self.env.credential() if self.env else "?"

@@ -1,0 +1,341 @@
+"""The Environment port over a Kubernetes API: the real Deployment controller rolls out, the lab watches.
+
+- `apply` is server-side apply of the lane's rendered manifests (Deployment and Service, as the env repo
+  holds them) into the lane's namespace, with the caller's own credentials and field manager: a delivery
+  gets an `Acting` view holding its ServiceAccount's client (see platforms/kubernetes.py).
+- `observe` and `endpoints` read informer caches of the lab's Deployments and pods (one list+watch each),
+  so the lab's 20 Hz watch loop costs the API server nothing.
+- Traffic targets are the lane's pods that are Ready and not terminating, at their pod address: this
+  is what a Service's EndpointSlices would list, but EndpointSlices (and Endpoints) refuse loopback
+  addresses, and every pod here has one (127.N.x.y, see node.py), so the lab selects from the pods
+  themselves, exactly as the EndpointSlice controller would (selector, Ready, not terminating).
+- Lab events (replica started/ready/terminating/stopped, rollout done/failed) are derived from the API's
+  objects as they change, so phase timings are measured as in every other environment.
+- A person's live change is an API patch by the admin (`kubectl edit`); killing a replica deletes a pod
+  at once (grace 0), as a node failure would lose it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import yaml
+
+from mlopslab.envs.base import DeploymentSpec, Emit, Endpoint, Environment, LiveState, ReplicaView
+from mlopslab.gitops import manifests
+
+SELECTOR = "app.kubernetes.io/part-of=mlopslab"
+LANE_LABEL = "mlopslab.io/lane"
+VERSION_LABEL = "mlopslab.io/model-version"
+
+
+@dataclass
+class _Seen:
+    """What the lab last saw of a pod, to turn its changes into events."""
+
+    lane: str
+    version: str
+    first: float
+    ready: bool = False
+    was_ready: bool = False
+    terminating: bool = False
+    restarts: int = 0
+
+
+@dataclass
+class _Rollout:
+    since: float
+    generation: int | None = None
+    done: bool = False
+    failed: bool = False
+    cause: str | None = None     # "manual_change" while a person's edit is what rolls
+
+
+def _ready(pod: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def _port(pod: Any) -> int:
+    for port in pod.spec.containers[0].ports or []:
+        if port.name == "http":
+            return int(port.container_port)
+    return manifests.PORT
+
+
+class KubernetesEnvironment(Environment):
+    kind = "kubernetes"
+
+    def __init__(self, api: Any, emit: Emit, namespaces: dict[str, str], *,
+                 on_teardown: list[Callable[[], None]] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        from kubernetes import client
+
+        self.api = api
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.emit = emit
+        self.clock = clock
+        self.namespaces = dict(namespaces)               # lane -> namespace
+        self.lanes = {ns: lane for lane, ns in namespaces.items()}
+        self.on_teardown = list(on_teardown or [])
+        self._lock = threading.RLock()
+        self._seen: dict[str, _Seen] = {}
+        self._rollouts: dict[str, _Rollout] = {}
+        self._killed: set[str] = set()
+        self._torn_down = False
+        self._informers: list[Any] = []
+
+    def start(self) -> None:
+        from mlopslab.envs.kubernetes.informer import Informer
+
+        report = lambda message: self.emit("error", None, message=f"kubernetes: {message}")  # noqa: E731
+        self.pods = Informer(self.core.list_pod_for_all_namespaces, self._on_pod, name="pods",
+                             on_error=report, label_selector=SELECTOR).start()
+        self.deployments = Informer(self.apps.list_deployment_for_all_namespaces, self._on_deployment,
+                                    name="deployments", on_error=report, label_selector=SELECTOR).start()
+        self._informers = [self.pods, self.deployments]
+        for informer in self._informers:
+            informer.synced.wait(30)
+
+    # --- the port ---------------------------------------------------------------------------------
+    def apply(self, spec: DeploymentSpec) -> None:
+        self.apply_as(self.api, "mlopslab-admin", spec)
+
+    def apply_as(self, api: Any, manager: str, spec: DeploymentSpec) -> None:
+        """Server-side apply of the lane's Deployment and Service, as `manager`, with `api`'s credentials
+        (force: the applier owns the fields it sets, as `kubectl apply --server-side --force-conflicts`)."""
+        from kubernetes import client
+
+        namespace = self.namespaces[spec.lane]
+        files = manifests.render_lane(spec)
+        deployment = yaml.safe_load(files["deployment.yaml"])
+        service = yaml.safe_load(files["service.yaml"])
+        for doc in (deployment, service):
+            doc["metadata"]["namespace"] = namespace
+        deployment["metadata"]["annotations"][manifests.ANNOTATION + "revision"] = spec.revision
+        with self._lock:
+            self._rollouts[spec.lane] = _Rollout(since=self.clock())
+        options = {"field_manager": manager, "force": True, "_content_type": "application/apply-patch+yaml"}
+        client.CoreV1Api(api).patch_namespaced_service(service["metadata"]["name"], namespace, service, **options)
+        client.AppsV1Api(api).patch_namespaced_deployment(manifests.APP, namespace, deployment, **options)
+
+    def live_spec(self, lane: str, api: Any | None = None) -> DeploymentSpec | None:
+        """The lane's live Deployment as a spec: from the cache, or read through `api` (a delivery's own
+        credentials, so its diff is what it may see)."""
+        if api is not None:
+            from kubernetes import client
+            from kubernetes.client.exceptions import ApiException
+
+            try:
+                obj = client.AppsV1Api(api).read_namespaced_deployment(manifests.APP, self.namespaces[lane])
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+        else:
+            obj = self.deployments.cache.get((self.namespaces[lane], manifests.APP))
+            if obj is None:
+                return None
+        doc = self.api.sanitize_for_serialization(obj)
+        return manifests.parse_deployment(doc, lane=lane)
+
+    def observe(self, lane: str, spec: DeploymentSpec | None = None) -> LiveState:
+        spec = spec or self.live_spec(lane)
+        namespace = self.namespaces[lane]
+        views = []
+        for pod in self.pods.items():
+            if pod.metadata.namespace != namespace:
+                continue
+            state = ("terminating" if pod.metadata.deletion_timestamp else
+                     "ready" if _ready(pod) else "starting")
+            url = f"http://{pod.status.pod_ip}:{_port(pod)}" if pod.status.pod_ip else ""
+            views.append(ReplicaView(pod.metadata.name, (pod.metadata.labels or {}).get(VERSION_LABEL, "?"),
+                                     state, url))
+        views.sort(key=lambda v: v.name)
+        updated = sum(1 for v in views if spec and v.version == spec.version and v.state != "terminating")
+        ready = sum(1 for v in views if v.state == "ready")
+        live = LiveState(lane, spec, tuple(views), updated, ready)
+        with self._lock:
+            rollout = self._rollouts.get(lane)
+        failed = rollout is not None and rollout.failed
+        return replace(live, condition="Failed" if failed else ("Available" if live.complete else "Progressing"))
+
+    def endpoints(self, lane: str) -> list[Endpoint]:
+        return [Endpoint(lane, v.name, v.version, v.url) for v in self.observe(lane).replicas
+                if v.state == "ready" and v.url]
+
+    def change_live(self, lane: str, *, replicas: int | None = None, version: str | None = None) -> DeploymentSpec:
+        live = self.live_spec(lane)
+        if live is None:
+            raise KeyError(f"lane {lane!r} has no live deployment")
+        patch: dict[str, Any] = {"spec": {}}
+        if replicas is not None:
+            patch["spec"]["replicas"] = replicas
+        if version is not None:
+            image = manifests.image_for(live.model, version)
+            patch["metadata"] = {"annotations": {manifests.ANNOTATION + "model-uri": f"models:/{live.model}/{version}"}}
+            patch["spec"]["template"] = {"metadata": {"labels": {VERSION_LABEL: str(version)}},
+                                         "spec": {"containers": [{"name": "server", "image": image}]}}
+        with self._lock:
+            self._rollouts[lane] = _Rollout(since=self.clock(), cause="manual_change")
+        self.apps.patch_namespaced_deployment(manifests.APP, self.namespaces[lane], patch, field_manager="kubectl-edit")
+        return replace(live, replicas=live.replicas if replicas is None else replicas,
+                       version=live.version if version is None else str(version))
+
+    def kill_replica(self, lane: str, name: str | None = None) -> str | None:
+        from kubernetes.client.exceptions import ApiException
+
+        candidates = [v for v in self.observe(lane).replicas if v.state in ("ready", "starting")
+                      and (name is None or v.name == name)]
+        if not candidates:
+            return None
+        victim = candidates[0].name
+        with self._lock:
+            self._killed.add(victim)
+        try:
+            self.core.delete_namespaced_pod(victim, self.namespaces[lane], grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        return victim
+
+    def teardown(self) -> None:
+        if self._torn_down:
+            return
+        self._torn_down = True
+        for informer in self._informers:
+            informer.stop()
+        for step in self.on_teardown:
+            step()
+
+    def credential(self) -> str:
+        return "a kubeconfig for a ServiceAccount whose Role allows deployments and services in its lane's namespace"
+
+    # --- events from the API --------------------------------------------------------------------------
+    def _on_pod(self, kind: str, pod: Any) -> None:
+        lane = self.lanes.get(pod.metadata.namespace)
+        if lane is None:
+            return
+        name, uid = pod.metadata.name, pod.metadata.uid
+        version = (pod.metadata.labels or {}).get(VERSION_LABEL, "?")
+        now = self.clock()
+        statuses = pod.status.container_statuses or []
+        restarts = statuses[0].restart_count if statuses else 0
+        events: list[tuple[str, dict[str, Any]]] = []
+        with self._lock:
+            seen = self._seen.get(uid)
+            if seen is None:
+                if kind == "DELETED":
+                    return
+                seen = self._seen[uid] = _Seen(lane, version, now)
+                events.append(("replica_started", {"replica": name, "version": version}))
+            if kind == "DELETED":
+                self._seen.pop(uid, None)
+                reason = "died" if name in self._killed else self._why_stopped(lane, version)
+                self._killed.discard(name)
+                events.append(("replica_stopped", {"replica": name, "version": version, "reason": reason}))
+            else:
+                if restarts > seen.restarts:
+                    seen.restarts = restarts
+                    last = statuses[0].last_state.terminated if statuses[0].last_state else None
+                    crashed = not seen.was_ready
+                    events.append(("replica_stopped", {
+                        "replica": name, "version": version, "reason": "crashed" if crashed else "died",
+                        **({"crashes": restarts} if crashed else {}),
+                        **({"last_words": last.message} if last is not None and last.message else {})}))
+                    events.append(("replica_started", {"replica": name, "version": version}))
+                    seen.first, seen.ready = now, False
+                ready = _ready(pod) and pod.metadata.deletion_timestamp is None
+                if ready and not seen.ready:
+                    events.append(("replica_ready", {"replica": name, "version": version,
+                                                     "startup": round(now - seen.first, 3)}))
+                    seen.was_ready = True
+                seen.ready = ready
+                if pod.metadata.deletion_timestamp is not None and not seen.terminating:
+                    seen.terminating = True
+                    events.append(("replica_terminating", {"replica": name, "version": version,
+                                                           "reason": self._why_stopped(lane, version)}))
+        for kind_, fields in events:
+            self.emit(kind_, lane, **fields)
+        self._check_rollout(lane)
+
+    def _why_stopped(self, lane: str, version: str) -> str:
+        rollout = self._rollouts.get(lane)
+        if rollout is not None and rollout.cause:
+            return rollout.cause
+        live = self.live_spec(lane)
+        return "rollout" if live is not None and live.version != version else "scale_down"
+
+    def _on_deployment(self, kind: str, obj: Any) -> None:
+        lane = self.lanes.get(obj.metadata.namespace)
+        if lane is None or kind == "DELETED":
+            return
+        for condition in (obj.status.conditions or []) if obj.status else []:
+            if condition.type == "Progressing" and condition.status == "False" \
+                    and condition.reason == "ProgressDeadlineExceeded":
+                self._fail(lane, condition.message or "")
+        self._check_rollout(lane)
+
+    def _fail(self, lane: str, message: str) -> None:
+        with self._lock:
+            rollout = self._rollouts.get(lane)
+            if rollout is None or rollout.failed or rollout.done:
+                return
+            rollout.failed = True
+        spec = self.live_spec(lane)
+        live = self.observe(lane, spec)
+        crashing = [v for v in live.replicas if spec and v.version == spec.version and v.state == "starting"]
+        self.emit("rollout_failed", lane, version=spec.version if spec else None,
+                  revision=spec.revision if spec else None, reason="ProgressDeadlineExceeded",
+                  detail="CrashLoopBackOff" if self._crashing(lane) else "NotReady",
+                  message=f"{message} ({len(crashing)} of v{spec.version if spec else '?'} not ready)")
+
+    def _crashing(self, lane: str) -> bool:
+        with self._lock:
+            return any(s.lane == lane and s.restarts and not s.was_ready for s in self._seen.values())
+
+    def _check_rollout(self, lane: str) -> None:
+        spec = self.live_spec(lane)
+        if spec is None:
+            return
+        live = self.observe(lane, spec)
+        with self._lock:
+            rollout = self._rollouts.get(lane)
+            if rollout is None or rollout.done or rollout.failed or not live.complete:
+                return
+            rollout.done = True
+            duration = self.clock() - rollout.since
+        self.emit("rollout_done", lane, version=spec.version, revision=spec.revision, duration=round(duration, 3))
+
+
+class Acting(Environment):
+    """The environment as one identity sees it: applies and reads the live Deployment with that identity's
+    API client and field manager (a delivery's ServiceAccount); the rest is the environment's."""
+
+    def __init__(self, env: KubernetesEnvironment, api: Any, manager: str, who: str) -> None:
+        self.env, self.api, self.manager, self.who = env, api, manager, who
+
+    def apply(self, spec: DeploymentSpec) -> None:
+        self.env.apply_as(self.api, self.manager, spec)
+
+    def observe(self, lane: str) -> LiveState:
+        return self.env.observe(lane, self.env.live_spec(lane, self.api))
+
+    def endpoints(self, lane: str) -> list[Endpoint]:
+        return self.env.endpoints(lane)
+
+    def change_live(self, lane: str, *, replicas: int | None = None, version: str | None = None) -> DeploymentSpec:
+        return self.env.change_live(lane, replicas=replicas, version=version)
+
+    def kill_replica(self, lane: str, name: str | None = None) -> str | None:
+        return self.env.kill_replica(lane, name)
+
+    def teardown(self) -> None:
+        """A delivery never tears the environment down."""
+
+    def credential(self) -> str:
+        return self.who
