@@ -186,6 +186,9 @@ def _progress(event: Any, start: list[float | None]) -> None:
     stamp = f"[setup {e.t:6.1f}s]" if origin is None else f"[{e.t - origin:11.2f}s]"
     detail = describe(e.as_dict(), None if origin is None else (lambda t: t - origin))
     print(f"{stamp} {e.lane or 'lab':10} {e.name:16} {detail}"[:150], flush=True)
+    if e.name == "cluster_ready":
+        print(f"mlopslab: during the run: kubectl --kubeconfig {e.get('kubeconfig')} get deploy,rs,pods -A",
+              flush=True)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -200,6 +203,10 @@ def _run(args: argparse.Namespace) -> int:
     results = args.results or new_results_dir(sc)
     if sc.environment.kind == "docker":
         _check_base_image(sc, args.quiet)
+    if sc.environment.kind == "kubernetes" and sc.environment.cluster == "embedded" \
+            and (problem := _kubernetes_problem(sc)) is not None:
+        print(f"mlopslab: {problem}", file=sys.stderr)   # before anything is made or started
+        return 2
     try:
         lab = Lab(sc, results)
     except LabError as exc:
@@ -214,11 +221,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"mlopslab: {sc.name} on {sc.environment.kind}, {len(sc.lanes)} lanes, {sc.duration:.0f} s "
               f"→ {results}", flush=True)
     if args.control_fd is not None:  # started by the TUI: its actions arrive here; its end closing stops the run
-        import socket
+        from mlopslab.control import serve_fd
 
-        from mlopslab import control
-
-        control.serve(lab, socket.socket(fileno=args.control_fd))
+        serve_fd(lab, args.control_fd)
     _terminate_as_interrupt()
     code = 0
     try:
@@ -254,6 +259,14 @@ def _run(args: argparse.Namespace) -> int:
         print(report.table(summary))
     print(f"\nresults: {results}  (status: {summary.status})")
     return code
+
+
+def _kubernetes_problem(sc: Any) -> str | None:
+    """Why this machine cannot give the scenario its Kubernetes cluster, with the fix (None: it can)."""
+    from mlopslab import doctor
+
+    failed = doctor.problems("kubernetes")
+    return doctor.explain("kubernetes", failed) if failed else None
 
 
 def _check_base_image(sc: Any, quiet: bool) -> None:

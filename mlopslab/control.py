@@ -76,6 +76,11 @@ def serve(lab: Any, sock: socket.socket, on_close: Callable[[], None] | None = N
     return thread
 
 
+def serve_fd(lab: Any, fd: int) -> threading.Thread:
+    """`serve` on an inherited socket's file descriptor (`mlopslab run --control-fd FD`)."""
+    return serve(lab, socket.socket(fileno=fd))
+
+
 class ControlClient:
     """The TUI's end: `call(op, **args)` sends a request and blocks until its answer (call it off the UI loop)."""
 

@@ -22,7 +22,8 @@ def check_prerequisites(scenario: Scenario, emit: Callable[..., Any]) -> None:
     from mlopslab import doctor
 
     kind = scenario.environment.kind
-    failed = doctor.problems(kind, scenario.environment.base_image)
+    env = scenario.environment
+    failed = doctor.problems(kind, env.base_image, env.cluster, env.runtime)
     if failed:
         emit("preflight_failed", None, environment=kind,
              checks=[{"name": c.name, "detail": c.detail, "fix": c.fix} for c in failed])

@@ -32,6 +32,7 @@ class EnvironmentSpec:
     cluster: str = "embedded"        # kubernetes: "embedded" (the lab starts one) | "context" (an existing one)
     kubeconfig: str | None = None    # kubernetes, cluster: context
     context: str | None = None       # kubernetes, cluster: context (None: the kubeconfig's current context)
+    runtime: str = "process"         # kubernetes, embedded: pods run as processes, or as containers ("docker")
 
 
 @dataclass(frozen=True)
@@ -174,17 +175,21 @@ def _drift_detection(c: _Check, value: Any) -> dict[str, Any]:
 def _environment(c: _Check, value: Any) -> EnvironmentSpec:
     if isinstance(value, str):
         value = {"kind": value}
-    m = c.mapping(value, "environment", ("kind", "base_image", "cluster", "kubeconfig", "context"))
+    m = c.mapping(value, "environment", ("kind", "base_image", "cluster", "kubeconfig", "context", "runtime"))
     kind = c.string(m, "kind", "environment", "local", choices=ENVIRONMENTS)
     cluster = c.string(m, "cluster", "environment", "embedded", choices=("embedded", "context"))
     kubeconfig = c.string(m, "kubeconfig", "environment", None)
     context = c.string(m, "context", "environment", None)
-    for key in ("cluster", "kubeconfig", "context"):
+    runtime = c.string(m, "runtime", "environment", "process", choices=("process", "docker"))
+    for key in ("cluster", "kubeconfig", "context", "runtime"):
         if key in m and kind != "kubernetes":
             c.fail(f"environment.{key}", f"only a kubernetes environment has {key} (this one is {kind})")
     if kind == "kubernetes" and cluster == "embedded" and (kubeconfig or context):
         c.fail("environment.cluster", "kubeconfig and context choose an existing cluster: set cluster: context")
-    return EnvironmentSpec(kind, c.string(m, "base_image", "environment", None), cluster, kubeconfig, context)
+    if cluster == "context" and "runtime" in m:
+        c.fail("environment.runtime", "an existing cluster's nodes run its pods: runtime is for cluster: embedded")
+    return EnvironmentSpec(kind, c.string(m, "base_image", "environment", None), cluster, kubeconfig, context,
+                           runtime)
 
 
 def _train(c: _Check, value: Any, path: str) -> dict[str, Any]:

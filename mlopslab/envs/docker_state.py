@@ -20,7 +20,7 @@ from mlopslab.envs.base import DeploymentSpec, Strategy
 
 
 def spec_to_dict(spec: DeploymentSpec) -> dict[str, Any]:
-    return dataclasses.asdict(spec)
+    return {k: v for k, v in dataclasses.asdict(spec).items() if k != "source"}
 
 
 def spec_from_dict(data: dict[str, Any]) -> DeploymentSpec:

@@ -24,6 +24,7 @@ from mlopslab.eventtypes.delivery import (  # one dataclass per kind
     LiveReverted,
     PipelineDone,
     ReplicaKilled,
+    ReplicaSetScaled,
     ReplicaReady,
     ReplicaStarted,
     ReplicaStopped,
@@ -54,6 +55,8 @@ from mlopslab.eventtypes.ml import (  # one dataclass per kind
 )
 from mlopslab.eventtypes.run import (  # one dataclass per kind
     BaseImage,
+    ClusterReady,
+    ClusterStopped,
     Error,
     HumanAction,
     ImageBuild,
@@ -72,10 +75,12 @@ from mlopslab.eventtypes.run import (  # one dataclass per kind
 
 __all__ = [
     "Accuracy", "AgentContainerStarted", "AgentOrphaned", "AgentStarted", "AgentStopped", "ApplyStarted",
-    "BaseImage", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore", "Error", "Event",
+    "BaseImage", "ClusterReady", "ClusterStopped", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore",
+    "Error", "Event",
     "FetchFailed", "FetchRecovered", "HumanAction", "ImageBuild", "ImageBuildStarted", "KINDS", "LabPrepared",
     "LiveChange", "LiveReverted", "Metrics", "ModelRegistered", "Narration", "PipelineAccepted",
     "PipelineCommitted", "PipelineDone", "PipelineRejected", "PreflightFailed", "RegistryBusy", "ReplicaKilled",
+    "ReplicaSetScaled",
     "ReplicaReady", "ReplicaStarted", "ReplicaStopped", "ReplicaTerminating", "Retrain", "RetrainCommitted",
     "RetrainDelivered", "RetrainDone", "RetrainFailed", "RetrainRegistered", "RetrainSkipped", "RetrainStarted",
     "RetrainTrained", "RetrainValidated", "RolloutDone", "RolloutFailed", "RunFinished", "RunStarted", "Sync",
