@@ -18,7 +18,7 @@ from mlopslab.ml.data import DataSpec
 from mlopslab.schema import Problem, ScenarioError, _Check, _kind  # noqa: F401  (Problem, ScenarioError: API)
 
 ENVIRONMENTS = ("local", "docker", "kubernetes")
-DELIVERIES = ("push", "pull")
+DELIVERIES = ("push", "pull", "flux")
 TIMELINE_ACTIONS = ("release", "manual_change", "kill_replica", "pause_traffic", "resume_traffic", "drift",
                     "retrain", "pipeline_commit")
 SLUG = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -137,6 +137,7 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
     rate = c.number(traffic, "rate", "traffic", 20.0, low=0.1, high=100)
     label_delay = c.number(traffic, "label_delay", "traffic", 5.0, low=0, high=3600)
     lanes = _lanes(c, top.get("lanes"))
+    _flux_lanes(c, lanes, environment)
     lane_names = {lane.name for lane in lanes}
     timeline = _timeline(c, top.get("timeline"), lane_names, duration, data.get("n_features", DataSpec.n_features))
     narration = _narration(c, top.get("narration"))
@@ -237,6 +238,26 @@ def _lanes(c: _Check, value: Any) -> list[LaneSpec]:
             c.fail(f"{path}.rollout", "maxSurge and maxUnavailable cannot both be zero")
         lanes.append(lane)
     return lanes
+
+
+def _flux_lanes(c: _Check, lanes: list[LaneSpec], environment: EnvironmentSpec) -> None:
+    """Flux runs only beside a Kubernetes API, polls (its webhook receiver, notification-controller, is not
+    to be had: see README), and always corrects drift."""
+    for i, lane in enumerate(lanes):
+        if lane.delivery != "flux":
+            continue
+        path = f"lanes[{i}]"
+        if environment.kind != "kubernetes":
+            c.fail(f"{path}.delivery", f"delivery: flux needs environment kind kubernetes (this one is "
+                                       f"{environment.kind}): Flux's controllers reconcile through a Kubernetes API")
+        elif environment.cluster != "embedded":
+            c.fail(f"{path}.delivery", "delivery: flux runs on the embedded cluster only (cluster: embedded)")
+        if lane.webhook:
+            c.fail(f"{path}.webhook", "a Flux lane polls: its webhook receiver (notification-controller) cannot be "
+                                      "built here, its Go module is not served")
+        if not lane.self_heal:
+            c.fail(f"{path}.self_heal", "Flux always corrects drift at its interval; use delivery: pull to "
+                                        "compare without self-heal")
 
 
 ACTION_FIELDS: dict[str, tuple[str, ...]] = {

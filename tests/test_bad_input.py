@@ -30,6 +30,7 @@ BAD = {
     "bin.yaml": (2, "", "not UTF-8 text"),
     "tab.yaml": (3, "", "indented with a tab"),
     "surge.yaml": (3, "lanes[0].rollout", "maxSurge and maxUnavailable cannot both be zero"),
+    "flux-local.yaml": (5, "lanes[0].delivery", "delivery: flux needs environment kind kubernetes"),
     # found by Hypothesis (test_validator_properties.py):
     "lane-list.yaml": (7, "timeline[0].manual_change.lane", "expected a string, got a list"),
 }

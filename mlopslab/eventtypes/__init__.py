@@ -20,6 +20,9 @@ from mlopslab.eventtypes.delivery import (  # one dataclass per kind
     Detected,
     FetchFailed,
     FetchRecovered,
+    FluxApplied,
+    FluxReady,
+    FluxStatus,
     LiveChange,
     LiveReverted,
     PipelineDone,
@@ -73,7 +76,7 @@ from mlopslab.eventtypes.run import (  # one dataclass per kind
 __all__ = [
     "Accuracy", "AgentContainerStarted", "AgentOrphaned", "AgentStarted", "AgentStopped", "ApplyStarted",
     "BaseImage", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore", "Error", "Event",
-    "FetchFailed", "FetchRecovered", "HumanAction", "ImageBuild", "ImageBuildStarted", "KINDS", "LabPrepared",
+    "FetchFailed", "FetchRecovered", "FluxApplied", "FluxReady", "FluxStatus", "HumanAction", "ImageBuild", "ImageBuildStarted", "KINDS", "LabPrepared",
     "LiveChange", "LiveReverted", "Metrics", "ModelRegistered", "Narration", "PipelineAccepted",
     "PipelineCommitted", "PipelineDone", "PipelineRejected", "PreflightFailed", "RegistryBusy", "ReplicaKilled",
     "ReplicaReady", "ReplicaStarted", "ReplicaStopped", "ReplicaTerminating", "Retrain", "RetrainCommitted",

@@ -1,0 +1,154 @@
+"""Flux (its real source-controller and kustomize-controller) against the lab's own pull agent, polling
+the same env repo at the same interval on the embedded Kubernetes cluster, in one run.
+
+    python benchmarks/bench_flux.py [--releases 20] [--interval 4] [--heals 6] [--json benchmarks/results/flux.json]
+
+One scenario with two lanes (`agent`: delivery pull, `flux`: delivery flux; 1 replica each) gets
+`--releases` releases at random moments (seeded), then `--heals` manual scales to 2 replicas. Reported:
+- detection delay (commit -> detected: the agent's fetch / GitRepository's artifact revision), its
+  distribution and a Kolmogorov-Smirnov test against what polling predicts: a commit lands at a random
+  moment of a poll period P, so the delay's CDF is F(d) = (1/E[P]) * integral_0^d P(P > s) ds, with
+  P = interval + U(0, jitter) for the agent and P = interval * (1 + U(-5 %, +5 %)) for Flux (its
+  controllers' default --interval-jitter-percentage), i.e. uniform on [0, interval] when P is fixed;
+- apply time (detected -> apply started, and for Flux detected -> Kustomization lastAppliedRevision),
+  and apply -> 100 % of traffic (the Deployment controller's rollout, the same for both);
+- self-heal time (manual scale -> live state back to the repo's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mlopslab.events import read_events  # noqa: E402
+
+FLUX_JITTER = 0.05
+
+
+def scenario(releases: int, interval: float, heals: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    lane = {"replicas": 1, "warmup": 0.5, "rollout": {"maxSurge": 1, "maxUnavailable": 0, "progressDeadlineSeconds": 30},
+            "poll": {"interval": interval}}
+    timeline, t = [], 20.0
+    for i in range(releases):   # a gap longer than detection + rollout, at a random phase of the poll period
+        timeline.append({"at": round(t, 2), "release": {"C": round(0.5 + 0.1 * (i % 7), 2), "note": f"r{i + 2}"}})
+        t += interval + 5.0 + rng.uniform(0.0, interval)
+    for i in range(heals):
+        timeline.append({"at": round(t, 2), "manual_change": {"lane": "all", "replicas": 2}})
+        t += interval + 4.0 + rng.uniform(0.0, interval)
+    return {"name": "bench-flux", "seed": seed, "duration": round(t + 5.0),
+            "environment": {"kind": "kubernetes", "cluster": "embedded"},
+            "model": {"name": "churn", "data": {"n_features": 8, "n_samples": 2000}, "train": {"C": 1.0}},
+            "traffic": {"rate": 10},
+            "lanes": [{"name": "agent", "delivery": "pull", **lane}, {"name": "flux", "delivery": "flux", **lane}],
+            "timeline": timeline}
+
+
+def polling_cdf(low: float, high: float):
+    """CDF of the delay to the next poll for a commit at a random moment, poll periods ~ U(low, high)."""
+    mean = (low + high) / 2
+
+    def cdf(d):
+        import numpy as np
+
+        d = np.clip(np.asarray(d, dtype=float), 0.0, high)
+        if high == low:
+            return d / mean
+        inside = low + (d - low) - (d - low) ** 2 / (2 * (high - low))
+        return np.where(d < low, d, inside) / mean
+    return cdf
+
+
+def describe(values: list[float]) -> dict:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return {"n": 0}
+    q = statistics.quantiles(values, n=20) if len(values) > 1 else [values[0]] * 19
+    return {"n": len(values), "mean": statistics.fmean(values), "median": statistics.median(values),
+            "p5": q[0], "p95": q[-1], "min": values[0], "max": values[-1]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--releases", type=int, default=20)
+    parser.add_argument("--interval", type=float, default=4.0)
+    parser.add_argument("--heals", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", type=Path, help="keep the run's results here")
+    args = parser.parse_args()
+    from scipy import stats   # lazily: only the benchmark needs it
+
+    doc = scenario(args.releases, args.interval, args.heals, args.seed)
+    with tempfile.TemporaryDirectory(prefix="bench-flux-") as tmp:
+        path = Path(tmp) / "bench-flux.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        results = args.keep or Path(tmp) / "run"
+        done = subprocess.run([sys.executable, "-m", "mlopslab.cli", "run", str(path), "--results", str(results)],
+                              capture_output=True, text=True, timeout=3600)
+        if done.returncode != 0:
+            raise SystemExit(f"exit {done.returncode}\n{done.stderr[-3000:]}")
+        summary = json.loads((results / "summary.json").read_text())
+        events = list(read_events(results / "events.jsonl"))
+    report: dict = {"interval": args.interval, "releases": args.releases, "lanes": {}}
+    predicted = {"agent": (args.interval, args.interval),
+                 "flux": (args.interval * (1 - FLUX_JITTER), args.interval * (1 + FLUX_JITTER))}
+    applied_after = {e["sha"]: e["after_detected"] for e in events if e["kind"] == "flux_applied" and e.get("lane") == "flux"}
+    for lane in ("agent", "flux"):
+        releases = [r for r in summary["lanes"][lane]["releases"] if r["version"] != "1"]
+        lead = [r["lead"] for r in releases]
+        detect = [x["detected"] for x in lead if x.get("detected") is not None]
+        apply = [x["apply_started"] - x["detected"] for x in lead if x.get("apply_started") is not None
+                 and x.get("detected") is not None]
+        rollout = [x["traffic_100"] - x["apply_started"] for x in lead if x.get("traffic_100") is not None
+                   and x.get("apply_started") is not None]
+        heal = [c["reverted_after"] for c in summary["lanes"][lane]["live_changes"]]
+        low, high = predicted[lane]
+        ks = stats.kstest(detect, polling_cdf(low, high)) if len(detect) >= 2 else None
+        report["lanes"][lane] = {
+            "detected": describe(detect), "detected_values": detect,
+            "ks": {"statistic": ks.statistic, "pvalue": ks.pvalue, "period": [low, high]} if ks else None,
+            "detected_to_apply": describe(apply), "apply_to_traffic_100": describe(rollout),
+            "self_heal": describe([h for h in heal if h is not None]), "heals_missing": sum(h is None for h in heal),
+            "failed": [r["version"] for r in releases if r["failed"]]}
+        if lane == "flux":
+            report["lanes"][lane]["detected_to_last_applied"] = describe(
+                [applied_after[r["sha"]] for r in releases if r.get("sha") in applied_after])
+    print(f"\nFlux vs the lab's agent, poll interval {args.interval:g} s, {args.releases} releases, {args.heals} manual scales")
+    print(f"{'':34} {'agent':>22} {'flux':>22}")
+
+    def row(label: str, key: str) -> None:
+        cells = []
+        for lane in ("agent", "flux"):
+            d = report["lanes"][lane].get(key) or {"n": 0}
+            cells.append(f"{d['median']:.2f} s ({d['p5']:.2f}-{d['p95']:.2f})" if d["n"] else "—")
+        print(f"{label:34} {cells[0]:>22} {cells[1]:>22}")
+    row("commit → detected, median (p5-p95)", "detected")
+    row("detected → apply started", "detected_to_apply")
+    row("detected → lastAppliedRevision", "detected_to_last_applied")
+    row("apply → 100 % traffic", "apply_to_traffic_100")
+    row("manual scale → reverted", "self_heal")
+    for lane in ("agent", "flux"):
+        ks = report["lanes"][lane]["ks"]
+        mean = report["lanes"][lane]["detected"].get("mean", float("nan"))
+        print(f"{lane}: detection mean {mean:.2f} s (polling predicts {sum(predicted[lane]) / 4:.2f} s); "
+              f"KS vs predicted: D={ks['statistic']:.3f}, p={ks['pvalue']:.3f}; failed releases: "
+              f"{report['lanes'][lane]['failed'] or 'none'}; heals not seen: {report['lanes'][lane]['heals_missing']}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

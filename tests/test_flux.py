@@ -1,0 +1,128 @@
+"""Flux as a lane: the env repo over git's smart HTTP (read-only), the validator's rules for a Flux lane,
+and a whole run of flux-vs-agent on the embedded cluster with Flux's real controllers.
+
+No controllers built (.ci/flux.sh): the cluster tests skip, unless MLOPSLAB_REQUIRE_FLUX=1 (CI), where
+that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlopslab import scenario
+from mlopslab.events import read_events
+from tests.conftest import processes_mentioning
+from tests.kube_fixtures import k8s_binaries, wait_for  # noqa: F401  (fixture)
+
+REQUIRED = os.environ.get("MLOPSLAB_REQUIRE_FLUX") == "1"
+
+
+@pytest.fixture(scope="session")
+def flux_install():
+    from mlopslab.gitops import flux
+
+    found = flux.find()
+    if (problem := found.problem()) is not None:
+        if REQUIRED:
+            pytest.fail(f"MLOPSLAB_REQUIRE_FLUX=1 but {problem}", pytrace=False)
+        pytest.skip(problem)
+    return found
+
+
+def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def test_git_server_serves_fetches_and_refuses_pushes_and_other_paths(tmp_path: Path) -> None:
+    from mlopslab.gitops.githttp import GitServer
+
+    repo = tmp_path / "envrepo"
+    repo.mkdir()
+    _git("init", "-q", "-b", "main", cwd=repo)
+    (repo / "a").write_text("one\n")
+    _git("add", "a", cwd=repo)
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one", cwd=repo)
+    (tmp_path / "other").mkdir()
+    _git("init", "-q", str(tmp_path / "other"))
+    server = GitServer(tmp_path, ("envrepo",)).start()
+    try:
+        assert server.url("envrepo").startswith("http://127.0.0.1:")
+        listed = _git("ls-remote", server.url("envrepo"))
+        assert listed.returncode == 0 and "refs/heads/main" in listed.stdout, listed.stderr
+        clone = tmp_path / "clone"
+        assert _git("clone", "-q", server.url("envrepo"), str(clone)).returncode == 0
+        assert (clone / "a").read_text() == "one\n"
+        pushed = _git("push", "origin", "HEAD:refs/heads/evil", cwd=clone)
+        assert pushed.returncode != 0 and "403" in pushed.stderr
+        assert _git("ls-remote", server.url("other")).returncode != 0   # only the env repo is served
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(("lane", "field", "words"), [
+    ("{name: a, delivery: flux, webhook: true}", "lanes[0].webhook", "notification-controller"),
+    ("{name: a, delivery: flux, self_heal: false}", "lanes[0].self_heal", "always corrects drift"),
+])
+def test_validator_refuses_what_a_flux_lane_cannot_do(tmp_path: Path, lane: str, field: str, words: str) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: x\nduration: 30\nenvironment: kubernetes\nlanes:\n  - {lane}\n")
+    with pytest.raises(scenario.ScenarioError) as info:
+        scenario.load(path)
+    assert any(p.path == field and p.line == 5 and words in p.message for p in info.value.problems), info.value
+
+
+def test_sha_of_reads_fluxs_revision_form() -> None:
+    from mlopslab.gitops.flux import sha_of
+
+    assert sha_of("main@sha1:" + "a" * 40) == "a" * 40
+    assert sha_of(None) is None
+
+
+@pytest.mark.kubernetes
+@pytest.mark.slow
+def test_flux_vs_agent_runs_and_flux_objects_are_ready(tmp_path: Path, k8s_binaries, flux_install) -> None:
+    results = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "mlopslab.cli", "run", "flux-vs-agent", "--results", str(results)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events = lambda: list(read_events(results / "events.jsonl")) if (results / "events.jsonl").exists() else []  # noqa: E731
+    try:
+        wait_for(lambda: proc.poll() is not None or any(e["kind"] == "run_started" for e in events()),
+                 180, "the run to start")
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        shown = subprocess.run([k8s_binaries["kubectl"], "--kubeconfig", str(results / "kubeconfig"), "get",
+                                "gitrepositories,kustomizations", "-A"], capture_output=True, text=True, timeout=30)
+        assert shown.returncode == 0, shown.stderr
+        rows = [line for line in shown.stdout.splitlines() if line.startswith("flux-system")]
+        assert len(rows) == 2 and all(" True " in row for row in rows), shown.stdout
+        names = {Path(os.readlink(f"/proc/{pid}/exe")).name for pid in processes_mentioning(str(results))
+                 if os.path.exists(f"/proc/{pid}/exe")}
+        assert {"source-controller", "kustomize-controller"} <= names, names
+        out, err = proc.communicate(timeout=200)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    summary = json.loads((results / "summary.json").read_text())
+    lanes = summary["lanes"]
+    assert "ServiceAccount flux-system/flux" in lanes["flux"]["credential"]
+    for lane in ("push", "agent", "flux"):
+        v2 = next(r for r in lanes[lane]["releases"] if r["version"] == "2")
+        assert v2["failed"] is None, (lane, v2)
+        lead = v2["lead"]
+        assert lead["traffic_100"] > lead["apply_started"] >= lead["detected"], (lane, lead)
+        assert lanes[lane]["errors"] == 0, lane
+    flux_v2 = next(r for r in lanes["flux"]["releases"] if r["version"] == "2")["lead"]
+    assert flux_v2["detected"] <= 10 * 1.05 + 2, flux_v2          # within one interval (+5 % jitter, + a fetch)
+    healed = lanes["flux"]["live_changes"][0]
+    assert healed["reverted_by"] == "Flux drift correction" and healed["reverted_after"] <= 10 * 1.05 + 3, healed
+    kinds = [e["kind"] for e in events() if e.get("lane") == "flux"]
+    assert "flux_applied" in kinds and "flux_status" in kinds
+    assert processes_mentioning(str(results)) == []
