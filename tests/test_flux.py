@@ -18,7 +18,6 @@ import pytest
 
 from mlopslab import scenario
 from mlopslab.events import read_events
-from tests.conftest import processes_mentioning
 from tests.kube_fixtures import k8s_binaries, wait_for  # noqa: F401  (fixture)
 
 REQUIRED = os.environ.get("MLOPSLAB_REQUIRE_FLUX") == "1"
@@ -34,6 +33,34 @@ def flux_install():
             pytest.fail(f"MLOPSLAB_REQUIRE_FLUX=1 but {problem}", pytrace=False)
         pytest.skip(problem)
     return found
+
+
+def processes_of(results: Path) -> dict[int, str]:
+    """{pid: executable name} of live processes that belong to the run: its path in their command line,
+    environment (kustomize-controller's KUBECONFIG) or working directory."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if (entry / "stat").read_text().split(") ")[1][0] == "Z":
+                continue
+            texts = [(entry / name).read_bytes().decode(errors="replace") for name in ("cmdline", "environ")]
+            texts.append(os.readlink(entry / "cwd"))
+            if any(str(results) in text for text in texts):
+                found[int(entry.name)] = Path(os.readlink(entry / "exe")).name
+        except OSError:
+            continue
+    return found
+
+
+def _start(results: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mlopslab.cli", "run", "flux-vs-agent", "--results", str(results)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _events(results: Path) -> list[dict]:
+    return list(read_events(results / "events.jsonl")) if (results / "events.jsonl").exists() else []
 
 
 def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -89,9 +116,8 @@ def test_sha_of_reads_fluxs_revision_form() -> None:
 @pytest.mark.slow
 def test_flux_vs_agent_runs_and_flux_objects_are_ready(tmp_path: Path, k8s_binaries, flux_install) -> None:
     results = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "mlopslab.cli", "run", "flux-vs-agent", "--results", str(results)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    events = lambda: list(read_events(results / "events.jsonl")) if (results / "events.jsonl").exists() else []  # noqa: E731
+    proc = _start(results)
+    events = lambda: _events(results)  # noqa: E731
     try:
         wait_for(lambda: proc.poll() is not None or any(e["kind"] == "run_started" for e in events()),
                  180, "the run to start")
@@ -101,8 +127,7 @@ def test_flux_vs_agent_runs_and_flux_objects_are_ready(tmp_path: Path, k8s_binar
         assert shown.returncode == 0, shown.stderr
         rows = [line for line in shown.stdout.splitlines() if line.startswith("flux-system")]
         assert len(rows) == 2 and all(" True " in row for row in rows), shown.stdout
-        names = {Path(os.readlink(f"/proc/{pid}/exe")).name for pid in processes_mentioning(str(results))
-                 if os.path.exists(f"/proc/{pid}/exe")}
+        names = set(processes_of(results).values())
         assert {"source-controller", "kustomize-controller"} <= names, names
         out, err = proc.communicate(timeout=200)
     finally:
@@ -125,4 +150,21 @@ def test_flux_vs_agent_runs_and_flux_objects_are_ready(tmp_path: Path, k8s_binar
     assert healed["reverted_by"] == "Flux drift correction" and healed["reverted_after"] <= 10 * 1.05 + 3, healed
     kinds = [e["kind"] for e in events() if e.get("lane") == "flux"]
     assert "flux_applied" in kinds and "flux_status" in kinds
-    assert processes_mentioning(str(results)) == []
+    assert processes_of(results) == {}
+
+
+@pytest.mark.kubernetes
+@pytest.mark.slow
+def test_no_flux_process_outlives_a_killed_lab(tmp_path: Path, k8s_binaries, flux_install) -> None:
+    results = tmp_path / "run"
+    proc = _start(results)
+    try:
+        wait_for(lambda: proc.poll() is not None or any(e["kind"] == "flux_applied" for e in _events(results)),
+                 180, "Flux to apply")
+        assert {"source-controller", "kustomize-controller"} <= set(processes_of(results).values())
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        wait_for(lambda: processes_of(results) == {}, 15, "every child to be gone")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
