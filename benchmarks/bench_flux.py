@@ -18,6 +18,7 @@ One scenario with two lanes (`agent`: delivery pull, `flux`: delivery flux; 1 re
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import random
 import statistics
@@ -51,7 +52,8 @@ def scenario(releases: int, interval: float, heals: int, seed: int) -> dict:
             "environment": {"kind": "kubernetes", "cluster": "embedded"},
             "model": {"name": "churn", "data": {"n_features": 8, "n_samples": 2000}, "train": {"C": 1.0}},
             "traffic": {"rate": 10},
-            "lanes": [{"name": "agent", "delivery": "pull", **lane}, {"name": "flux", "delivery": "flux", **lane}],
+            "lanes": [{"name": "agent", "delivery": "pull", **copy.deepcopy(lane)},
+                      {"name": "flux", "delivery": "flux", **copy.deepcopy(lane)}],
             "timeline": timeline}
 
 
@@ -68,6 +70,27 @@ def polling_cdf(low: float, high: float):
         inside = low + (d - low) - (d - low) ** 2 / (2 * (high - low))
         return np.where(d < low, d, inside) / mean
     return cdf
+
+
+def source_periods(log: Path, name: str) -> dict[str, list[float]]:
+    """Seconds between the ends of consecutive reconciles of GitRepository `name`, from source-controller's
+    JSON log: {"same": periods ending in "no changes", "change": periods ending in "stored artifact"}."""
+    from datetime import datetime
+
+    ends = []
+    for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        message = entry.get("msg", "")
+        if entry.get("name") == name and message.startswith(("no changes", "stored artifact")):
+            at = datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
+            ends.append((at, "change" if message.startswith("stored") else "same"))
+    out: dict[str, list[float]] = {"same": [], "change": []}
+    for (before, _), (at, kind) in zip(ends, ends[1:]):
+        out[kind].append(at - before)
+    return out
 
 
 def describe(values: list[float]) -> dict:
@@ -87,20 +110,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, help="keep the run's results here")
+    parser.add_argument("--from-run", type=Path, help="analyse this earlier run's results instead of running")
     args = parser.parse_args()
     from scipy import stats   # lazily: only the benchmark needs it
 
     doc = scenario(args.releases, args.interval, args.heals, args.seed)
     with tempfile.TemporaryDirectory(prefix="bench-flux-") as tmp:
-        path = Path(tmp) / "bench-flux.yaml"
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        results = args.keep or Path(tmp) / "run"
-        done = subprocess.run([sys.executable, "-m", "mlopslab.cli", "run", str(path), "--results", str(results)],
-                              capture_output=True, text=True, timeout=3600)
-        if done.returncode != 0:
-            raise SystemExit(f"exit {done.returncode}\n{done.stderr[-3000:]}")
+        results = args.from_run or args.keep or Path(tmp) / "run"
+        if args.from_run is None:
+            path = Path(tmp) / "bench-flux.yaml"
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+            done = subprocess.run([sys.executable, "-m", "mlopslab.cli", "run", str(path), "--results", str(results)],
+                                  capture_output=True, text=True, timeout=3600)
+            if done.returncode != 0:
+                raise SystemExit(f"exit {done.returncode}\n{done.stderr[-3000:]}")
         summary = json.loads((results / "summary.json").read_text())
         events = list(read_events(results / "events.jsonl"))
+        periods = source_periods(results / "k8s" / "logs" / "source-controller.log", "flux")
     report: dict = {"interval": args.interval, "releases": args.releases, "lanes": {}}
     predicted = {"agent": (args.interval, args.interval),
                  "flux": (args.interval * (1 - FLUX_JITTER), args.interval * (1 + FLUX_JITTER))}
@@ -124,7 +150,16 @@ def main() -> None:
             "failed": [r["version"] for r in releases if r["failed"]]}
         if lane == "flux":
             report["lanes"][lane]["detected_to_last_applied"] = describe(
-                [applied_after[r["sha"]] for r in releases if r.get("sha") in applied_after])
+                [v for sha, v in applied_after.items() if any(sha.startswith(r["sha"]) for r in releases)])
+            # source-controller's own log: a GitRepository's poll period (reconcile end to end), and how much
+            # longer a period is when its poll finds a new commit (clone, tarball, artifact stored)
+            same, change = periods.get("same", []), periods.get("change", [])
+            extra = statistics.fmean(change) - statistics.fmean(same) if same and change else 0.0
+            shifted = stats.kstest([d - extra for d in detect], polling_cdf(low, high))
+            report["lanes"][lane]["source_controller"] = {
+                "poll_period": describe(same), "poll_period_with_new_commit": describe(change),
+                "artifact_build_s": extra,
+                "ks_minus_artifact_build": {"statistic": shifted.statistic, "pvalue": shifted.pvalue}}
     print(f"\nFlux vs the lab's agent, poll interval {args.interval:g} s, {args.releases} releases, {args.heals} manual scales")
     print(f"{'':34} {'agent':>22} {'flux':>22}")
 
@@ -145,6 +180,12 @@ def main() -> None:
         print(f"{lane}: detection mean {mean:.2f} s (polling predicts {sum(predicted[lane]) / 4:.2f} s); "
               f"KS vs predicted: D={ks['statistic']:.3f}, p={ks['pvalue']:.3f}; failed releases: "
               f"{report['lanes'][lane]['failed'] or 'none'}; heals not seen: {report['lanes'][lane]['heals_missing']}")
+    sc = report["lanes"]["flux"].get("source_controller")
+    if sc and sc["poll_period"]["n"]:
+        print(f"source-controller (its log): poll period {sc['poll_period']['mean']:.3f} s "
+              f"({sc['poll_period']['min']:.3f}-{sc['poll_period']['max']:.3f}); a poll that finds a commit ends "
+              f"{sc['artifact_build_s']:.3f} s later (clone, tarball, artifact); KS of the delays less that: "
+              f"D={sc['ks_minus_artifact_build']['statistic']:.3f}, p={sc['ks_minus_artifact_build']['pvalue']:.3f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))

@@ -70,7 +70,7 @@ def _base_checks(client: object, base_image: str | None = None) -> list[Check]:
                         ("docker",))]
 
 
-def _kube_checks() -> list[Check]:
+def _kube_checks(flux_needed: bool = False) -> list[Check]:
     """The embedded cluster's binaries (where, which release, or how to get them), kubectl and the contexts
     of the user's kubeconfig (`cluster: context` runs on one of those)."""
     from mlopslab.envs.kubernetes import binaries
@@ -106,6 +106,18 @@ def _kube_checks() -> list[Check]:
         except (OSError, yaml.YAMLError):
             contexts = "unreadable"
     checks.append(Check("kube contexts", True, f"{config}: {contexts} (for environment.cluster: context)"))
+    from mlopslab.gitops import flux
+
+    install = flux.find()
+    missing = install.problem()
+    if missing is None:
+        checks.append(Check("flux controllers", True, f"source-controller {flux.SOURCE_VERSION}, kustomize-controller "
+                            f"{flux.KUSTOMIZE_VERSION} ({install.root})"))
+    else:   # only a `delivery: flux` lane needs them
+        checks.append(Check("flux controllers", not flux_needed, (missing.split(". ")[0] if flux_needed else "not built")
+                            + " (only delivery: flux lanes need them)",
+                            f"{flux.BUILD}; or set MLOPSLAB_FLUX_DIR (a directory with bin/ and crds/)",
+                            ("kubernetes",) if flux_needed else ()))
     return checks
 
 
@@ -115,13 +127,13 @@ def diagnose() -> list[Check]:
                   environments=("local",))] + _docker_checks() + _kube_checks()
 
 
-def problems(environment: str, base_image: str | None = None) -> list[Check]:
+def problems(environment: str, base_image: str | None = None, deliveries: tuple[str, ...] = ()) -> list[Check]:
     """The failed checks that keep `environment` from working here (none: it is usable). A run checks these
     before it trains anything; the picker marks scenarios with them."""
     if environment == "docker":
         checks = _docker_checks(base_image)
     elif environment == "kubernetes":
-        checks = _kube_checks()
+        checks = _kube_checks(flux_needed="flux" in deliveries)
     else:
         checks = []
     return [check for check in checks if not check.ok]

@@ -187,7 +187,8 @@ class Lab:
         from mlopslab import doctor
 
         kind = self.scenario.environment.kind
-        failed = doctor.problems(kind, self.scenario.environment.base_image)
+        failed = doctor.problems(kind, self.scenario.environment.base_image,
+                                 tuple(lane.delivery for lane in self.scenario.lanes))
         if failed:
             self.recorder.emit("preflight_failed", None, environment=kind,
                                checks=[{"name": c.name, "detail": c.detail, "fix": c.fix} for c in failed])
