@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import yaml
@@ -109,7 +108,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows: dict[str, list] = {"local": [], "kubernetes": []}
-    starts, rss = [], []
+    starts, stops, rss = [], [], []
     with tempfile.TemporaryDirectory(prefix="k8s-fidelity-") as tmp:
         base = Path(tmp)
         for round_ in range(args.rounds):
@@ -120,10 +119,11 @@ def main() -> None:
                 rows[kind].append((sequences(events), summary))
                 if kind == "kubernetes":
                     starts.append(next(e["started_in"] for e in events if e["kind"] == "cluster_ready"))
+                    stops.append(next(e["seconds"] for e in events if e["kind"] == "cluster_stopped"))
                     rss += samples
     report: dict = {"rollouts": [], "lead": [], "control_plane": {}}
     print(f"\nrollout fidelity, {args.rounds} rounds, readiness probe every {args.readiness:g} s")
-    print(f"{'lane':<6} {'version':<8} {'local sequence':<16} {'k8s sequence':<16} {'same':<5} "
+    print(f"{'lane':<6} {'version':<8} {'local sequence':<26} {'k8s sequence':<26} {'same':<5} "
           f"{'local apply→100%':>17} {'k8s apply→100%':>15} {'ratio':>6}")
     keys = sorted({k for seqs, _ in rows["local"] for k in seqs})
     for lane, version in keys:
@@ -132,8 +132,11 @@ def main() -> None:
                             if r["version"] == version and r["rollout_duration"] is not None), float("nan"))
                       for _, s in rows[kind]] for kind in rows}
         local, k8s = statistics.median(dur["local"]), statistics.median(dur["kubernetes"])
-        same = all(a == b for a, b in zip(seq["local"], seq["kubernetes"]))
-        print(f"{lane:<6} v{version:<7} {'/'.join(seq['local']):<16} {'/'.join(seq['kubernetes']):<16} "
+        # the same steps: the +/- sequence, and as many old replicas started (a scaling event's old pods are
+        # created by the ReplicaSet controller while the new ReplicaSet scales: their order may interleave)
+        same = all(a.replace("o", "") == b.replace("o", "") and a.count("o") == b.count("o")
+                   for a, b in zip(seq["local"], seq["kubernetes"]))
+        print(f"{lane:<6} v{version:<7} {'/'.join(seq['local']):<26} {'/'.join(seq['kubernetes']):<26} "
               f"{'yes' if same else 'NO':<5} {local:>16.2f}s {k8s:>14.2f}s {k8s / local:>6.2f}")
         report["rollouts"].append({"lane": lane, "version": version, "local": seq["local"],
                                    "kubernetes": seq["kubernetes"], "same": same, "local_s": dur["local"],
@@ -152,8 +155,9 @@ def main() -> None:
     total = max((sum(s.values()) for s in rss), default=0.0)
     print(f"\ncontrol plane: ready in {statistics.median(starts):.2f} s (median of {len(starts)}; "
           f"{min(starts):.2f}-{max(starts):.2f}); peak RSS " + ", ".join(f"{c} {v:.0f} MiB" for c, v in peak.items())
-          + f"; together {total:.0f} MiB")
-    report["control_plane"] = {"ready_s": starts, "peak_rss_mib": peak, "total_peak_rss_mib": total}
+          + f"; together {total:.0f} MiB; torn down in {statistics.median(stops):.2f} s (max {max(stops):.2f})")
+    report["control_plane"] = {"ready_s": starts, "stopped_s": stops, "peak_rss_mib": peak,
+                               "total_peak_rss_mib": total}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))

@@ -184,6 +184,9 @@ def _progress(event: dict[str, Any], start: list[float | None]) -> None:
     stamp = f"[setup {event['t']:6.1f}s]" if origin is None else f"[{event['t'] - origin:11.2f}s]"
     detail = describe(event, None if origin is None else (lambda t: t - origin))
     print(f"{stamp} {event.get('lane') or 'lab':10} {kind:16} {detail}"[:150], flush=True)
+    if kind == "cluster_ready":
+        print(f"mlopslab: during the run: kubectl --kubeconfig {event.get('kubeconfig')} get deploy,rs,pods -A",
+              flush=True)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -198,6 +201,10 @@ def _run(args: argparse.Namespace) -> int:
     results = args.results or new_results_dir(sc)
     if sc.environment.kind == "docker":
         _check_base_image(sc, args.quiet)
+    if sc.environment.kind == "kubernetes" and sc.environment.cluster == "embedded" \
+            and (problem := _kubernetes_problem(sc)) is not None:
+        print(f"mlopslab: {problem}", file=sys.stderr)   # before anything is made or started
+        return 2
     try:
         lab = Lab(sc, results)
     except LabError as exc:
@@ -246,6 +253,14 @@ def _run(args: argparse.Namespace) -> int:
         print(report.table(summary))
     print(f"\nresults: {results}  (status: {summary.status})")
     return code
+
+
+def _kubernetes_problem(sc: Any) -> str | None:
+    """Why this machine cannot give the scenario its Kubernetes cluster, with the fix (None: it can)."""
+    from mlopslab import doctor
+
+    failed = doctor.problems("kubernetes")
+    return doctor.explain("kubernetes", failed) if failed else None
 
 
 def _check_base_image(sc: Any, quiet: bool) -> None:

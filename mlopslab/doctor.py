@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 
@@ -127,13 +126,17 @@ def diagnose() -> list[Check]:
                   environments=("local",))] + _docker_checks() + _kube_checks()
 
 
-def problems(environment: str, base_image: str | None = None, deliveries: tuple[str, ...] = ()) -> list[Check]:
+def problems(environment: str, base_image: str | None = None, cluster: str = "embedded",
+             runtime: str = "process", deliveries: tuple[str, ...] = ()) -> list[Check]:
     """The failed checks that keep `environment` from working here (none: it is usable). A run checks these
     before it trains anything; the picker marks scenarios with them."""
     if environment == "docker":
         checks = _docker_checks(base_image)
-    elif environment == "kubernetes":
-        checks = _kube_checks(flux_needed="flux" in deliveries)
+    elif environment == "kubernetes" and cluster == "context":   # the lab builds the model images there
+        checks = _docker_checks(base_image)
+    elif environment == "kubernetes":   # its pods as containers need the engine and a base image too
+        checks = _kube_checks(flux_needed="flux" in deliveries) + (
+            _docker_checks(base_image) if runtime == "docker" else [])
     else:
         checks = []
     return [check for check in checks if not check.ok]

@@ -187,7 +187,8 @@ class Lab:
         from mlopslab import doctor
 
         kind = self.scenario.environment.kind
-        failed = doctor.problems(kind, self.scenario.environment.base_image,
+        env = self.scenario.environment
+        failed = doctor.problems(kind, env.base_image, env.cluster, env.runtime,
                                  tuple(lane.delivery for lane in self.scenario.lanes))
         if failed:
             self.recorder.emit("preflight_failed", None, environment=kind,

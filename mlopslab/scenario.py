@@ -32,6 +32,7 @@ class EnvironmentSpec:
     cluster: str = "embedded"        # kubernetes: "embedded" (the lab starts one) | "context" (an existing one)
     kubeconfig: str | None = None    # kubernetes, cluster: context
     context: str | None = None       # kubernetes, cluster: context (None: the kubeconfig's current context)
+    runtime: str = "process"         # kubernetes, embedded: pods run as processes, or as containers ("docker")
 
 
 @dataclass(frozen=True)
@@ -175,17 +176,21 @@ def _drift_detection(c: _Check, value: Any) -> dict[str, Any]:
 def _environment(c: _Check, value: Any) -> EnvironmentSpec:
     if isinstance(value, str):
         value = {"kind": value}
-    m = c.mapping(value, "environment", ("kind", "base_image", "cluster", "kubeconfig", "context"))
+    m = c.mapping(value, "environment", ("kind", "base_image", "cluster", "kubeconfig", "context", "runtime"))
     kind = c.string(m, "kind", "environment", "local", choices=ENVIRONMENTS)
     cluster = c.string(m, "cluster", "environment", "embedded", choices=("embedded", "context"))
     kubeconfig = c.string(m, "kubeconfig", "environment", None)
     context = c.string(m, "context", "environment", None)
-    for key in ("cluster", "kubeconfig", "context"):
+    runtime = c.string(m, "runtime", "environment", "process", choices=("process", "docker"))
+    for key in ("cluster", "kubeconfig", "context", "runtime"):
         if key in m and kind != "kubernetes":
             c.fail(f"environment.{key}", f"only a kubernetes environment has {key} (this one is {kind})")
     if kind == "kubernetes" and cluster == "embedded" and (kubeconfig or context):
         c.fail("environment.cluster", "kubeconfig and context choose an existing cluster: set cluster: context")
-    return EnvironmentSpec(kind, c.string(m, "base_image", "environment", None), cluster, kubeconfig, context)
+    if cluster == "context" and "runtime" in m:
+        c.fail("environment.runtime", "an existing cluster's nodes run its pods: runtime is for cluster: embedded")
+    return EnvironmentSpec(kind, c.string(m, "base_image", "environment", None), cluster, kubeconfig, context,
+                           runtime)
 
 
 def _train(c: _Check, value: Any, path: str) -> dict[str, Any]:
@@ -252,6 +257,9 @@ def _flux_lanes(c: _Check, lanes: list[LaneSpec], environment: EnvironmentSpec) 
                                        f"{environment.kind}): Flux's controllers reconcile through a Kubernetes API")
         elif environment.cluster != "embedded":
             c.fail(f"{path}.delivery", "delivery: flux runs on the embedded cluster only (cluster: embedded)")
+        elif environment.runtime != "process":   # a pod's image is made before an apply; Flux applies unseen
+            c.fail(f"{path}.delivery", "delivery: flux runs its pods as processes only (runtime: process): the "
+                                       "lab makes a container pod's image before it applies, and Flux applies by itself")
         if lane.webhook:
             c.fail(f"{path}.webhook", "a Flux lane polls: its webhook receiver (notification-controller) cannot be "
                                       "built here, its Go module is not served")

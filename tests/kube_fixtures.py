@@ -63,7 +63,8 @@ def k8s_binaries() -> binaries.Binaries:
 
 
 @pytest.fixture(scope="session")
-def cluster(k8s_binaries: binaries.Binaries, registry: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(k8s_binaries: binaries.Binaries, registry: Any,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A control plane and the lab's node, shared by the tests of a run. A model version named `crash`
     resolves to an empty directory, so its server exits at start (for restart tests)."""
     from kubernetes import config

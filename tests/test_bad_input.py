@@ -31,6 +31,9 @@ BAD = {
     "tab.yaml": (3, "", "indented with a tab"),
     "surge.yaml": (3, "lanes[0].rollout", "maxSurge and maxUnavailable cannot both be zero"),
     "flux-local.yaml": (5, "lanes[0].delivery", "delivery: flux needs environment kind kubernetes"),
+    "runtime-local.yaml": (3, "environment.runtime", "only a kubernetes environment has runtime"),
+    "kubeconfig-embedded.yaml": (3, "environment.cluster", "set cluster: context"),
+    "cluster-kind.yaml": (3, "environment.cluster", "embedded"),
     # found by Hypothesis (test_validator_properties.py):
     "lane-list.yaml": (7, "timeline[0].manual_change.lane", "expected a string, got a list"),
 }

@@ -1,5 +1,6 @@
 """The Kubernetes environment on a real control plane: the lab's node runs pods as a kubelet would, the
 real Deployment controller rolls out, deliveries hold ServiceAccounts confined to their namespace."""
+# ruff: noqa: F811  (pytest fixtures imported from tests/kube_fixtures.py are parameters here)
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mlopslab.envs.base import DeploymentSpec, Strategy
+from mlopslab.gitops import manifests
 from tests.kube_fixtures import Cluster, cluster, k8s_binaries, wait_for  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.kubernetes
@@ -29,7 +31,7 @@ def _namespace(cluster: Cluster) -> str:
 def _env(cluster: Cluster, namespace: str):
     from mlopslab.envs.kubernetes.environment import KubernetesEnvironment
 
-    env = KubernetesEnvironment(cluster.admin, cluster.emit, {namespace: namespace})
+    env = KubernetesEnvironment(cluster.admin, cluster.emit, {namespace: namespace}, manifests)
     env.start()
     return env
 
@@ -135,6 +137,9 @@ def test_the_real_deployment_controller_rolls_with_surge_and_readiness(cluster: 
                 most, least = max(most, len(live)), min(least, len(ready))
         terminating = [f for k, f in mine()[before:] if k == "replica_terminating"]
         assert most == 4 and least == 3, (most, least)
+        # the Deployment controller's steps, one ReplicaSet scale at a time
+        steps = [(f["version"], f["replicas"]) for k, f in mine()[before:] if k == "replicaset_scaled"]
+        assert steps == [("2", 1), ("1", 2), ("2", 2), ("1", 1), ("2", 3), ("1", 0)], steps
         assert [f["reason"] for f in terminating] == ["rollout"] * 3
     finally:
         env.teardown()
@@ -209,7 +214,7 @@ def test_a_delivery_credential_is_confined_to_its_lane_namespace(cluster: Cluste
     # and it applies as itself: server-side apply with its own field manager
     from mlopslab.envs.kubernetes.environment import KubernetesEnvironment
 
-    env = KubernetesEnvironment(cluster.admin, cluster.emit, {mine: mine})
+    env = KubernetesEnvironment(cluster.admin, cluster.emit, {mine: mine}, manifests)
     env.start()
     try:
         env.apply_as(apps.api_client, "mlopslab-ci-runner", _spec(mine, replicas=1))
@@ -219,8 +224,55 @@ def test_a_delivery_credential_is_confined_to_its_lane_namespace(cluster: Cluste
         with pytest.raises(ApiException) as info:
             env.apply_as(apps.api_client, "mlopslab-ci-runner", _spec(theirs, replicas=1)
                          if theirs in env.namespaces else DeploymentSpec(mine, "churn", "1"))
-            KubernetesEnvironment(cluster.admin, cluster.emit, {theirs: theirs}).apply_as(
+            KubernetesEnvironment(cluster.admin, cluster.emit, {theirs: theirs}, manifests).apply_as(
                 apps.api_client, "mlopslab-ci-runner", _spec(theirs, replicas=1))
         assert info.value.status == 403
     finally:
         env.teardown()
+
+
+def _no_binaries_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLOPSLAB_K8S_BIN", "KUBEBUILDER_ASSETS")}
+    env["MLOPSLAB_K8S_CACHE"] = str(tmp_path / "no-cache")
+    return env
+
+
+@pytest.mark.kubernetes
+def test_no_binaries_exits_2_with_the_fix_before_anything_starts(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    results = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "mlopslab.cli", "run", "push-vs-pull-k8s", "--results", str(results)],
+                          capture_output=True, text=True, timeout=60, env=_no_binaries_env(tmp_path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "kube-apiserver" in done.stderr and "bash .ci/k8s.sh" in done.stderr and "MLOPSLAB_K8S_BIN" in done.stderr
+    assert not results.exists()
+    doctor = subprocess.run([sys.executable, "-m", "mlopslab.cli", "doctor"], capture_output=True, text=True,
+                            timeout=60, env=_no_binaries_env(tmp_path))
+    assert "NO  kubernetes binaries" in doctor.stdout and "environment kubernetes  not usable here" in doctor.stdout
+
+
+def test_binaries_come_from_mlopslab_k8s_bin_then_kubebuilder_assets(k8s_binaries, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlopslab.envs.kubernetes import binaries
+
+    assets = tmp_path / "envtest"   # what setup-envtest downloads: no controller-manager, no scheduler
+    assets.mkdir()
+    for name in ("etcd", "kube-apiserver", "kubectl"):
+        (assets / name).symlink_to(k8s_binaries.paths[name])
+    monkeypatch.setenv("MLOPSLAB_K8S_CACHE", str(tmp_path / "no-cache"))
+    monkeypatch.delenv("MLOPSLAB_K8S_BIN", raising=False)
+    monkeypatch.setenv("KUBEBUILDER_ASSETS", str(assets))
+    found = binaries.find()
+    assert found.sources["kube-apiserver"] == "KUBEBUILDER_ASSETS"
+    assert found.missing == ["kube-controller-manager", "kube-scheduler"]
+    assert "kube-controller-manager" in (found.problem() or "")
+    full = tmp_path / "bin"
+    full.mkdir()
+    for name in binaries.NAMES:
+        (full / name).symlink_to(k8s_binaries.paths[name])
+    monkeypatch.setenv("MLOPSLAB_K8S_BIN", str(full))
+    found = binaries.find()
+    assert found.missing == [] and set(found.sources.values()) == {"MLOPSLAB_K8S_BIN"}
+    assert found.problem() is None and found.version() == k8s_binaries.version()

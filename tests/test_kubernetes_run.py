@@ -1,5 +1,6 @@
 """Whole runs on the embedded Kubernetes cluster: the shipped scenario headless, kubectl against the run's
 kubeconfig while it runs, no secret in the results' logs, and nothing left after SIGTERM or SIGKILL."""
+# ruff: noqa: F811  (pytest fixtures imported from tests/kube_fixtures.py are parameters here)
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import processes_mentioning
 from mlopslab.events import read_events
+from tests.conftest import processes_mentioning
 from tests.kube_fixtures import k8s_binaries, wait_for  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.slow]
@@ -63,6 +64,8 @@ def test_push_vs_pull_k8s_runs_headless_and_kubectl_sees_the_lanes(tmp_path: Pat
     events = _events(results)
     ready = next(e for e in events if e["kind"] == "cluster_ready")
     assert ready["started_in"] < 60 and ready["version"].startswith("v1.")
+    stopped = next(e for e in events if e["kind"] == "cluster_stopped")
+    assert stopped["seconds"] < 30 and events.index(stopped) < len(events) - 1   # before run_finished
     # the deliveries' tokens are in their 0600 kubeconfigs only: not in events, logs or the env repo
     for lane in ("push", "pull"):
         token = (results / "k8s" / "credentials" / f"{lane}.kubeconfig").read_text().split("token: ")[1].split()[0]

@@ -27,6 +27,7 @@ from mlopslab.eventtypes.delivery import (  # one dataclass per kind
     LiveReverted,
     PipelineDone,
     ReplicaKilled,
+    ReplicaSetScaled,
     ReplicaReady,
     ReplicaStarted,
     ReplicaStopped,
@@ -57,6 +58,8 @@ from mlopslab.eventtypes.ml import (  # one dataclass per kind
 )
 from mlopslab.eventtypes.run import (  # one dataclass per kind
     BaseImage,
+    ClusterReady,
+    ClusterStopped,
     Error,
     HumanAction,
     ImageBuild,
@@ -75,10 +78,13 @@ from mlopslab.eventtypes.run import (  # one dataclass per kind
 
 __all__ = [
     "Accuracy", "AgentContainerStarted", "AgentOrphaned", "AgentStarted", "AgentStopped", "ApplyStarted",
-    "BaseImage", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore", "Error", "Event",
-    "FetchFailed", "FetchRecovered", "FluxApplied", "FluxReady", "FluxStatus", "HumanAction", "ImageBuild", "ImageBuildStarted", "KINDS", "LabPrepared",
+    "BaseImage", "ClusterReady", "ClusterStopped", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore",
+    "Error", "Event",
+    "FetchFailed", "FetchRecovered", "FluxApplied", "FluxReady", "FluxStatus",
+    "HumanAction", "ImageBuild", "ImageBuildStarted", "KINDS", "LabPrepared",
     "LiveChange", "LiveReverted", "Metrics", "ModelRegistered", "Narration", "PipelineAccepted",
     "PipelineCommitted", "PipelineDone", "PipelineRejected", "PreflightFailed", "RegistryBusy", "ReplicaKilled",
+    "ReplicaSetScaled",
     "ReplicaReady", "ReplicaStarted", "ReplicaStopped", "ReplicaTerminating", "Retrain", "RetrainCommitted",
     "RetrainDelivered", "RetrainDone", "RetrainFailed", "RetrainRegistered", "RetrainSkipped", "RetrainStarted",
     "RetrainTrained", "RetrainValidated", "RolloutDone", "RolloutFailed", "RunFinished", "RunStarted", "Sync",

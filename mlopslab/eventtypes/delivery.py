@@ -79,6 +79,16 @@ class ReplicaKilled(Event):
     replica: str | None = None
 
 
+@kind("replicaset_scaled")
+class ReplicaSetScaled(Event):
+    """Kubernetes: the Deployment controller scaled one of the lane's ReplicaSets (what it did, step by step)."""
+
+    replicaset: str | None = None
+    version: int | str | None = None
+    previous: int | None = None                      # spec.replicas before (None: the ReplicaSet is new)
+    replicas: int | None = None
+
+
 @kind("rollout_done")
 class RolloutDone(Event):
     """All replicas updated and available."""

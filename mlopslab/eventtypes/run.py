@@ -109,6 +109,13 @@ class ClusterReady(Event):
     cluster: str | None = None                     # "embedded" | "context"
 
 
+@kind("cluster_stopped")
+class ClusterStopped(Event):
+    """Kubernetes: the run's control plane is down (every process of it has exited)."""
+
+    seconds: float | None = None                   # from the first SIGTERM to the last exit
+
+
 @kind("base_image")
 class BaseImage(Event):
     """Docker: what images build FROM."""

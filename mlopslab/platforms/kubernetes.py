@@ -14,6 +14,8 @@ namespaces only, and fetch the env repo over git's smart HTTP from a read-only s
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ class KubernetesPlatform(Platform):
         self.admin: Any = None
         self.clients: dict[str, Any] = {}     # lane -> its delivery's API client
         self.namespaces: dict[str, str] = {}
+        self.context_name: str | None = None
+        self.base_image: str | None = None
         self.flux_install: Any = None
         self.flux: Any = None                  # FluxSystem, when a lane is delivered by Flux
 
@@ -44,9 +48,14 @@ class KubernetesPlatform(Platform):
     def prepare(self) -> None:
         from mlopslab.envs.kubernetes import binaries
 
+        if self.context.scenario.environment.cluster == "context":
+            self._prepare_context()
+            return
         self.binaries = binaries.find()
         if (problem := self.binaries.problem()) is not None:
             raise PlatformError(problem)
+        if self.context.scenario.environment.runtime == "docker":
+            self._choose_base()
         if self._flux_lanes():
             from mlopslab.gitops import flux
 
@@ -55,25 +64,37 @@ class KubernetesPlatform(Platform):
                 raise PlatformError(problem)
 
     def make_environment(self) -> Environment:
+        if self.context.scenario.environment.cluster == "context":
+            return self._context_environment()
+        return self._embedded_environment()
+
+    def _embedded_environment(self) -> Environment:
         from kubernetes import config
 
         from mlopslab.envs.kubernetes.controlplane import NODE, ControlPlane
         from mlopslab.envs.kubernetes.environment import KubernetesEnvironment
         from mlopslab.envs.kubernetes.node import VirtualKubelet
         from mlopslab.envs.local import ProcessDriver
+        from mlopslab.gitops import manifests
 
         ctx = self.context
         self.control_plane = ControlPlane(self.binaries, ctx.run_dir / "k8s", ctx.run_dir / "kubeconfig")
         stoppers = []
         try:
             access = self.control_plane.start()
-            stoppers.append(self.control_plane.stop)
+            stoppers.append(self._stop_control_plane)
             ctx.emit("cluster_ready", None, server=access.server, kubeconfig=str(access.admin),
                      version=self.binaries.version(), started_in=round(self.control_plane.started_in, 3),
                      cluster="embedded")
             self.admin = config.new_client_from_config(str(access.admin))
             report = lambda message: ctx.emit("error", None, message=f"node: {message}")  # noqa: E731
-            driver = ProcessDriver(ctx.serving_dir, ctx.run_dir / "logs")
+            driver: Any = ProcessDriver(ctx.serving_dir, ctx.run_dir / "logs")
+            if ctx.scenario.environment.runtime == "docker":   # pods as containers, from the run's images
+                import docker
+
+                from mlopslab.envs.kubernetes.containers import ContainerRuntime
+
+                driver = ContainerRuntime(docker.from_env(), f"mlopslab-{ctx.run_id}", manifests.image_for)
             self.node = VirtualKubelet(config.new_client_from_config(str(access.node)), driver, name=NODE,
                                        report=report)
             self.node.start()
@@ -85,7 +106,9 @@ class KubernetesPlatform(Platform):
             if self._flux_lanes():
                 self._start_flux()
                 stoppers.insert(0, self.flux.stop)
-            env = KubernetesEnvironment(self.admin, ctx.emit, self.namespaces, on_teardown=stoppers)
+            env = KubernetesEnvironment(self.admin, ctx.emit, self.namespaces, manifests, on_teardown=stoppers)
+            if ctx.scenario.environment.runtime == "docker":
+                env.before_apply = self._image_loader()
             env.start()
         except BaseException:
             for stop in stoppers:
@@ -155,3 +178,119 @@ class KubernetesPlatform(Platform):
         if self.node is not None:
             pids += self.node.driver.pids()
         return pids
+
+    # --- cluster: context -------------------------------------------------------------------------------
+    def _stop_control_plane(self) -> None:
+        import time
+
+        began = time.monotonic()
+        self.control_plane.stop()
+        self.context.emit("cluster_stopped", None, seconds=round(time.monotonic() - began, 3))
+
+    def _kubeconfig(self) -> str:
+        spec = self.context.scenario.environment
+        return os.path.expanduser(spec.kubeconfig or os.environ.get("KUBECONFIG", "~/.kube/config").split(":")[0])
+
+    def _prepare_context(self) -> None:
+        """The kubeconfig and its context must exist, and model images must be buildable (a Docker engine and
+        a base image): the cluster's nodes run the images the lab builds, as with `kind load docker-image`."""
+        from kubernetes import config
+
+        spec, path = self.context.scenario.environment, self._kubeconfig()
+        if not os.path.exists(path):
+            raise PlatformError(f"kubeconfig {path} does not exist (environment.kubeconfig, or KUBECONFIG)")
+        try:
+            contexts, current = config.list_kube_config_contexts(config_file=path)
+        except Exception as exc:
+            raise PlatformError(f"kubeconfig {path} cannot be read: {exc}") from None
+        names = [c["name"] for c in contexts]
+        if spec.context is not None and spec.context not in names:
+            raise PlatformError(f"kubeconfig {path} has no context {spec.context!r} (it has: {', '.join(names)})")
+        self.context_name = spec.context or (current or {}).get("name")
+        self._choose_base()
+
+    def _choose_base(self) -> None:
+        from mlopslab.envs import baseimage
+
+        try:
+            choice = baseimage.resolve(None, self.context.scenario.environment.base_image)
+        except baseimage.BaseImageError as exc:
+            raise PlatformError(f"the model images need a base image: {exc}") from None
+        self.base_image = choice.image
+
+    def _context_environment(self) -> Environment:
+        """An existing cluster: the lab's namespaces only (`<lane>-<run hash>`, labelled with the run), created
+        now and deleted at the end; nothing outside them is touched."""
+        import hashlib
+        import types
+
+        from kubernetes import client, config
+
+        from mlopslab.envs.kubernetes.environment import KubernetesEnvironment
+        from mlopslab.gitops import manifests
+
+        ctx, path = self.context, self._kubeconfig()
+        self.admin = config.new_client_from_config(path, context=self.context_name)
+        suffix = hashlib.sha1(ctx.run_id.encode()).hexdigest()[:6]
+        self.namespaces = {lane.name: f"{lane.name}-{suffix}" for lane in ctx.scenario.lanes}
+        access = types.SimpleNamespace(server=self.admin.configuration.host,
+                                       ca=Path(self.admin.configuration.ssl_ca_cert or ""))
+        version = client.VersionApi(self.admin).get_code().git_version
+        ctx.emit("cluster_ready", None, server=access.server, kubeconfig=path, version=version, started_in=0.0,
+                 cluster="context")
+        created: list[str] = []
+        delete = lambda: self._delete_namespaces(created)  # noqa: E731
+        try:
+            for lane in ctx.scenario.lanes:
+                created.append(self.namespaces[lane.name])
+                self.clients[lane.name] = self._grant(lane, access)
+        except BaseException:
+            delete()
+            raise
+        env = KubernetesEnvironment(self.admin, ctx.emit, self.namespaces, manifests, on_teardown=[delete])
+        env.before_apply = self._image_loader()
+        env.start()
+        self.env = env
+        return env
+
+    def _image_loader(self) -> Any:
+        """Before an apply: the version's model image, built once; on a kind cluster also loaded into its
+        nodes (`kind load docker-image`), which see only what is loaded into them."""
+        import docker
+
+        from mlopslab.envs.images import ModelImages
+
+        ctx = self.context
+        images = ModelImages(docker.from_env(), self.base_image, ctx.serving_dir, ctx.emit, ctx.run_id)
+        name = self.context_name or ""
+        kind_cluster = name[len("kind-"):] if name.startswith("kind-") else None
+
+        def load(spec: Any) -> None:
+            info = images.ensure(spec.model, spec.version, spec.lane)
+            if kind_cluster:
+                subprocess.run(["kind", "load", "docker-image", info.tag, "--name", kind_cluster], check=True,
+                               capture_output=True, timeout=300)
+
+        return load
+
+    def _delete_namespaces(self, names: list[str], timeout: float = 60.0) -> None:
+        """Deletes the run's namespaces and waits until they are gone (their pods with them)."""
+        import time
+
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        core = client.CoreV1Api(self.admin)
+        for name in names:
+            try:
+                core.delete_namespace(name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        deadline = time.monotonic() + timeout
+        while names and time.monotonic() < deadline:
+            left = {ns.metadata.name for ns in core.list_namespace(
+                label_selector=f"mlopslab.io/run={self.context.run_id}").items}
+            if not left & set(names):
+                return
+            time.sleep(0.5)

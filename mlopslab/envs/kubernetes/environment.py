@@ -21,12 +21,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from mlopslab.envs.base import DeploymentSpec, Emit, Endpoint, Environment, LiveState, ReplicaView
-from mlopslab.gitops import manifests
 
 SELECTOR = "app.kubernetes.io/part-of=mlopslab"
 LANE_LABEL = "mlopslab.io/lane"
@@ -64,18 +63,33 @@ def _port(pod: Any) -> int:
     for port in pod.spec.containers[0].ports or []:
         if port.name == "http":
             return int(port.container_port)
-    return manifests.PORT
+    return 8080
+
+
+class Manifests(Protocol):
+    """What the environment needs of the env repo's manifests (gitops/manifests.py, handed in by the
+    platform: environments do not import gitops)."""
+
+    APP: str
+    ANNOTATION: str
+
+    def render_lane(self, spec: DeploymentSpec) -> dict[str, str]: ...
+
+    def parse_deployment(self, doc: Any, *, revision: str = "", lane: str | None = None) -> DeploymentSpec: ...
+
+    def image_for(self, model: str, version: str) -> str: ...
 
 
 class KubernetesEnvironment(Environment):
     kind = "kubernetes"
 
-    def __init__(self, api: Any, emit: Emit, namespaces: dict[str, str], *,
+    def __init__(self, api: Any, emit: Emit, namespaces: dict[str, str], manifests: Manifests, *,
                  on_teardown: list[Callable[[], None]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         from kubernetes import client
 
         self.api = api
+        self.manifests = manifests
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
         self.emit = emit
@@ -83,10 +97,12 @@ class KubernetesEnvironment(Environment):
         self.namespaces = dict(namespaces)               # lane -> namespace
         self.lanes = {ns: lane for lane, ns in namespaces.items()}
         self.on_teardown = list(on_teardown or [])
+        self.before_apply: Callable[[DeploymentSpec], None] | None = None   # e.g. make the model's image there
         self._lock = threading.RLock()
         self._seen: dict[str, _Seen] = {}
         self._rollouts: dict[str, _Rollout] = {}
         self._killed: set[str] = set()
+        self._scales: dict[str, int] = {}       # ReplicaSet uid -> the spec.replicas last seen
         self._revisions: dict[str, list[DeploymentSpec]] = {}   # lane -> specs a delivery said it applies (Flux)
         self._torn_down = False
         self._informers: list[Any] = []
@@ -99,7 +115,9 @@ class KubernetesEnvironment(Environment):
                              on_error=report, label_selector=SELECTOR).start()
         self.deployments = Informer(self.apps.list_deployment_for_all_namespaces, self._on_deployment,
                                     name="deployments", on_error=report, label_selector=SELECTOR).start()
-        self._informers = [self.pods, self.deployments]
+        self.replicasets = Informer(self.apps.list_replica_set_for_all_namespaces, self._on_replicaset,
+                                    name="replicasets", on_error=report, label_selector=SELECTOR).start()
+        self._informers = [self.pods, self.deployments, self.replicasets]
         for informer in self._informers:
             informer.synced.wait(30)
 
@@ -113,17 +131,19 @@ class KubernetesEnvironment(Environment):
         from kubernetes import client
 
         namespace = self.namespaces[spec.lane]
-        files = manifests.render_lane(spec)
+        if self.before_apply is not None:
+            self.before_apply(spec)
+        files = self.manifests.render_lane(spec)
         deployment = yaml.safe_load(files["deployment.yaml"])
         service = yaml.safe_load(files["service.yaml"])
         for doc in (deployment, service):
             doc["metadata"]["namespace"] = namespace
-        deployment["metadata"]["annotations"][manifests.ANNOTATION + "revision"] = spec.revision
+        deployment["metadata"]["annotations"][self.manifests.ANNOTATION + "revision"] = spec.revision
         with self._lock:
             self._rollouts[spec.lane] = _Rollout(since=self.clock())
         options = {"field_manager": manager, "force": True, "_content_type": "application/apply-patch+yaml"}
         client.CoreV1Api(api).patch_namespaced_service(service["metadata"]["name"], namespace, service, **options)
-        client.AppsV1Api(api).patch_namespaced_deployment(manifests.APP, namespace, deployment, **options)
+        client.AppsV1Api(api).patch_namespaced_deployment(self.manifests.APP, namespace, deployment, **options)
 
     def live_spec(self, lane: str, api: Any | None = None) -> DeploymentSpec | None:
         """The lane's live Deployment as a spec: from the cache, or read through `api` (a delivery's own
@@ -133,17 +153,17 @@ class KubernetesEnvironment(Environment):
             from kubernetes.client.exceptions import ApiException
 
             try:
-                obj = client.AppsV1Api(api).read_namespaced_deployment(manifests.APP, self.namespaces[lane])
+                obj = client.AppsV1Api(api).read_namespaced_deployment(self.manifests.APP, self.namespaces[lane])
             except ApiException as exc:
                 if exc.status == 404:
                     return None
                 raise
         else:
-            obj = self.deployments.cache.get((self.namespaces[lane], manifests.APP))
+            obj = self.deployments.cache.get((self.namespaces[lane], self.manifests.APP))
             if obj is None:
                 return None
         doc = self.api.sanitize_for_serialization(obj)
-        spec = manifests.parse_deployment(doc, lane=lane)
+        spec = self.manifests.parse_deployment(doc, lane=lane)
         if not spec.revision:   # applied by a delivery that stamps no commit: the newest it named for this content
             named = next((d for d in reversed(self._revisions.get(lane, [])) if not d.diff(spec)), None)
             spec = replace(spec, revision=named.revision) if named else spec
@@ -192,13 +212,15 @@ class KubernetesEnvironment(Environment):
         if replicas is not None:
             patch["spec"]["replicas"] = replicas
         if version is not None:
-            image = manifests.image_for(live.model, version)
-            patch["metadata"] = {"annotations": {manifests.ANNOTATION + "model-uri": f"models:/{live.model}/{version}"}}
+            image = self.manifests.image_for(live.model, version)
+            uri = f"models:/{live.model}/{version}"
+            patch["metadata"] = {"annotations": {self.manifests.ANNOTATION + "model-uri": uri}}
             patch["spec"]["template"] = {"metadata": {"labels": {VERSION_LABEL: str(version)}},
                                          "spec": {"containers": [{"name": "server", "image": image}]}}
         with self._lock:
             self._rollouts[lane] = _Rollout(since=self.clock(), cause="manual_change")
-        self.apps.patch_namespaced_deployment(manifests.APP, self.namespaces[lane], patch, field_manager="kubectl-edit")
+        self.apps.patch_namespaced_deployment(self.manifests.APP, self.namespaces[lane], patch,
+                                              field_manager="kubectl-edit")
         return replace(live, replicas=live.replicas if replicas is None else replicas,
                        version=live.version if version is None else str(version))
 
@@ -278,6 +300,20 @@ class KubernetesEnvironment(Environment):
         for kind_, fields in events:
             self.emit(kind_, lane, **fields)
         self._check_rollout(lane)
+
+    def _on_replicaset(self, kind: str, rs: Any) -> None:
+        """The Deployment controller's steps: each change of a ReplicaSet's spec.replicas."""
+        lane = self.lanes.get(rs.metadata.namespace)
+        if lane is None or kind == "DELETED":
+            return
+        replicas = rs.spec.replicas or 0
+        with self._lock:
+            previous = self._scales.get(rs.metadata.uid)
+            self._scales[rs.metadata.uid] = replicas
+        if previous != replicas and not (previous is None and replicas == 0):
+            labels = (rs.spec.template.metadata.labels or {}) if rs.spec.template.metadata else {}
+            self.emit("replicaset_scaled", lane, replicaset=rs.metadata.name, version=labels.get(VERSION_LABEL),
+                      previous=previous, replicas=replicas)
 
     def _why_stopped(self, lane: str, version: str) -> str:
         rollout = self._rollouts.get(lane)

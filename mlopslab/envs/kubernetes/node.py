@@ -327,7 +327,8 @@ class VirtualKubelet:
                            {"type": "ContainersReady", "status": ready, "lastTransitionTime": stamp},
                            {"type": "Ready", "status": ready, "lastTransitionTime": stamp}],
             "containerStatuses": [{"name": run.container, "image": run.image, "imageID": run.image,
-                                   "containerID": f"mlopslab://{getattr(run.handle, 'pid', run.uid)}",
+                                   "containerID": (f"docker://{run.handle}" if isinstance(run.handle, str) else
+                                                   f"mlopslab://{getattr(run.handle, 'pid', run.uid)}"),
                                    "ready": ready == "True", "started": run.restart_at is None,
                                    "restartCount": run.restarts, "state": state,
                                    **({"lastState": run.last_exit} if run.last_exit else {})}],

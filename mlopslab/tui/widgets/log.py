@@ -139,6 +139,9 @@ def describe(entry: LogEntry, run: RunView | None = None) -> str:
             return _drift_injected(e)
         case ev.Narration():
             return e.text or ""
+        case ev.ClusterReady():
+            return (f"Kubernetes {e.version or ''} ready in {e.started_in or 0:.1f} s; during the run: "
+                    f"kubectl --kubeconfig {e.kubeconfig} get deploy,rs,pods -A")
         case ev.HumanAction():
             return _human_action(e)
     return entry.detail
