@@ -3,7 +3,9 @@ the same env repo at the same interval on the embedded Kubernetes cluster, in on
 
     python benchmarks/bench_flux.py [--releases 20] [--interval 4] [--heals 6] [--json benchmarks/results/flux.json]
 
-One scenario with two lanes (`agent`: delivery pull, `flux`: delivery flux; 1 replica each) gets
+One scenario with three lanes (`agent`: delivery pull; `flux`: delivery flux; `agent-heal-at-poll`: the
+agent with `live_check` = the interval, i.e. looking at live state only when it polls, as Flux does;
+1 replica each) gets
 `--releases` releases at random moments (seeded), then `--heals` manual scales to 2 replicas. Reported:
 - detection delay (commit -> detected: the agent's fetch / GitRepository's artifact revision), its
   distribution and a Kolmogorov-Smirnov test against what polling predicts: a commit lands at a random
@@ -53,7 +55,9 @@ def scenario(releases: int, interval: float, heals: int, seed: int) -> dict:
             "model": {"name": "churn", "data": {"n_features": 8, "n_samples": 2000}, "train": {"C": 1.0}},
             "traffic": {"rate": 10},
             "lanes": [{"name": "agent", "delivery": "pull", **copy.deepcopy(lane)},
-                      {"name": "flux", "delivery": "flux", **copy.deepcopy(lane)}],
+                      {"name": "flux", "delivery": "flux", **copy.deepcopy(lane)},
+                      # the agent told to look at live state only at its interval, as Flux does
+                      {"name": "agent-heal-at-poll", "delivery": "pull", **copy.deepcopy(lane), "live_check": interval}],
             "timeline": timeline}
 
 
@@ -128,10 +132,11 @@ def main() -> None:
         events = list(read_events(results / "events.jsonl"))
         periods = source_periods(results / "k8s" / "logs" / "source-controller.log", "flux")
     report: dict = {"interval": args.interval, "releases": args.releases, "lanes": {}}
-    predicted = {"agent": (args.interval, args.interval),
+    predicted = {"agent": (args.interval, args.interval), "agent-heal-at-poll": (args.interval, args.interval),
                  "flux": (args.interval * (1 - FLUX_JITTER), args.interval * (1 + FLUX_JITTER))}
     applied_after = {e["sha"]: e["after_detected"] for e in events if e["kind"] == "flux_applied" and e.get("lane") == "flux"}
-    for lane in ("agent", "flux"):
+    lanes = tuple(lane for lane in ("agent", "flux", "agent-heal-at-poll") if lane in summary["lanes"])
+    for lane in lanes:
         releases = [r for r in summary["lanes"][lane]["releases"] if r["version"] != "1"]
         lead = [r["lead"] for r in releases]
         detect = [x["detected"] for x in lead if x.get("detected") is not None]
@@ -161,20 +166,20 @@ def main() -> None:
                 "artifact_build_s": extra,
                 "ks_minus_artifact_build": {"statistic": shifted.statistic, "pvalue": shifted.pvalue}}
     print(f"\nFlux vs the lab's agent, poll interval {args.interval:g} s, {args.releases} releases, {args.heals} manual scales")
-    print(f"{'':34} {'agent':>22} {'flux':>22}")
+    print(f"{'':34} " + " ".join(f"{lane:>22}" for lane in lanes))
 
     def row(label: str, key: str) -> None:
         cells = []
-        for lane in ("agent", "flux"):
+        for lane in lanes:
             d = report["lanes"][lane].get(key) or {"n": 0}
             cells.append(f"{d['median']:.2f} s ({d['p5']:.2f}-{d['p95']:.2f})" if d["n"] else "—")
-        print(f"{label:34} {cells[0]:>22} {cells[1]:>22}")
+        print(f"{label:34} " + " ".join(f"{cell:>22}" for cell in cells))
     row("commit → detected, median (p5-p95)", "detected")
     row("detected → apply started", "detected_to_apply")
     row("detected → lastAppliedRevision", "detected_to_last_applied")
     row("apply → 100 % traffic", "apply_to_traffic_100")
     row("manual scale → reverted", "self_heal")
-    for lane in ("agent", "flux"):
+    for lane in lanes:
         ks = report["lanes"][lane]["ks"]
         mean = report["lanes"][lane]["detected"].get("mean", float("nan"))
         print(f"{lane}: detection mean {mean:.2f} s (polling predicts {sum(predicted[lane]) / 4:.2f} s); "

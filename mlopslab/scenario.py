@@ -49,6 +49,7 @@ class LaneSpec:
     poll_jitter: float = 0.0
     webhook: bool = False
     self_heal: bool = True
+    live_check: float = 1.0           # pull: seconds between the agent's looks at live state (Flux: its interval)
     level: int = 0
 
 
@@ -203,7 +204,7 @@ def _train(c: _Check, value: Any, path: str) -> dict[str, Any]:
 
 
 LANE_FIELDS = ("name", "delivery", "replicas", "warmup", "readiness", "rollout", "poll", "webhook", "self_heal",
-               "level")
+               "live_check", "level")
 
 
 def _lanes(c: _Check, value: Any) -> list[LaneSpec]:
@@ -237,8 +238,12 @@ def _lanes(c: _Check, value: Any) -> list[LaneSpec]:
             poll_jitter=float(c.number(poll, "jitter", f"{path}.poll", 0.0, low=0, high=3600)),
             webhook=c.boolean(m, "webhook", path, False),
             self_heal=c.boolean(m, "self_heal", path, True),
+            live_check=float(c.number(m, "live_check", path, 1.0, low=0.05, high=3600)),
             level=c.number(m, "level", path, 0, low=0, high=2, integer=True),
         )
+        if "live_check" in m and delivery != "pull":
+            c.fail(f"{path}.live_check", "only the lab's pull agent has live_check (Flux looks at live state at its "
+                                         "interval, a push lane never)")
         if lane.max_surge in (0, "0%") and lane.max_unavailable in (0, "0%"):
             c.fail(f"{path}.rollout", "maxSurge and maxUnavailable cannot both be zero")
         lanes.append(lane)

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,7 @@ def test_git_server_serves_fetches_and_refuses_pushes_and_other_paths(tmp_path: 
 @pytest.mark.parametrize(("lane", "field", "words"), [
     ("{name: a, delivery: flux, webhook: true}", "lanes[0].webhook", "notification-controller"),
     ("{name: a, delivery: flux, self_heal: false}", "lanes[0].self_heal", "always corrects drift"),
+    ("{name: a, delivery: flux, live_check: 5}", "lanes[0].live_check", "only the lab's pull agent"),
 ])
 def test_validator_refuses_what_a_flux_lane_cannot_do(tmp_path: Path, lane: str, field: str, words: str) -> None:
     path = tmp_path / "s.yaml"
@@ -103,6 +105,29 @@ def test_validator_refuses_what_a_flux_lane_cannot_do(tmp_path: Path, lane: str,
     with pytest.raises(scenario.ScenarioError) as info:
         scenario.load(path)
     assert any(p.path == field and p.line == 5 and words in p.message for p in info.value.problems), info.value
+
+
+def test_live_check_sets_how_often_the_agent_looks_at_live_state(tmp_path: Path) -> None:
+    from mlopslab.platforms.local import LocalPlatform
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nduration: 30\nlanes:\n  - {name: a, delivery: pull, poll: {interval: 7}, live_check: 7}\n")
+    lane = scenario.load(path).lanes[0]
+    assert lane.live_check == 7.0
+    platform = LocalPlatform.__new__(LocalPlatform)
+    platform.env = object()   # the agent is only built, never started
+    platform.context = types.SimpleNamespace(emit=lambda *a, **k: None)
+    agent = platform.pull_agent(lane, _repo(tmp_path / "envrepo"), tmp_path / "work", seed=1)
+    assert agent.live_interval == 7.0 and agent.interval == 7.0
+
+
+def _repo(path: Path) -> Path:
+    path.mkdir()
+    _git("init", "-q", "-b", "main", cwd=path)
+    (path / "a").write_text("one\n")
+    _git("add", "a", cwd=path)
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one", cwd=path)
+    return path
 
 
 def test_sha_of_reads_fluxs_revision_form() -> None:
@@ -155,13 +180,35 @@ def test_flux_vs_agent_runs_and_flux_objects_are_ready(tmp_path: Path, k8s_binar
 
 @pytest.mark.kubernetes
 @pytest.mark.slow
-def test_no_flux_process_outlives_a_killed_lab(tmp_path: Path, k8s_binaries, flux_install) -> None:
+def test_flux_reverts_what_its_manifests_set_keeps_the_rest_and_dies_with_the_lab(
+        tmp_path: Path, k8s_binaries, flux_install) -> None:
+    """A person scales the Flux lane's Deployment and adds an annotation (kubectl): at its next interval
+    kustomize-controller puts replicas back (its manifests set them) and leaves the annotation (they do not).
+    Then the lab is SIGKILLed: no controller outlives it."""
+    import time
+
     results = tmp_path / "run"
     proc = _start(results)
+
+    def kubectl(*args: str) -> str:
+        done = subprocess.run([k8s_binaries["kubectl"], "--kubeconfig", str(results / "kubeconfig"), "-n", "flux",
+                               *args], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
     try:
-        wait_for(lambda: proc.poll() is not None or any(e["kind"] == "flux_applied" for e in _events(results)),
-                 180, "Flux to apply")
+        wait_for(lambda: proc.poll() is not None or any(e["kind"] == "run_started" for e in _events(results)),
+                 180, "the run to start")
         assert {"source-controller", "kustomize-controller"} <= set(processes_of(results).values())
+        kubectl("annotate", "deployment/model-server", "example.com/added-by=a-person")
+        kubectl("scale", "deployment/model-server", "--replicas=4")
+        changed = time.monotonic()
+        replicas = lambda: kubectl("get", "deployment/model-server", "-o", "jsonpath={.spec.replicas}")  # noqa: E731
+        wait_for(lambda: replicas() == "2", 10 * 1.05 + 5, "Flux to put replicas back")
+        healed_in = time.monotonic() - changed
+        assert healed_in <= 10 * 1.05 + 5
+        annotations = kubectl("get", "deployment/model-server", "-o", "jsonpath={.metadata.annotations}")
+        assert "a-person" in annotations, annotations     # not in its manifests: Flux leaves it
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         wait_for(lambda: processes_of(results) == {}, 15, "every child to be gone")
