@@ -182,8 +182,10 @@ def test_flux_vs_agent_runs_and_flux_objects_are_ready(tmp_path: Path, k8s_binar
 @pytest.mark.slow
 def test_flux_reverts_what_its_manifests_set_keeps_the_rest_and_dies_with_the_lab(
         tmp_path: Path, k8s_binaries, flux_install) -> None:
-    """A person scales the Flux lane's Deployment and adds an annotation (kubectl): at its next interval
-    kustomize-controller puts replicas back (its manifests set them) and leaves the annotation (they do not).
+    """A person scales the Flux lane's Deployment and adds an annotation with kubectl, and a tool adds another
+    under a field manager of its own: at its next interval kustomize-controller puts replicas back and
+    removes kubectl's annotation too (it takes over the fields of every `kubectl*` field manager, then
+    applies its manifests, which do not have it), and leaves the tool's annotation alone.
     Then the lab is SIGKILLed: no controller outlives it."""
     import time
 
@@ -201,14 +203,17 @@ def test_flux_reverts_what_its_manifests_set_keeps_the_rest_and_dies_with_the_la
                  180, "the run to start")
         assert {"source-controller", "kustomize-controller"} <= set(processes_of(results).values())
         kubectl("annotate", "deployment/model-server", "example.com/added-by=a-person")
+        kubectl("annotate", "deployment/model-server", "example.com/added-by-tool=yes", "--field-manager=ops-tool")
         kubectl("scale", "deployment/model-server", "--replicas=4")
         changed = time.monotonic()
         replicas = lambda: kubectl("get", "deployment/model-server", "-o", "jsonpath={.spec.replicas}")  # noqa: E731
         wait_for(lambda: replicas() == "2", 10 * 1.05 + 5, "Flux to put replicas back")
         healed_in = time.monotonic() - changed
         assert healed_in <= 10 * 1.05 + 5
+        wait_for(lambda: "a-person" not in kubectl("get", "deployment/model-server", "-o",
+                                                   "jsonpath={.metadata.annotations}"), 5, "kubectl's annotation to go")
         annotations = kubectl("get", "deployment/model-server", "-o", "jsonpath={.metadata.annotations}")
-        assert "a-person" in annotations, annotations     # not in its manifests: Flux leaves it
+        assert "added-by-tool" in annotations, annotations   # another manager's field, not in the manifests: kept
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         wait_for(lambda: processes_of(results) == {}, 15, "every child to be gone")

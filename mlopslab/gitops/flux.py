@@ -19,10 +19,13 @@ the env repo, beside the lab's own agent, on the embedded cluster.
   with Flux's reason and message) until it is Ready again (`fetch_recovered`).
 - Self-heal is Flux's own drift correction: kustomize-controller re-applies the lane at every interval
   with server-side apply and forced ownership, so a field its manifests set (replicas, image, labels,
-  annotations it declares) goes back to the repo's value; it does not watch the live objects, so a change
-  lasts until its next interval, and it leaves alone what its manifests do not set (an extra annotation,
-  a label someone adds) and objects it did not create. The delivery reports `live_reverted` when it sees
-  the live Deployment come back to the applied content without a new revision.
+  annotations they declare) goes back to the repo's value. Before applying it takes over the fields of
+  every field manager whose name starts with `kubectl` (kubectl apply, edit, scale, annotate, ...), so
+  what a person added with kubectl goes too, an annotation included. It leaves alone fields its manifests
+  do not set that another manager wrote (a tool with a field manager of its own, an HPA) and objects it
+  did not create. It does not watch the live objects: a change lasts until its next interval. The
+  delivery reports `live_reverted` when it sees the live Deployment come back to the applied content
+  without a new revision.
 """
 
 from __future__ import annotations
