@@ -276,3 +276,24 @@ def test_binaries_come_from_mlopslab_k8s_bin_then_kubebuilder_assets(k8s_binarie
     found = binaries.find()
     assert found.missing == [] and set(found.sources.values()) == {"MLOPSLAB_K8S_BIN"}
     assert found.problem() is None and found.version() == k8s_binaries.version()
+
+
+def test_the_env_repos_files_are_applied_as_they_are(cluster: Cluster) -> None:
+    from dataclasses import replace
+
+    from kubernetes import client
+
+    namespace = _namespace(cluster)
+    env = _env(cluster, namespace)
+    try:
+        files = manifests.render_lane(_spec(namespace, replicas=1))
+        files["deployment.yaml"] = files["deployment.yaml"].replace(
+            "  annotations:\n", "  annotations:\n    team.example/owner: by-hand\n", 1)   # an edit in the repo
+        spec = manifests.parse_lane(files, revision="abc1234")
+        assert spec == replace(_spec(namespace, replicas=1), revision="abc1234")   # what the lab reads of it
+        env.apply(spec)
+        live = client.AppsV1Api(cluster.admin).read_namespaced_deployment("model-server", namespace)
+        assert live.metadata.annotations["team.example/owner"] == "by-hand"
+        assert live.metadata.annotations["mlopslab.io/revision"] == "abc1234"
+    finally:
+        env.teardown()

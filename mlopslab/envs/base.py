@@ -62,6 +62,9 @@ class DeploymentSpec:
     readiness_period: float = 0.2
     warmup: float = 0.0          # seconds the server takes to load before it reports ready
     revision: str = ""           # the env-repo commit this object was applied from
+    # the lane's files as the env repo holds them at `revision` ((name, text), ...), when read from there:
+    # an environment that takes manifests (Kubernetes) applies them as they are; never compared or diffed
+    source: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def model_uri(self) -> str:

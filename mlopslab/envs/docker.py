@@ -91,7 +91,7 @@ def network_name(run_id: str) -> str:
 
 # --- the live object's record -------------------------------------------------------------------------------
 def spec_to_dict(spec: DeploymentSpec) -> dict[str, Any]:
-    return dataclasses.asdict(spec)
+    return {k: v for k, v in dataclasses.asdict(spec).items() if k != "source"}
 
 
 def spec_from_dict(data: dict[str, Any]) -> DeploymentSpec:

@@ -8,6 +8,7 @@ model server's warm-up) travel as `mlopslab.io/` annotations and container args.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import yaml
@@ -90,7 +91,7 @@ def parse_lane(files: dict[str, str], *, revision: str = "") -> DeploymentSpec:
         doc = yaml.safe_load(files["deployment.yaml"])
     except yaml.YAMLError as exc:
         raise ManifestError(f"deployment.yaml is not YAML: {exc}") from None
-    return parse_deployment(doc, revision=revision)
+    return replace(parse_deployment(doc, revision=revision), source=tuple(sorted(files.items())))
 
 
 def parse_deployment(doc: Any, *, revision: str = "", lane: str | None = None) -> DeploymentSpec:

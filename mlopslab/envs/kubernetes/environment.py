@@ -133,9 +133,7 @@ class KubernetesEnvironment(Environment):
         namespace = self.namespaces[spec.lane]
         if self.before_apply is not None:
             self.before_apply(spec)
-        files = self.manifests.render_lane(spec)
-        deployment = yaml.safe_load(files["deployment.yaml"])
-        service = yaml.safe_load(files["service.yaml"])
+        deployment, service = self._documents(spec)
         for doc in (deployment, service):
             doc["metadata"]["namespace"] = namespace
         deployment["metadata"]["annotations"][self.manifests.ANNOTATION + "revision"] = spec.revision
@@ -144,6 +142,17 @@ class KubernetesEnvironment(Environment):
         options = {"field_manager": manager, "force": True, "_content_type": "application/apply-patch+yaml"}
         client.CoreV1Api(api).patch_namespaced_service(service["metadata"]["name"], namespace, service, **options)
         client.AppsV1Api(api).patch_namespaced_deployment(self.manifests.APP, namespace, deployment, **options)
+
+    def _documents(self, spec: DeploymentSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The lane's Deployment and Service: as the env repo holds them when the spec was read from there
+        (applied as they are, edits by hand included), else rendered from the spec. The Namespace is the
+        lab's to make: a delivery's Role does not reach beyond its namespace."""
+        files = dict(spec.source) or self.manifests.render_lane(spec)
+        docs = [d for text in files.values() for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+        found = {d.get("kind"): d for d in docs}
+        if "Deployment" not in found or "Service" not in found:
+            raise ValueError(f"lane {spec.lane}: its manifests hold no Deployment and Service")
+        return found["Deployment"], found["Service"]
 
     def live_spec(self, lane: str, api: Any | None = None) -> DeploymentSpec | None:
         """The lane's live Deployment as a spec: from the cache, or read through `api` (a delivery's own
