@@ -220,3 +220,50 @@ def test_flux_reverts_what_its_manifests_set_keeps_the_rest_and_dies_with_the_la
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _delivery_reading(events: list) -> object:
+    """A FluxDelivery with no cluster: only its reading of Flux's objects into events."""
+    from mlopslab.gitops.flux import FluxDelivery
+
+    delivery = FluxDelivery.__new__(FluxDelivery)
+    delivery.lane, delivery.interval, delivery.detected = "flux", 10.0, None
+    delivery._status, delivery._failing, delivery._failing_since = {}, {}, None
+    delivery.clock = iter(range(100)).__next__
+    delivery.emit = lambda kind, lane, **fields: events.append((kind, fields))
+    return delivery
+
+
+def _obj(ready: str, reason: str, reconciling: bool = False, stalled: bool = False, message: str = "") -> dict:
+    conditions = [{"type": "Ready", "status": ready, "reason": reason, "message": message}]
+    conditions.append({"type": "Reconciling", "status": "True" if reconciling else "False"})
+    if stalled:
+        conditions.append({"type": "Stalled", "status": "True", "reason": reason})
+    return {"status": {"conditions": conditions}}
+
+
+def test_flux_conditions_make_the_lane_degraded_while_failed_and_recovered_after() -> None:
+    events: list = []
+    delivery = _delivery_reading(events)
+    # before the first artifact, a Kustomization waiting for it is not a failure (Flux retries by itself)
+    delivery._conditions("Kustomization", _obj("False", "ArtifactFailed", message="Source artifact not found"))
+    delivery._health()
+    assert [k for k, _ in events] == ["flux_status"]
+    delivery.detected = "a" * 40
+    delivery._conditions("Kustomization", _obj("True", "ReconciliationSucceeded"))
+    delivery._conditions("GitRepository", _obj("False", "GitOperationFailed", message="repository not found"))
+    delivery._health()
+    failed = [f for k, f in events if k == "fetch_failed"]
+    assert len(failed) == 1 and "GitRepository/flux-system/flux: GitOperationFailed: repository not found" in failed[0]["error"]
+    delivery._conditions("GitRepository", _obj("False", "GitOperationFailed", reconciling=True))  # retrying
+    delivery._conditions("GitRepository", _obj("Unknown", "Progressing", reconciling=True))        # trying again
+    delivery._health()
+    assert [k for k, _ in events].count("fetch_recovered") == 0 and [k for k, _ in events].count("fetch_failed") == 1
+    delivery._conditions("GitRepository", _obj("True", "Succeeded"))
+    delivery._health()
+    assert [k for k, _ in events].count("fetch_recovered") == 1
+    delivery._conditions("Kustomization", _obj("False", "BuildFailed", stalled=True))
+    delivery._health()
+    assert [k for k, _ in events].count("fetch_failed") == 2
+    statuses = [f for k, f in events if k == "flux_status"]
+    assert statuses[-1]["stalled"] is True and statuses[-1]["reason"] == "BuildFailed"

@@ -15,8 +15,8 @@ the env repo, beside the lab's own agent, on the embedded cluster.
   status.lastAppliedRevision is the commit. Rollout and 100 % traffic come from the Deployment, as for
   every lane on this environment.
 - Sync state: Flux's own conditions (Ready, Reconciling, Stalled) are reported as `flux_status`; an
-  object that is Stalled, or not Ready while not reconciling, makes the lane Degraded (`fetch_failed`,
-  with Flux's reason and message) until it is Ready again (`fetch_recovered`).
+  object that is Stalled or Ready=False (also while Flux retries it) makes the lane Degraded
+  (`fetch_failed`, with Flux's reason and message) until it is Ready again (`fetch_recovered`).
 - Self-heal is Flux's own drift correction: kustomize-controller re-applies the lane at every interval
   with server-side apply and forced ownership, so a field its manifests set (replicas, image, labels,
   annotations they declare) goes back to the repo's value. Before applying it takes over the fields of
@@ -385,10 +385,13 @@ class FluxDelivery:
             self.emit("flux_status", self.lane, object=name, ready=state[0], reconciling=reconciling, stalled=stalled,
                       reason=ready.get("reason"), message=(ready.get("message") or "")[:300],
                       revision=(status.get("artifact") or {}).get("revision") or status.get("lastAppliedRevision"))
+        # Ready=False is a failure even while Flux retries (Reconciling, reason ProgressingWithRetry); a
+        # reconcile in progress (Ready=Unknown) changes nothing until it ends; only Ready=True clears it.
+        # Before the first artifact, a Kustomization waiting for it (ArtifactFailed) is not a failure.
         waiting = kind == "Kustomization" and ready.get("reason") == "ArtifactFailed" and self.detected is None
-        if stalled or (ready.get("status") == "False" and not reconciling and not waiting):   # waiting: no artifact yet
+        if stalled or (ready.get("status") == "False" and not waiting):
             self._failing[name] = f"{name}: {ready.get('reason', 'Stalled')}: {(ready.get('message') or '')[:200]}"
-        else:
+        elif ready.get("status") == "True" or waiting:
             self._failing.pop(name, None)
 
     def _health(self) -> None:
