@@ -265,7 +265,9 @@ def _kubernetes_problem(sc: Any) -> str | None:
     """Why this machine cannot give the scenario its Kubernetes cluster, with the fix (None: it can)."""
     from mlopslab import doctor
 
-    failed = doctor.problems("kubernetes")
+    env = sc.environment
+    failed = doctor.problems("kubernetes", env.base_image, "embedded", env.runtime,
+                             tuple(lane.delivery for lane in sc.lanes))
     return doctor.explain("kubernetes", failed) if failed else None
 
 

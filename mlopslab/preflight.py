@@ -23,7 +23,8 @@ def check_prerequisites(scenario: Scenario, emit: Callable[..., Any]) -> None:
 
     kind = scenario.environment.kind
     env = scenario.environment
-    failed = doctor.problems(kind, env.base_image, env.cluster, env.runtime)
+    failed = doctor.problems(kind, env.base_image, env.cluster, env.runtime,
+                             tuple(lane.delivery for lane in scenario.lanes))
     if failed:
         emit("preflight_failed", None, environment=kind,
              checks=[{"name": c.name, "detail": c.detail, "fix": c.fix} for c in failed])
