@@ -138,7 +138,8 @@ class KubernetesEnvironment(Environment):
             doc["metadata"]["namespace"] = namespace
         deployment["metadata"]["annotations"][self.manifests.ANNOTATION + "revision"] = spec.revision
         with self._lock:
-            self._rollouts[spec.lane] = _Rollout(since=self.clock())
+            # done only once the informer holds what was applied (until then it shows the old object)
+            self._rollouts[spec.lane] = _Rollout(since=self.clock(), expect=spec)
         options = {"field_manager": manager, "force": True, "_content_type": "application/apply-patch+yaml"}
         client.CoreV1Api(api).patch_namespaced_service(service["metadata"]["name"], namespace, service, **options)
         client.AppsV1Api(api).patch_namespaced_deployment(self.manifests.APP, namespace, deployment, **options)
@@ -226,12 +227,13 @@ class KubernetesEnvironment(Environment):
             patch["metadata"] = {"annotations": {self.manifests.ANNOTATION + "model-uri": uri}}
             patch["spec"]["template"] = {"metadata": {"labels": {VERSION_LABEL: str(version)}},
                                          "spec": {"containers": [{"name": "server", "image": image}]}}
+        edited = replace(live, replicas=live.replicas if replicas is None else replicas,
+                         version=live.version if version is None else str(version))
         with self._lock:
-            self._rollouts[lane] = _Rollout(since=self.clock(), cause="manual_change")
+            self._rollouts[lane] = _Rollout(since=self.clock(), cause="manual_change", expect=edited)
         self.apps.patch_namespaced_deployment(self.manifests.APP, self.namespaces[lane], patch,
                                               field_manager="kubectl-edit")
-        return replace(live, replicas=live.replicas if replicas is None else replicas,
-                       version=live.version if version is None else str(version))
+        return edited
 
     def kill_replica(self, lane: str, name: str | None = None) -> str | None:
         from kubernetes.client.exceptions import ApiException
@@ -335,7 +337,9 @@ class KubernetesEnvironment(Environment):
         lane = self.lanes.get(obj.metadata.namespace)
         if lane is None or kind == "DELETED":
             return
-        for condition in (obj.status.conditions or []) if obj.status else []:
+        status = obj.status
+        current = status is not None and (status.observed_generation or 0) >= (obj.metadata.generation or 0)
+        for condition in (status.conditions or []) if current else []:   # not a verdict on an older spec
             if condition.type == "Progressing" and condition.status == "False" \
                     and condition.reason == "ProgressDeadlineExceeded":
                 self._fail(lane, condition.message or "")
