@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                      "its own directory under RESULTS, then summarise median, IQR and 95 %% interval per phase")
     run.add_argument("--set", action="append", default=[], metavar="PATH=V1,V2,...", help="sweep a scenario field, "
                      "e.g. 'lanes[pull].poll.interval=5,10,30' (repeatable; with a scenario's sweep: a grid)")
+    run.add_argument("--control-fd", type=int, metavar="FD", help=argparse.SUPPRESS)  # the TUI's socket: control.py
 
     replay = verbs.add_parser("replay", help="replay a recorded run in the TUI")
     replay.add_argument("results", type=Path, help="a results directory (or its events.jsonl)")
@@ -170,22 +171,23 @@ def _terminate_as_interrupt() -> None:
     signals.terminate_as_interrupt()
 
 
-def _progress(event: dict[str, Any], start: list[float | None]) -> None:
-    """One line per event: `[setup   6.9s]` before the scenario clock starts, then `[      2.50s]` on it,
-    fields as the TUI's event log has them (raw times put on the scenario clock, no CI output)."""
+def _progress(event: Any, start: list[float | None]) -> None:
+    """One line per event (typed, or a line's dict): `[setup   6.9s]` before the scenario clock starts, then
+    `[      2.50s]` on it, fields as the TUI's event log has them (raw times on the scenario clock, no CI output)."""
+    from mlopslab.eventtypes import decode
     from mlopslab.monitor.timeline import describe
 
-    kind = event["kind"]
-    if kind == "run_started":
-        start[0] = event["t"]
-    if kind in QUIET_KINDS:
+    e = decode(event)
+    if e.name == "run_started":
+        start[0] = e.t
+    if e.name in QUIET_KINDS:
         return
     origin = start[0]
-    stamp = f"[setup {event['t']:6.1f}s]" if origin is None else f"[{event['t'] - origin:11.2f}s]"
-    detail = describe(event, None if origin is None else (lambda t: t - origin))
-    print(f"{stamp} {event.get('lane') or 'lab':10} {kind:16} {detail}"[:150], flush=True)
-    if kind == "cluster_ready":
-        print(f"mlopslab: during the run: kubectl --kubeconfig {event.get('kubeconfig')} get deploy,rs,pods -A",
+    stamp = f"[setup {e.t:6.1f}s]" if origin is None else f"[{e.t - origin:11.2f}s]"
+    detail = describe(e.as_dict(), None if origin is None else (lambda t: t - origin))
+    print(f"{stamp} {e.lane or 'lab':10} {e.name:16} {detail}"[:150], flush=True)
+    if e.name == "cluster_ready":
+        print(f"mlopslab: during the run: kubectl --kubeconfig {e.get('kubeconfig')} get deploy,rs,pods -A",
               flush=True)
 
 
@@ -218,6 +220,10 @@ def _run(args: argparse.Namespace) -> int:
         lab.recorder.subscribe(lambda e: _progress(e, start))
         print(f"mlopslab: {sc.name} on {sc.environment.kind}, {len(sc.lanes)} lanes, {sc.duration:.0f} s "
               f"→ {results}", flush=True)
+    if args.control_fd is not None:  # started by the TUI: its actions arrive here; its end closing stops the run
+        from mlopslab.control import serve_fd
+
+        serve_fd(lab, args.control_fd)
     _terminate_as_interrupt()
     code = 0
     try:
@@ -259,7 +265,9 @@ def _kubernetes_problem(sc: Any) -> str | None:
     """Why this machine cannot give the scenario its Kubernetes cluster, with the fix (None: it can)."""
     from mlopslab import doctor
 
-    failed = doctor.problems("kubernetes")
+    env = sc.environment
+    failed = doctor.problems("kubernetes", env.base_image, "embedded", env.runtime,
+                             tuple(lane.delivery for lane in sc.lanes))
     return doctor.explain("kubernetes", failed) if failed else None
 
 
@@ -331,9 +339,8 @@ def _tui(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from mlopslab.tui.app import run_replay
-
     from mlopslab import trials
+    from mlopslab.tui.app import run_replay
 
     path = args.results
     if trials.is_parent(path):  # repeated trials: their distributions, then the runs one by one

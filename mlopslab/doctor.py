@@ -69,7 +69,7 @@ def _base_checks(client: object, base_image: str | None = None) -> list[Check]:
                         ("docker",))]
 
 
-def _kube_checks() -> list[Check]:
+def _kube_checks(flux_needed: bool = False) -> list[Check]:
     """The embedded cluster's binaries (where, which release, or how to get them), kubectl and the contexts
     of the user's kubeconfig (`cluster: context` runs on one of those)."""
     from mlopslab.envs.kubernetes import binaries
@@ -105,6 +105,18 @@ def _kube_checks() -> list[Check]:
         except (OSError, yaml.YAMLError):
             contexts = "unreadable"
     checks.append(Check("kube contexts", True, f"{config}: {contexts} (for environment.cluster: context)"))
+    from mlopslab.gitops import flux
+
+    install = flux.find()
+    missing = install.problem()
+    if missing is None:
+        checks.append(Check("flux controllers", True, f"source-controller {flux.SOURCE_VERSION}, kustomize-controller "
+                            f"{flux.KUSTOMIZE_VERSION} ({install.root})"))
+    else:   # only a `delivery: flux` lane needs them
+        checks.append(Check("flux controllers", not flux_needed, (missing.split(". ")[0] if flux_needed else "not built")
+                            + " (only delivery: flux lanes need them)",
+                            f"{flux.BUILD}; or set MLOPSLAB_FLUX_DIR (a directory with bin/ and crds/)",
+                            ("kubernetes",) if flux_needed else ()))
     return checks
 
 
@@ -115,7 +127,7 @@ def diagnose() -> list[Check]:
 
 
 def problems(environment: str, base_image: str | None = None, cluster: str = "embedded",
-             runtime: str = "process") -> list[Check]:
+             runtime: str = "process", deliveries: tuple[str, ...] = ()) -> list[Check]:
     """The failed checks that keep `environment` from working here (none: it is usable). A run checks these
     before it trains anything; the picker marks scenarios with them."""
     if environment == "docker":
@@ -123,7 +135,8 @@ def problems(environment: str, base_image: str | None = None, cluster: str = "em
     elif environment == "kubernetes" and cluster == "context":   # the lab builds the model images there
         checks = _docker_checks(base_image)
     elif environment == "kubernetes":   # its pods as containers need the engine and a base image too
-        checks = _kube_checks() + (_docker_checks(base_image) if runtime == "docker" else [])
+        checks = _kube_checks(flux_needed="flux" in deliveries) + (
+            _docker_checks(base_image) if runtime == "docker" else [])
     else:
         checks = []
     return [check for check in checks if not check.ok]

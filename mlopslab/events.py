@@ -1,14 +1,15 @@
 """The run's event stream: one JSON line per event, appended and flushed as it happens.
 
 Every producer (lab, lanes, environments, traffic, monitor) emits through a `Recorder`; every consumer
-(headless progress, TUI, report, replay) reads the same dicts. An event is a flat dict:
+(headless progress, TUI, report, replay) reads the same events. An event is written as a flat dict:
 
     {"t": seconds since run start, "wall": unix time, "kind": "...", "lane": "push" | None, ...}
 
 Each kind is a frozen dataclass in `mlopslab.eventtypes` (its fields, what they mean); `decode` turns a line
 into one, `encode` writes it back. The Recorder checks every event it stamps against its kind: with
 MLOPSLAB_STRICT_EVENTS=1 (the tests set it) an unknown kind or an undeclared field raises, otherwise the
-line is written as given and the reader keeps what it does not know in `extra`.
+line is written as given and the reader keeps what it does not know in `extra`. A Recorder's listeners get
+the typed event (decoded once, on the dispatcher thread), so they `match` on its dataclass.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mlopslab.eventtypes import problems
+from mlopslab import eventtypes
+from mlopslab.eventtypes import decode, problems
 
 Emit = Callable[..., Any]  # Recorder.emit(kind, lane, **fields): how every producer reports
 Event = dict[str, Any]
-Listener = Callable[[Event], None]
+Listener = Callable[[eventtypes.Event], None]   # gets the typed event
 STRICT = "MLOPSLAB_STRICT_EVENTS"   # set to 1 (the tests do): a wrong event fails where it is emitted
 
 
@@ -136,9 +138,10 @@ class Recorder:
         while (event := self._queue.get()) is not None:
             with self._lock:
                 listeners = list(self._listeners)
+            typed = decode(event) if listeners else None
             for listener in listeners:
                 try:
-                    listener(event)
+                    listener(typed)  # type: ignore[arg-type]
                 except Exception as exc:  # a broken consumer must never stop the run; say so once
                     if id(listener) not in self._failed:
                         self._failed.add(id(listener))
@@ -173,3 +176,36 @@ def read_events(path: Path) -> Iterator[Event]:
                 yield json.loads(line)
             except json.JSONDecodeError:  # a torn line (a crash mid-write): skip it, keep what follows
                 continue
+
+
+class Tail:
+    """Follows an events.jsonl that a run process is still writing: each `read()` returns the events of the
+    whole lines appended since the last call (none while the file does not exist yet). A line being written
+    (or torn by a crash) waits until its newline arrives."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+        self._rest = b""
+
+    def read(self) -> list[Event]:
+        if self._handle is None:
+            try:
+                self._handle = open(self.path, "rb")  # noqa: SIM115 (kept open while the run writes)
+            except FileNotFoundError:
+                return []
+        chunk = self._handle.read()
+        if not chunk:
+            return []
+        *lines, self._rest = (self._rest + chunk).split(b"\n")
+        events = []
+        for line in lines:
+            with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError):
+                if line.strip():
+                    events.append(json.loads(line))
+        return events
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

@@ -2,47 +2,40 @@
 
 What differs per environment kind is a `Platform` (mlopslab/platforms); a lane's delivery, desired state
 and verdict are a `Lane` (mlopslab/lanes.py); the load generator is a `TrafficProcess`; the timeline is
-played by mlopslab/play.py. The lab knows nothing about Textual: the headless CLI and the TUI consume the
-same event stream (`Lab.recorder.subscribe`) and state (`Lab.state`, a RunState fed by those events).
-Actions a person takes are methods, so keys, timeline entries and tests go through one path.
+played by mlopslab/play.py. The lab knows nothing about Textual: the headless CLI subscribes to its typed
+events (`Lab.recorder.subscribe`); the TUI runs it as a child `mlopslab run` and follows events.jsonl.
+Actions a person takes are methods (reached from the TUI through mlopslab/control.py), so keys, timeline
+entries and tests go through one path.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
-import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from mlopslab import lanes, play, signals
+from mlopslab import lanes, play, preflight, signals
 from mlopslab.envs.base import Environment
-from mlopslab.events import AppendLog, Recorder
+from mlopslab.events import Recorder
+from mlopslab.eventtypes import Event
 from mlopslab.ml.data import DataSpec, DataStream
-from mlopslab.ml.pipeline import PipelineHost, Pipelines
 from mlopslab.ml.registry import Registry, quiet_mlflow
 from mlopslab.monitor.timeline import RunState
 from mlopslab.monitor.traffic import TrafficMonitor
 from mlopslab.monitor.watch import DriftWatch
-from mlopslab.platforms import Platform, PlatformError, RunContext, platform_for
+from mlopslab.platforms import Platform, RunContext
+from mlopslab.preflight import LabError, PrerequisiteError
 from mlopslab.releases import Releases
+from mlopslab.rundir import new_results_dir, write_summary
+from mlopslab.runtraffic import RunTraffic
 from mlopslab.scenario import Scenario
 from mlopslab.strategies.controller import Rollouts, group_emit
-from mlopslab.strategies.samples import Samples
 from mlopslab.traffic.process import TrafficProcess
 from mlopslab.traffic.router import Router
+from mlopslab.workers import Workers
 
+__all__ = ["Lab", "LabError", "PrerequisiteError", "new_results_dir"]
 SETUP_TIMEOUT = 120.0
-
-
-class LabError(RuntimeError):
-    pass
-
-
-class PrerequisiteError(LabError):
-    """The scenario's environment is not usable here: nothing was started. The message says how to fix it."""
 
 
 class Lab:
@@ -62,8 +55,6 @@ class Lab:
         self.lanes = {spec.name: lanes.Lane(spec) for spec in scenario.lanes}
         self.lane_names = list(self.lanes)
         self.monitor = TrafficMonitor(self.lane_names, self.recorder.emit)
-        self.samples = Samples(self.lane_names)   # what the strategies' gates look at
-        self.recorder.subscribe(self.samples.on_event)
         self.recorder.subscribe(self.monitor.on_event)
         self.stream = DataStream(DataSpec(**scenario.data), scenario.seed)
         self.registry = Registry(self.dir / "mlflow",
@@ -74,10 +65,10 @@ class Lab:
         self.start_t: float | None = None
         self.status = "created"
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self.workers = Workers(self._stop, self.recorder.emit)
+        self.load: RunTraffic | None = None
         self.traffic: TrafficProcess | None = None
         self.router: Router | None = None   # where each lane's requests go (traffic/router.py)
-        self._requests_file: AppendLog | None = None
         self._torn_down = False
         # MLOps levels: an online drift monitor per lane, and each lane's retraining pipeline
         self.watch = DriftWatch(self.lane_names, self.stream.feature_names, self.recorder.emit,
@@ -86,25 +77,14 @@ class Lab:
         self.recorder.subscribe(self.watch.on_event)
         self.releases = Releases(scenario, self.stream, self.registry, self.lanes, self.recorder.emit,
                                  self.scenario_time, self.watch.add_training_rows, self.run_id)
-        self.pipelines = Pipelines(
-            {lane.name: lane.level for lane in scenario.lanes},
-            PipelineHost(emit=self.recorder.emit, now=self.recorder.now, labelled=self.watch.labelled,
-                         drift_report=self.watch.drift_report,
-                         deliver=lambda lane, version, message: self.releases.commit([lane], str(version), message),
-                         champion_version=lambda lane: self.lanes[lane].desired.version,  # type: ignore[union-attr]
-                         add_training_rows=self.watch.add_training_rows, stopped=self._stop.is_set,
-                         registry=self.registry, model_name=scenario.model_name,
-                         feature_names=self.stream.feature_names, train_lock=self.releases.train_lock,
-                         run_id=self.run_id, defaults=dict(scenario.retrain)),
-            self.dir)
+        self.pipelines = self.releases.pipelines(self.watch, self.recorder.now, self._stop.is_set, self.dir)
         self.recorder.subscribe(self.pipelines.on_event)
 
     # --- state for consumers ------------------------------------------------------------------------
-    def _update_state(self, event: dict[str, Any]) -> None:
+    def _update_state(self, event: Event) -> None:
         with self._state_lock:
             self.state.apply(event)
-        if event["kind"] in ("fetch_failed", "fetch_recovered") and event.get("lane") in self.lanes:
-            self.lanes[event["lane"]].repo_error = event.get("error", "") if event["kind"] == "fetch_failed" else None
+        lanes.on_event(self.lanes, event)
 
     def snapshot(self, reader: Any) -> Any:
         """Calls reader(state) under the state lock (the TUI copies what it draws)."""
@@ -139,20 +119,17 @@ class Lab:
         from mlopslab.gitops.repo import EnvRepo
 
         self.check_prerequisites()
-        self.platform = self._platform()
+        context = RunContext(self.scenario, self.dir, self.run_id, group_emit(self.recorder.emit), self.recorder.now,
+                             self.registry.serving_dir, self.registry.cache, self.registry.exists)
+        self.platform, self.scenario = preflight.open_platform(context), context.scenario
         quiet_mlflow()
-        # the rollout controller runs each lane's strategy over the environment (mlopslab/strategies)
-        self.env = self.platform.env = Rollouts(self.platform.make_environment(), self.samples, self.recorder.emit,
-                                                self.recorder.now, self.scenario.label_delay)
+        self.env = self.platform.env = Rollouts(   # runs each lane's strategy (mlopslab/strategies)
+            self.platform.make_environment(), self.recorder.emit, self.recorder.now, self.scenario.label_delay,
+            self.lane_names, self.recorder.subscribe)
         sc = self.scenario
         for lane in self.lanes.values():
             lane.credential = self.platform.credential(lane.spec)
-        self.recorder.emit("lab_prepared", None, scenario={"name": sc.name, "description": sc.description,
-                                                           "duration": sc.duration, "seed": sc.seed,
-                                                           "environment": sc.environment.kind,
-                                                           "rate": sc.rate, "path": str(sc.path or "")},
-                           lanes=[{**asdict(lane.spec), "credential": lane.credential} for lane in self.lanes.values()],
-                           results_dir=str(self.dir))
+        self.recorder.emit("lab_prepared", None, **lanes.prepared(sc, self.lanes, self.dir))
         self.status = "preparing"
         first = self.releases.train(note="initial version")
         self.pipelines.bootstrap()
@@ -166,39 +143,16 @@ class Lab:
         for lane in self.lanes.values():
             lane.delivery.start()  # type: ignore[union-attr]
         self._start_traffic()
-        self._spawn(lambda: lanes.watch(self.lanes, self.env, self.releases.desired_lock, self._stop, self.recorder.emit,
+        self.workers.spawn(lambda: lanes.watch(self.lanes, self.env, self.releases.desired_lock, self._stop, self.recorder.emit,
                                         self.router.endpoints), "watch-env")
-        deadline = time.monotonic() + SETUP_TIMEOUT
-        while not all(self.env.observe(name).complete for name in self.lane_names):
-            if self._stop.is_set():
-                raise LabError(self.storage_error) if self.storage_error else KeyboardInterrupt
-            if time.monotonic() > deadline:
-                raise LabError(f"the lanes did not become ready within {SETUP_TIMEOUT:.0f} s; see {self.dir / 'logs'}")
-            time.sleep(0.05)
-        self._publish_endpoints()  # traffic must not start before the generator knows the ready replicas
-
-    def _platform(self) -> Platform:
-        context = RunContext(self.scenario, self.dir, self.run_id, group_emit(self.recorder.emit), self.recorder.now,
-                             self.registry.serving_dir, self.registry.cache, self.registry.exists)
-        try:
-            platform = platform_for(self.scenario.environment.kind, context)
-            platform.prepare()   # e.g. the Docker base image to build FROM (pulled once if need be)
-        except PlatformError as exc:  # the message says how to fix it
-            raise LabError(str(exc)) from None
-        self.scenario = context.scenario
-        return platform
+        lanes.wait_ready(self.env, self.lane_names, self._stop, SETUP_TIMEOUT, self.dir / "logs",
+                         lambda: self.storage_error)
+        for name in self.lane_names:  # traffic must not start before the generator knows the ready replicas
+            lanes.publish_endpoints(self.env, name, self.router.endpoints)  # type: ignore[union-attr]
 
     def check_prerequisites(self) -> None:
         """What `mlopslab doctor` checks for this scenario's environment, before anything is trained or started."""
-        from mlopslab import doctor
-
-        kind = self.scenario.environment.kind
-        env = self.scenario.environment
-        failed = doctor.problems(kind, env.base_image, env.cluster, env.runtime)
-        if failed:
-            self.recorder.emit("preflight_failed", None, environment=kind,
-                               checks=[{"name": c.name, "detail": c.detail, "fix": c.fix} for c in failed])
-            raise PrerequisiteError(doctor.explain(kind, failed))
+        preflight.check_prerequisites(self.scenario, self.recorder.emit)
 
     def start(self) -> None:
         """Starts the scenario clock: traffic flows and the timeline plays."""
@@ -206,10 +160,10 @@ class Lab:
         self.status = "running"
         self.recorder.emit("run_started", None, scenario=self.scenario.name)
         self._send_traffic({"op": "resume"})
-        self._spawn(lambda: play.play(self, self.scenario, self.scenario_time, self._stop, self.recorder.emit),
+        self.workers.spawn(lambda: play.play(self, self.scenario, self.scenario_time, self._stop, self.recorder.emit),
                     "timeline")
-        self._spawn(lambda: self._every(0.25, lambda: self.monitor.tick(self.recorder.now())), "monitor")
-        self._spawn(lambda: self._every(1.0, lambda: self.watch.tick(self.recorder.now())), "drift-watch")
+        self.workers.every(0.25, lambda: self.monitor.tick(self.recorder.now()), "monitor")
+        self.workers.every(1.0, lambda: self.watch.tick(self.recorder.now()), "drift-watch")
 
     def stop(self) -> None:
         """Asks a running scenario to end now (the TUI's quit, a test)."""
@@ -226,8 +180,6 @@ class Lab:
         if self._torn_down:
             return
         self._torn_down = True
-        from mlopslab import report
-
         with signals.held():
             steps = [self._stop.set, *([self.traffic.stop] if self.traffic else []),
                      *(lane.delivery.stop for lane in self.lanes.values() if lane.delivery is not None),
@@ -241,16 +193,12 @@ class Lab:
             self.recorder.emit("run_finished", None, status=self.status, duration=round(self.scenario_time(), 3))
             self.recorder.drain()
             try:
-                self.snapshot(lambda state: report.write(self.dir, state))
-            except OSError as exc:  # a torn summary is worse than none
-                for name in ("summary.json", "summary.md"):
-                    with contextlib.suppress(OSError):
-                        (self.dir / name).unlink(missing_ok=True)
-                self.storage_error = self.storage_error or f"cannot write the summary: {exc}"
-                self.recorder.emit("error", None, message=f"summary not written: {exc}")
+                if (failed := write_summary(self.dir, self.snapshot)) is not None:
+                    self.storage_error = self.storage_error or f"cannot write the summary: {failed}"
+                    self.recorder.emit("error", None, message=f"summary not written: {failed}")
             finally:
-                if self._requests_file:
-                    self._requests_file.close()
+                if self.load is not None:
+                    self.load.close()
                 self.recorder.close()
 
     def _on_storage_error(self, message: str) -> None:
@@ -265,8 +213,7 @@ class Lab:
         self._stop.set()
 
     def _join_threads(self) -> None:
-        for thread in self._threads:
-            thread.join(timeout=3)
+        self.workers.join(timeout=3)
         self.pipelines.join(timeout=3)
 
     # --- actions --------------------------------------------------------------------------------------
@@ -289,12 +236,10 @@ class Lab:
         self.recorder.emit("replica_killed", lane, replica=name)
         return name
 
-    def promote(self, lane: str) -> None:
-        """A person promotes the lane's rollout (`kubectl argo rollouts promote`): past a pause, or all the way."""
+    def promote(self, lane: str) -> None:   # kubectl argo rollouts promote: past a pause, or all the way
         self.env.command(lane, "promote")  # type: ignore[union-attr]
 
-    def abort(self, lane: str) -> None:
-        """A person aborts the lane's rollout: the candidate loses its traffic and is scaled to zero."""
+    def abort(self, lane: str) -> None:     # the candidate loses its traffic and is scaled to zero
         self.env.command(lane, "abort")  # type: ignore[union-attr]
 
     def pause_traffic(self) -> None:
@@ -340,55 +285,19 @@ class Lab:
         if self.status == "running" and not self._stop.is_set():
             self.pipelines.on_alarm(lane, alarm)
 
-    def _spawn(self, target: Any, name: str) -> None:
-        thread = threading.Thread(target=self._guard, args=(target, name), name=name, daemon=True)
-        self._threads.append(thread)
-        thread.start()
-
-    def _guard(self, target: Any, name: str) -> None:
-        try:
-            target()
-        except Exception as exc:
-            self.recorder.emit("error", None, message=f"{name}: {type(exc).__name__}: {exc}")
-
-    def _every(self, period: float, tick: Any) -> None:
-        while not self._stop.wait(period):
-            tick()
-
-    def _publish_endpoints(self) -> None:
-        assert self.env is not None and self.router is not None
-        for lane in self.lane_names:
-            self.router.endpoints(lane, [(e.url, e.version) for e in self.env.endpoints(lane)])
-
     # --- traffic --------------------------------------------------------------------------------------
     def _start_traffic(self) -> None:
-        config = {"run": str(self.dir), "rate": self.scenario.rate, "t0": self.recorder.t0, "seed": self.scenario.seed,
-                  "lanes": self.lane_names, "data": self.scenario.data}
-        self._requests_file = AppendLog(self.dir / "requests.jsonl")
-        self._requests_file.on_error = self._on_storage_error
-        self.traffic = TrafficProcess(config, self.dir / "logs" / "loadgen.log",
-                                      lambda sample: (self.watch.add_sample(sample), self.samples.add_sample(sample)),
-                                      self._on_result)
-        self.router = self.env.router = Router(self.traffic.send)  # type: ignore[attr-defined]
-        self.traffic.start()
-        self._spawn(self._read_traffic, "loadgen-reader")
+        self.load = RunTraffic(self.dir, self.scenario, self.recorder.t0, self.monitor, self.watch,
+                               self._on_storage_error, tap=self.env)
+        self.traffic, self.router = self.load.process, self.load.router
+        self.load.start()
+        self.workers.spawn(lambda: self.load.read(self._stop.is_set, self._traffic_died), "loadgen-reader")
 
-    def _on_result(self, record: dict[str, Any], line: str) -> None:
-        self.monitor.add_result(record)
-        self.samples.add_result(record)
-        if not record.get("m"):  # a mirrored copy's prediction reached no user
-            self.watch.add_result(record)
-        if self._requests_file:
-            self._requests_file.write(line)
-
-    def _read_traffic(self) -> None:
-        assert self.traffic is not None
-        code = self.traffic.read()
-        if not self._stop.is_set():  # the traffic died under a running scenario: the numbers stop meaning much
-            self.recorder.emit("error", None, message=f"the load generator exited ({code}) during the run; "
-                                                      f"see {self.dir / 'logs' / 'loadgen.log'}")
-            self.status = "failed"
-            self._stop.set()
+    def _traffic_died(self, message: str) -> None:
+        """The traffic died under a running scenario: the numbers stop meaning much."""
+        self.recorder.emit("error", None, message=message)
+        self.status = "failed"
+        self._stop.set()
 
     def _send_traffic(self, message: dict[str, Any]) -> None:
         if self.traffic is not None:
@@ -398,13 +307,3 @@ class Lab:
         pid = self.traffic.pid if self.traffic is not None else None
         return ([pid] if pid else []) + (self.platform.child_pids() if self.platform is not None else [])
 
-
-def new_results_dir(scenario: Scenario, root: Path | None = None) -> Path:
-    root = root or Path(os.environ.get("MLOPSLAB_RESULTS", "results"))
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = root / f"{scenario.name}-{stamp}"
-    n = 1
-    while path.exists():
-        n += 1
-        path = root / f"{scenario.name}-{stamp}-{n}"
-    return path

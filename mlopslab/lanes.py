@@ -8,13 +8,17 @@ is decided here, from what the environment observes.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from mlopslab.envs.base import DeploymentSpec, Environment, LiveState, Strategy
+from mlopslab.eventtypes import Event, FetchFailed, FetchRecovered
 from mlopslab.gitops.delivery import Delivery
-from mlopslab.scenario import LaneSpec
+from mlopslab.preflight import LabError
+from mlopslab.scenario import LaneSpec, Scenario
 
 
 @dataclass
@@ -59,7 +63,7 @@ def watch(lanes: dict[str, Lane], env: Environment, lock: threading.Lock, stop: 
     shown: dict[str, tuple[Any, ...]] = {}
     while not stop.wait(period):
         for name, lane in lanes.items():
-            publish(name, [(e.url, e.version) for e in env.endpoints(name)])
+            publish_endpoints(env, name, publish)
             live = env.observe(name)
             with lock:
                 state, revision, version = lane.verdict(live, lane.desired)
@@ -68,3 +72,38 @@ def watch(lanes: dict[str, Lane], env: Environment, lock: threading.Lock, stop: 
                 shown[name] = (state, revision, error)
                 emit("sync", name, state=state, live=revision, head=lane.head, live_version=version,
                      **({"error": error} if error else {}))
+
+
+def on_event(lanes: dict[str, Lane], event: Event) -> None:
+    """Recorder listener: a lane whose delivery cannot fetch the repo is Degraded until a fetch works again."""
+    match event:
+        case FetchFailed(lane=str(name)) if name in lanes:
+            lanes[name].repo_error = event.get("error", "")
+        case FetchRecovered(lane=str(name)) if name in lanes:
+            lanes[name].repo_error = None
+
+
+def wait_ready(env: Environment, names: list[str], stop: threading.Event, timeout: float, logs: Path,
+               storage_error: Callable[[], str | None]) -> None:
+    """Blocks until every lane's first rollout is complete; a stop raises (LabError when the results stopped
+    being writable, else KeyboardInterrupt), and so does the `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not all(env.observe(name).complete for name in names):
+        if stop.is_set():
+            raise LabError(error) if (error := storage_error()) else KeyboardInterrupt
+        if time.monotonic() > deadline:
+            raise LabError(f"the lanes did not become ready within {timeout:.0f} s; see {logs}")
+        time.sleep(0.05)
+
+
+def publish_endpoints(env: Environment, name: str, publish: Callable[[str, list[tuple[str, str]]], None]) -> None:
+    """Tells the router a lane's ready endpoints (url, version), as Kubernetes Endpoints follow ready pods."""
+    publish(name, [(e.url, e.version) for e in env.endpoints(name)])
+
+
+def prepared(sc: Scenario, lanes: dict[str, Lane], results_dir: Path) -> dict[str, Any]:
+    """The `lab_prepared` event's fields: the scenario, every lane's settings and credential, the results."""
+    return {"scenario": {"name": sc.name, "description": sc.description, "duration": sc.duration, "seed": sc.seed,
+                         "environment": sc.environment.kind, "rate": sc.rate, "path": str(sc.path or "")},
+            "lanes": [{**asdict(lane.spec), "credential": lane.credential} for lane in lanes.values()],
+            "results_dir": str(results_dir)}

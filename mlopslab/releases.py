@@ -7,13 +7,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlopslab.lanes import Lane
 from mlopslab.ml.data import DataStream
+from mlopslab.ml.pipeline import PipelineHost, Pipelines
 from mlopslab.ml.registry import CHAMPION, ModelVersion, Registry, TrainParams
+from mlopslab.monitor.watch import DriftWatch
 from mlopslab.scenario import Scenario
 
 
@@ -75,3 +78,17 @@ class Releases:
         mv = self.train(note=note, overrides=overrides)
         return self.commit(lanes or list(self.lanes), mv.version, f"release {mv.uri}" + (f": {note}" if note else "")
                            + (f" (server slowed by {latency:g} ms)" if latency else ""), latency_ms=latency)
+
+    def pipelines(self, watch: DriftWatch, now: Callable[[], float], stopped: Callable[[], bool],
+                  work: Path) -> Pipelines:
+        """Each lane's retraining pipeline (MLOps levels), delivering what it trains through `commit`."""
+        sc = self.scenario
+        return Pipelines(
+            {lane.name: lane.level for lane in sc.lanes},
+            PipelineHost(emit=self.emit, now=now, labelled=watch.labelled, drift_report=watch.drift_report,
+                         deliver=lambda lane, version, message: self.commit([lane], str(version), message),
+                         champion_version=lambda lane: self.lanes[lane].desired.version,  # type: ignore[union-attr]
+                         add_training_rows=watch.add_training_rows, stopped=stopped, registry=self.registry,
+                         model_name=sc.model_name, feature_names=self.stream.feature_names,
+                         train_lock=self.train_lock, run_id=self.run_id, defaults=dict(sc.retrain)),
+            work)

@@ -20,7 +20,7 @@ from mlopslab.strategies import schema as strategy_schema
 from mlopslab.strategies.spec import StrategySpec
 
 ENVIRONMENTS = ("local", "docker", "kubernetes")
-DELIVERIES = ("push", "pull")
+DELIVERIES = ("push", "pull", "flux")
 TIMELINE_ACTIONS = ("release", "manual_change", "kill_replica", "pause_traffic", "resume_traffic", "drift",
                     "retrain", "pipeline_commit")
 SLUG = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -51,6 +51,7 @@ class LaneSpec:
     poll_jitter: float = 0.0
     webhook: bool = False
     self_heal: bool = True
+    live_check: float = 1.0           # pull: seconds between the agent's looks at live state (Flux: its interval)
     level: int = 0
     strategy: StrategySpec | None = None   # None: the Deployment's rolling update (mlopslab/strategies)
 
@@ -141,6 +142,7 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
     rate = c.number(traffic, "rate", "traffic", 20.0, low=0.1, high=100)
     label_delay = c.number(traffic, "label_delay", "traffic", 5.0, low=0, high=3600)
     lanes = _lanes(c, top.get("lanes"))
+    _flux_lanes(c, lanes, environment)
     lane_names = {lane.name for lane in lanes}
     timeline = _timeline(c, top.get("timeline"), lane_names, duration, data.get("n_features", DataSpec.n_features))
     narration = _narration(c, top.get("narration"))
@@ -214,7 +216,7 @@ def _train(c: _Check, value: Any, path: str) -> dict[str, Any]:
 
 
 LANE_FIELDS = ("name", "delivery", "replicas", "warmup", "readiness", "rollout", "poll", "webhook", "self_heal",
-               "level", "strategy")
+               "live_check", "level", "strategy")
 
 
 def _lanes(c: _Check, value: Any) -> list[LaneSpec]:
@@ -248,13 +250,40 @@ def _lanes(c: _Check, value: Any) -> list[LaneSpec]:
             poll_jitter=float(c.number(poll, "jitter", f"{path}.poll", 0.0, low=0, high=3600)),
             webhook=c.boolean(m, "webhook", path, False),
             self_heal=c.boolean(m, "self_heal", path, True),
+            live_check=float(c.number(m, "live_check", path, 1.0, low=0.05, high=3600)),
             level=c.number(m, "level", path, 0, low=0, high=2, integer=True),
             strategy=strategy_schema.check(c, m.get("strategy"), f"{path}.strategy"),
         )
+        if "live_check" in m and delivery != "pull":
+            c.fail(f"{path}.live_check", "only the lab's pull agent has live_check (Flux looks at live state at its "
+                                         "interval, a push lane never)")
         if lane.max_surge in (0, "0%") and lane.max_unavailable in (0, "0%"):
             c.fail(f"{path}.rollout", "maxSurge and maxUnavailable cannot both be zero")
         lanes.append(lane)
     return lanes
+
+
+def _flux_lanes(c: _Check, lanes: list[LaneSpec], environment: EnvironmentSpec) -> None:
+    """Flux runs only beside a Kubernetes API, polls (its webhook receiver, notification-controller, is not
+    to be had: see README), and always corrects drift."""
+    for i, lane in enumerate(lanes):
+        if lane.delivery != "flux":
+            continue
+        path = f"lanes[{i}]"
+        if environment.kind != "kubernetes":
+            c.fail(f"{path}.delivery", f"delivery: flux needs environment kind kubernetes (this one is "
+                                       f"{environment.kind}): Flux's controllers reconcile through a Kubernetes API")
+        elif environment.cluster != "embedded":
+            c.fail(f"{path}.delivery", "delivery: flux runs on the embedded cluster only (cluster: embedded)")
+        elif environment.runtime != "process":   # a pod's image is made before an apply; Flux applies unseen
+            c.fail(f"{path}.delivery", "delivery: flux runs its pods as processes only (runtime: process): the "
+                                       "lab makes a container pod's image before it applies, and Flux applies by itself")
+        if lane.webhook:
+            c.fail(f"{path}.webhook", "a Flux lane polls: its webhook receiver (notification-controller) cannot be "
+                                      "built here, its Go module is not served")
+        if not lane.self_heal:
+            c.fail(f"{path}.self_heal", "Flux always corrects drift at its interval; use delivery: pull to "
+                                        "compare without self-heal")
 
 
 ACTION_FIELDS: dict[str, tuple[str, ...]] = {

@@ -105,7 +105,7 @@ def summarise(points: list[Point], runs: dict[int, list[str]], parent: Path, rep
                             censored[(lane, phase)] = censored.get((lane, phase), 0) + 1
                 for change in data.get("live_changes", []):   # self-heal only: not a later commit's apply
                     if change.get("reverted_after") is not None and change.get("reverted_by") in (
-                            None, "agent self-heal"):
+                            None, "agent self-heal", "Flux drift correction"):
                         lane_values["self_heal"].append(float(change["reverted_after"]))
             for lane, loop in (run.get("ml_loop") or {}).items():
                 for key, value in ml_costs(loop).items():

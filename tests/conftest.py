@@ -1,4 +1,5 @@
-"""Shared fixtures: a real MLflow registry with two trained versions, and helpers to find stray processes."""
+"""Shared fixtures: a real MLflow registry with two trained versions, and helpers to wait for a condition and
+to find stray processes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,15 @@ def start_server(registry: Registry, version: str) -> tuple[subprocess.Popen, st
         except OSError:
             time.sleep(0.05)
     return proc, url
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition",
+               period: float = 0.02) -> None:
+    """Polls `predicate` until it holds; fails the test, naming `what`, after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout} s"
+        time.sleep(period)
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -30,6 +30,7 @@ BAD = {
     "bin.yaml": (2, "", "not UTF-8 text"),
     "tab.yaml": (3, "", "indented with a tab"),
     "surge.yaml": (3, "lanes[0].rollout", "maxSurge and maxUnavailable cannot both be zero"),
+    "flux-local.yaml": (5, "lanes[0].delivery", "delivery: flux needs environment kind kubernetes"),
     "runtime-local.yaml": (3, "environment.runtime", "only a kubernetes environment has runtime"),
     "kubeconfig-embedded.yaml": (3, "environment.cluster", "set cluster: context"),
     "cluster-kind.yaml": (3, "environment.cluster", "embedded"),

@@ -33,7 +33,7 @@ from mlopslab.gitops.pull import PullAgent
 from mlopslab.gitops.push import PushRunner
 from mlopslab.gitops.repo import EnvRepo
 from mlopslab.ml.registry import Registry
-from tests.conftest import MODEL, processes_mentioning
+from tests.conftest import MODEL, processes_mentioning, wait_until
 from tests.docker_fixtures import agent_base, base_image, docker_client, models, run_id  # noqa: F401 — fixtures
 from tests.events_helpers import Events
 
@@ -121,11 +121,7 @@ def _spec(lane: str, version: str, replicas: int = 1, **changes) -> DeploymentSp
                           readiness_period=0.05, strategy=Strategy(1, 0, changes.pop("deadline", 20)), **changes)
 
 
-def _wait(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout} s"
-        time.sleep(0.02)
+_wait = wait_until
 
 
 def _blob_path(repo_path: Path, sha: str, file: str) -> Path:

@@ -24,19 +24,8 @@ duration: {duration}
 model: {{name: churn, data: {{n_samples: 1500}}}}
 traffic: {{rate: 30}}
 lanes:
-  - name: push
-    delivery: push
-    replicas: 2
-    warmup: {warmup}
-    readiness: {{period: 0.05}}
-    rollout: {{maxSurge: 1, maxUnavailable: 0}}
-  - name: pull
-    delivery: pull
-    replicas: 2
-    warmup: {warmup}
-    readiness: {{period: 0.05}}
-    rollout: {{maxSurge: 1, maxUnavailable: 0}}
-    poll: {{interval: 2, jitter: 1}}
+  - {{name: push, delivery: push, {lane}}}
+  - {{name: pull, delivery: pull, {lane}, poll: {{interval: 2, jitter: 1}}}}
 timeline:
   - at: 2
     release: {{C: 0.2, note: second}}
@@ -46,11 +35,13 @@ narration:
   - at: 1
     text: hello
 """
+# both lanes alike but for how they deliver, so the comparison is fair
+LANE = "replicas: 2, warmup: {warmup}, readiness: {{period: 0.05}}, rollout: {{maxSurge: 1, maxUnavailable: 0}}"
 
 
 def _write(tmp_path: Path, duration: float = 16, warmup: float = 0.2, change_at: float = 9) -> Path:
     path = tmp_path / "quick.yaml"
-    path.write_text(SCENARIO.format(duration=duration, warmup=warmup, change_at=change_at))
+    path.write_text(SCENARIO.format(duration=duration, change_at=change_at, lane=LANE.format(warmup=warmup)))
     return path
 
 

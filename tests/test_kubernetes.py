@@ -297,3 +297,16 @@ def test_the_env_repos_files_are_applied_as_they_are(cluster: Cluster) -> None:
         assert live.metadata.annotations["mlopslab.io/revision"] == "abc1234"
     finally:
         env.teardown()
+
+
+def test_flux_lanes_without_flux_controllers_exit_2_before_anything_starts(k8s_binaries, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    results = tmp_path / "run"
+    env = {**os.environ, "MLOPSLAB_FLUX_DIR": str(tmp_path / "no-flux")}
+    done = subprocess.run([sys.executable, "-m", "mlopslab.cli", "run", "flux-vs-agent", "--results", str(results)],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "flux controllers" in done.stderr and "bash .ci/flux.sh" in done.stderr
+    assert not results.exists()

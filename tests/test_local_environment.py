@@ -13,7 +13,7 @@ import pytest
 from mlopslab.envs.base import DeploymentSpec, Strategy
 from mlopslab.envs.local import LocalEnvironment
 from mlopslab.ml.registry import Registry
-from tests.conftest import MODEL
+from tests.conftest import MODEL, wait_until
 from tests.events_helpers import Events
 
 
@@ -33,10 +33,7 @@ def _spec(version: str, **kw) -> DeploymentSpec:
 
 
 def _wait_complete(env: LocalEnvironment, lane: str = "a", timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not env.observe(lane).complete:
-        assert time.monotonic() < deadline, env.observe(lane)
-        time.sleep(0.02)
+    wait_until(lambda: env.observe(lane).complete, timeout, f"lane {lane} complete")
 
 
 def test_strategy_rounds_like_kubernetes() -> None:
@@ -85,10 +82,8 @@ def test_killed_replica_is_replaced(env) -> None:
     victim = environment.kill_replica("a")
     assert victim is not None
     events.wait_for("replica_stopped", "a", replica=victim, reason="died")
-    deadline = time.monotonic() + 20
-    while not (environment.observe("a").ready == 2 and victim not in {r.name for r in environment.observe("a").replicas}):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: environment.observe("a").ready == 2
+               and victim not in {r.name for r in environment.observe("a").replicas}, 20, "a replacement ready")
 
 
 def test_manual_live_change_is_what_the_environment_converges_to(env) -> None:
@@ -97,10 +92,7 @@ def test_manual_live_change_is_what_the_environment_converges_to(env) -> None:
     _wait_complete(environment)
     edited = environment.change_live("a", replicas=1)
     assert edited.revision == "rev-1" and edited.diff(_spec("1")) == {"replicas": (1, 3)}
-    deadline = time.monotonic() + 10
-    while len(environment.endpoints("a")) != 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: len(environment.endpoints("a")) == 1, 10, "one endpoint left")
 
 
 def test_a_manual_scale_down_stops_replicas_as_a_manual_change_not_a_rollout(env) -> None:

@@ -53,7 +53,7 @@ def test_malformed_scenario_reports_every_problem_with_line_and_field(tmp_path: 
     }
     text = str(info.value)
     assert f"{path}:14: lanes[1].rollout.maxSurg: unknown field (did you mean 'maxSurge'?)" in text
-    assert "expected one of push, pull, got 'pul'" in text
+    assert "expected one of push, pull, flux, got 'pul'" in text
 
 
 def test_invalid_yaml_points_at_the_line(tmp_path: Path) -> None:

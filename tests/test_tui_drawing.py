@@ -169,7 +169,7 @@ def test_a_live_source_copies_the_run_state_only_when_an_event_arrived(tmp_path:
     source = LiveRun(scenario.load(Path(__file__).parent.parent / "scenarios" / "push-vs-pull.yaml"), tmp_path / "run")
     first = source.view()
     assert source.view() is first                       # nothing happened: the same copy, no work under the lock
-    source.lab.snapshot(lambda state: state.apply({"kind": "narration", "t": 0.0, "text": "a teaching line"}))
+    source.snapshot(lambda state: state.apply({"kind": "narration", "t": 0.0, "text": "a teaching line"}))
     second = source.view()
     assert second is not first and second.narration[-1][1] == "a teaching line"
     assert source.view() is second

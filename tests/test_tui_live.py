@@ -14,6 +14,7 @@ from mlopslab.tui.app import LabApp
 from mlopslab.tui.screens.confirm import ConfirmScreen
 from mlopslab.tui.screens.picker import PickerScreen
 from mlopslab.tui.screens.run import RunScreen
+from mlopslab.tui.sources import LiveRun
 
 SCENARIO = """\
 name: tui-quick
@@ -74,7 +75,7 @@ def test_pick_run_release_manual_change_and_quit_cleans_up(tmp_path: Path) -> No
             await pilot.pause()
             assert isinstance(app.screen, RunScreen)
             source = app.source
-            lab = source.lab
+            lab = source   # the run is a child process: the source follows its events and sends it the keys
             await _until(pilot, lambda: source.running, 60, "the lanes to be ready and the run to start")
             pids = lab.child_pids()
             assert pids
@@ -129,7 +130,6 @@ def test_d_injects_drift_and_r_retrains_the_active_lane_by_hand(tmp_path: Path) 
     from rich.console import Console
     from textual.command import CommandPalette
 
-    from mlopslab.lab import Lab
     from mlopslab.scenario import load
     from mlopslab.tui.screens.help import keys
     from mlopslab.tui.widgets.lane import LanePanel
@@ -137,7 +137,7 @@ def test_d_injects_drift_and_r_retrains_the_active_lane_by_hand(tmp_path: Path) 
     path = tmp_path / "ml.yaml"
     path.write_text(ML_SCENARIO)
 
-    def kinds(lab: Lab) -> list[tuple[str, str | None, str]]:
+    def kinds(lab: LiveRun) -> list[tuple[str, str | None, str]]:
         return lab.snapshot(lambda s: [(entry.kind, entry.lane, entry.detail) for entry in s.log])
 
     async def drive() -> None:
@@ -146,7 +146,7 @@ def test_d_injects_drift_and_r_retrains_the_active_lane_by_hand(tmp_path: Path) 
             await pilot.pause()
             screen = app.screen
             assert isinstance(screen, RunScreen)
-            lab = app.source.lab
+            lab = app.source
             assert screen.check_action("drift", ()) and screen.check_action("retrain", ())   # in the footer
             console = Console(width=160, record=True, file=io.StringIO())
             console.print(keys(screen))
@@ -185,6 +185,6 @@ def test_d_injects_drift_and_r_retrains_the_active_lane_by_hand(tmp_path: Path) 
             await _until(pilot, lambda: app.source.done.is_set(), 30, "the clean-up")
             await pilot.pause(0.3)
             assert not [detail for kind, _, detail in kinds(lab) if kind == "error"]
-            assert app.source.lab.status == "stopped"
+            assert app.source.status == "stopped"
 
     asyncio.run(drive())

@@ -91,8 +91,11 @@ def declared(cls: type[Event]) -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(cls)) - {"t", "wall", "lane", "extra", "order"}
 
 
-def decode(line: dict[str, Any] | str) -> Event:
-    """Any line (or its dict) -> the typed event; unknown kinds and unknown or missing fields tolerated."""
+def decode(line: Event | dict[str, Any] | str) -> Event:
+    """Any line (or its dict) -> the typed event; unknown kinds and unknown or missing fields tolerated.
+    A typed event is returned as it is (a listener may be handed either)."""
+    if isinstance(line, Event):
+        return line
     data = json.loads(line) if isinstance(line, str) else line
     name = str(data.get("kind", "?"))
     cls = KINDS.get(name, Unknown)

@@ -170,3 +170,35 @@ class AgentOrphaned(Event):
 @kind("agent_stopped")
 class AgentStopped(Event):
     pass
+
+
+@kind("flux_ready")
+class FluxReady(Event):
+    """Flux's controllers run and the lane's GitRepository and Kustomization exist."""
+
+    url: str | None = None                          # the env repo as Flux fetches it (git over HTTP)
+    interval: float | None = None
+    controllers: list[str] | None = None
+    started_in: float | None = None
+
+
+@kind("flux_status")
+class FluxStatus(Event):
+    """A Flux object's conditions changed (Ready, Reconciling, Stalled), as the API holds them."""
+
+    object: str | None = None                       # "GitRepository/flux-system/pull"
+    ready: str | None = None                        # "True" | "False" | "Unknown"
+    reconciling: bool | None = None
+    stalled: bool | None = None
+    reason: str | None = None
+    message: str | None = None
+    revision: str | None = None
+
+
+@kind("flux_applied")
+class FluxApplied(Event):
+    """The Kustomization's lastAppliedRevision became the commit: kustomize-controller applied it."""
+
+    sha: str | None = None
+    revision: str | None = None                     # Flux's form: "main@sha1:<sha>"
+    after_detected: float | None = None             # seconds from the artifact to the apply

@@ -17,15 +17,13 @@ retrain_registered, retrain_committed {sha}, retrain_delivered, and retrain_done
 (detect, wait_labels, train, validate, deliver, total) and the human actions it needed; retrain_failed
 when it cannot run; retrain_skipped when a level-0 lane sees an alarm.
 
-The lab is reached through a `PipelineHost` of callables, so this module does not import the lab.
+The lab is reached through a `PipelineHost` of callables, so this module does not import the lab. The
+pipeline code itself (built in, or committed and tested at level 2) is ml/pipeline_code.py.
 """
 
 from __future__ import annotations
 
-import re
 import runpy
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,64 +33,23 @@ from typing import Any
 
 import numpy as np
 
+from mlopslab.eventtypes import Event, RolloutFailed, Traffic100, decode
+from mlopslab.ml.pipeline_code import (
+    PREPARE_BROKEN,
+    PREPARE_OK,
+    TEST_CODE,
+    TRAIN_CODE,
+    PipelineCode,
+    PipelineRepo,
+    default_code,
+    exec_source,
+    failed_test,
+)
 from mlopslab.ml.registry import CHALLENGER, CHAMPION, Registry, TrainParams
 from mlopslab.serving import artifact
 
 LEVELS = {0: "manual retraining", 1: "continuous training", 2: "CI/CD of the training pipeline"}
 MAX_WAIT = 60.0      # seconds a pipeline waits for enough labelled rows before it gives up
-CI_TIMEOUT = 60.0
-
-TRAIN_CODE = '''"""Training pipeline of lane {lane}: how recent labelled rows become a model."""
-import numpy as np
-
-PARAMS = {{"C": {C}, "max_iter": 200, "min_rows": {min_rows}, "max_rows": {max_rows}, "holdout": 0.25}}
-
-
-def prepare(X, y):
-    """Cleans a batch of labelled rows before training: {prepare_doc}."""
-{prepare_body}
-'''
-
-PREPARE_OK = "    X = np.clip(np.asarray(X, dtype=float), -8.0, 8.0)\n    return X, np.asarray(y)"
-PREPARE_BROKEN = "    X = np.asarray(X, dtype=float)\n    return X, 1 - np.asarray(y)   # bug: labels inverted"
-
-TEST_CODE = '''"""CI for the training pipeline of lane {lane}: run by the lab in a fresh process."""
-import numpy as np
-
-from train import PARAMS, prepare
-
-
-def test_prepare_keeps_rows_and_labels():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(50, 4))
-    y = (rng.random(50) > 0.5).astype(int)
-    X2, y2 = prepare(X, y)
-    assert len(X2) == len(y2) == 50
-    assert (np.asarray(y2) == y).all(), "prepare must not change labels"
-
-
-def test_params_are_sane():
-    assert PARAMS["C"] > 0 and 0 < PARAMS["holdout"] < 0.5 and PARAMS["min_rows"] >= 50
-
-
-if __name__ == "__main__":
-    for name, test in sorted(dict(globals()).items()):
-        if name.startswith("test_") and callable(test):
-            test()
-            print("ok", name)
-'''
-
-
-@dataclass
-class PipelineCode:
-    """One version of a lane's pipeline code."""
-
-    version: str                  # "builtin" or the short sha of the pipelines repo commit
-    params: dict[str, Any]
-    prepare: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-    sha: str | None = None
-    note: str = ""
-
 
 @dataclass
 class PipelineHost:
@@ -112,67 +69,6 @@ class PipelineHost:
     train_lock: Any
     run_id: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
-
-
-def default_code(lane: str, C: float = 1.0, min_rows: int = 300, max_rows: int = 2000) -> PipelineCode:
-    """The pipeline every lane starts with; `min_rows` labelled rows after a change before it trains (the
-    scenario's model.retrain), at most `max_rows` of them."""
-    namespace = _exec_source(TRAIN_CODE.format(lane=lane, C=C, min_rows=min_rows, max_rows=max(max_rows, min_rows),
-                                               prepare_doc="clip outliers", prepare_body=PREPARE_OK))
-    return PipelineCode("builtin", dict(namespace["PARAMS"]), namespace["prepare"], note="built in")
-
-
-class PipelineRepo:
-    """A git repository of pipeline code, `pipelines/<lane>/`, with CI that runs the committed tests."""
-
-    def __init__(self, path: Path) -> None:
-        import git
-
-        self.path = path
-        path.mkdir(parents=True, exist_ok=True)
-        self.git = git.Repo.init(path, initial_branch="main")
-        with self.git.config_writer() as config:
-            config.set_value("user", "name", "mlopslab")
-            config.set_value("user", "email", "lab@mlopslab.invalid")
-        self._lock = threading.Lock()
-
-    def commit(self, lane: str, files: dict[str, str], message: str) -> str:
-        with self._lock:
-            lane_dir = self.path / "pipelines" / lane
-            lane_dir.mkdir(parents=True, exist_ok=True)
-            for name, text in files.items():
-                (lane_dir / name).write_text(text)
-            self.git.index.add([str((lane_dir / name).relative_to(self.path)) for name in files])
-            return self.git.index.commit(message).hexsha
-
-    def export(self, sha: str, lane: str, target: Path) -> Path:
-        """The lane's pipeline files at `sha`, read from git objects, written to `target`."""
-        with self._lock:  # one Repo object, one `git cat-file` process: not shared across threads at once
-            tree = self.git.commit(sha).tree / "pipelines" / lane
-            target.mkdir(parents=True, exist_ok=True)
-            for blob in tree.blobs:
-                (target / blob.name).write_bytes(blob.data_stream.read())
-        return target
-
-    def run_tests(self, sha: str, lane: str, work: Path) -> tuple[bool, str, float]:
-        """CI: the committed test file, run in a fresh Python process in an export of the commit."""
-        directory = self.export(sha, lane, work / sha[:12])
-        started = time.monotonic()
-        try:
-            done = subprocess.run([sys.executable, "test_train.py"], cwd=directory, capture_output=True, text=True,
-                                  timeout=CI_TIMEOUT)
-            ok, output = done.returncode == 0, (done.stdout + done.stderr)
-        except subprocess.TimeoutExpired:
-            ok, output = False, f"tests timed out after {CI_TIMEOUT:.0f} s"
-        return ok, output[-1500:], time.monotonic() - started
-
-
-def failed_test(output: str) -> str:
-    """CI's output in one line: the test that failed and why (`test_x: AssertionError: message`)."""
-    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
-    tests = re.findall(r'File ".*", line \d+, in (test_\w+)', output)
-    why = lines[-1] if lines else "no output"
-    return f"{tests[-1]}: {why}" if tests else why
 
 
 class LanePipeline:
@@ -208,7 +104,7 @@ class LanePipeline:
                                    prepare_body=PREPARE_OK if tests_pass else PREPARE_BROKEN)
         files = {"train.py": source, "test_train.py": TEST_CODE.format(lane=lane)}
         if self.repo is None:  # levels 0-1 keep no pipeline repo: the change is taken as it is, untested
-            namespace = _exec_source(source)
+            namespace = exec_source(source)
             self._accept(PipelineCode(f"local-{len(self.history)}", dict(namespace["PARAMS"]), namespace["prepare"],
                                       note=note), tested=False, sha=None, duration=0.0)
             return True
@@ -357,17 +253,17 @@ class LanePipeline:
         record.update(committed=host.now(), sha=sha)
         emit("retrain_committed", lane, retrain=rid, reason=reason, version=mv.version, sha=sha)
 
-    def on_event(self, event: dict[str, Any]) -> None:
+    def on_event(self, event: Event) -> None:
         """The lane's delivery finished rolling a retrained version out: the retrain is done."""
-        if event.get("lane") != self.lane or event["kind"] not in ("traffic_100", "rollout_failed"):
+        if event.lane != self.lane or not isinstance(event, (Traffic100, RolloutFailed)):
             return
-        record = self._pending.pop(str(event.get("version")), None)
+        record = self._pending.pop(str(event.version), None)
         if record is None:
             return
-        if event["kind"] == "rollout_failed":
-            self._finish(record, outcome=f"rollout failed: {event.get('reason')}")
+        if isinstance(event, RolloutFailed):
+            self._finish(record, outcome=f"rollout failed: {event.reason}")
             return
-        record["delivered"] = float(event.get("at", event["t"]))
+        record["delivered"] = float(event.get("at", event.t))
         self.host.emit("retrain_delivered", self.lane, retrain=record["retrain"], reason=record["reason"],
                        version=record["version"], sha=record.get("sha"))
         self._finish(record, outcome="delivered")
@@ -412,18 +308,12 @@ class Pipelines:
             return
         pipeline.trigger("alarm", alarm)
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        if event["kind"] in ("traffic_100", "rollout_failed"):
-            pipeline = self.lanes.get(event.get("lane") or "")
-            if pipeline is not None:
-                pipeline.on_event(event)
+    def on_event(self, event: Event | dict[str, Any]) -> None:
+        """Recorder listener: a lane's rollout of a retrained version ended (100 % of traffic, or failed)."""
+        match e := decode(event):
+            case Traffic100(lane=str(lane)) | RolloutFailed(lane=str(lane)) if lane in self.lanes:
+                self.lanes[lane].on_event(e)
 
     def join(self, timeout: float = 5.0) -> None:
         for pipeline in self.lanes.values():
             pipeline.join(timeout)
-
-
-def _exec_source(source: str) -> dict[str, Any]:
-    namespace: dict[str, Any] = {"__name__": "mlopslab_pipeline"}
-    exec(compile(source, "<pipeline train.py>", "exec"), namespace)
-    return namespace

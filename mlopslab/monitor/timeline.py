@@ -76,7 +76,7 @@ class LiveChangeRecord:
     at: float
     change: dict[str, Any]
     reverted: float | None = None
-    reverted_by: str | None = None   # "agent self-heal" | "next apply" (a delivery applied the repo again)
+    reverted_by: str | None = None   # "agent self-heal" | "Flux drift correction" | "next apply" (a delivery applied the repo again)
 
 
 @dataclass
@@ -198,7 +198,7 @@ class RunState:
             case ev.LiveChange() if lane:
                 lane.changes.append(LiveChangeRecord(t, e.change or {}))
             case ev.LiveReverted() if lane:
-                self._revert(lane, t, "agent self-heal")
+                self._revert(lane, t, "Flux drift correction" if lane.delivery == "flux" else "agent self-heal")
             case ev.Sync() if lane:
                 lane.sync = e.state or lane.sync
                 fields = e.fields()   # a field the line lacks keeps what the lane had

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mlopslab.envs.base import Emit
-
+from mlopslab.eventtypes import Event, RolloutDone, decode
 from mlopslab.traffic.loadgen import TIMEOUT
 
 LATE = TIMEOUT + 0.5  # a request's record arrives at most this long after its intended send time
@@ -50,14 +50,13 @@ class TrafficMonitor:
         self._closed_before = 0
 
     # --- inputs ------------------------------------------------------------------------------------
-    def on_event(self, event: dict[str, Any]) -> None:
+    def on_event(self, event: Event | dict[str, Any]) -> None:
         """Recorder listener: a finished rollout arms the 100 % detector for its lane."""
-        lane = event.get("lane")
-        if event["kind"] == "rollout_done" and lane in self._history:
-            with self._lock:
-                version = str(event["version"])
-                if self._full.get(lane) != version:  # a scale or self-heal of the same version is no release
-                    self._targets[lane] = (version, event["t"] + SETTLE)
+        match decode(event):
+            case RolloutDone(lane=str(lane), version=version, t=t) if lane in self._history:
+                with self._lock:
+                    if self._full.get(lane) != str(version):  # a scale or self-heal of the same version is no release
+                        self._targets[lane] = (str(version), t + SETTLE)
 
     def add_result(self, record: dict[str, Any]) -> None:
         lane, t = record["lane"], record["t"]

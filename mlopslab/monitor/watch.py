@@ -30,8 +30,14 @@ from typing import Any
 import numpy as np
 
 from mlopslab.events import Emit
+from mlopslab.eventtypes import Commit, DriftInjected, Event, decode
 from mlopslab.monitor.drift import METHODS, DriftReference, feature_drift_report
-from mlopslab.monitor.sequential import Cusum, detection_delay, detection_floor, siegmund_arl
+from mlopslab.monitor.sequential import (
+    Cusum,
+    detection_delay,
+    detection_floor,
+    siegmund_arl,
+)
 
 AlarmHandler = Callable[[str, dict[str, Any]], None]
 
@@ -116,15 +122,15 @@ class DriftWatch:
             state.cusum_last_zero = state.window_start
             state.alarmed = set()
 
-    def on_event(self, event: dict[str, Any]) -> None:
+    def on_event(self, event: Event | dict[str, Any]) -> None:
         """Recorder listener: commits switch references, injected drifts give the known change point."""
-        kind = event["kind"]
-        if kind == "commit":
-            for lane in event.get("lanes") or []:
-                self.set_lane_version(lane, str(event["version"]))
-        elif kind == "drift_injected":
-            with self._lock:
-                self._change = dict(event)
+        match e := decode(event):
+            case Commit(lanes=lanes, version=version):
+                for lane in lanes or []:
+                    self.set_lane_version(lane, str(version))
+            case DriftInjected():
+                with self._lock:
+                    self._change = e.as_dict()
 
     def add_sample(self, record: dict[str, Any]) -> None:
         """One arrival from the load generator: {"s", "t", "x", "y"}."""

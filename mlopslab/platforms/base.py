@@ -63,7 +63,8 @@ class Platform(ABC):
 
         assert self.env is not None
         return PullAgent(lane.name, repo_path, work, self.env_for(lane), self.context.emit, interval=lane.poll_interval,
-                         jitter=lane.poll_jitter, webhook=lane.webhook, self_heal=lane.self_heal, seed=seed)
+                         jitter=lane.poll_jitter, webhook=lane.webhook, self_heal=lane.self_heal,
+                         live_interval=lane.live_check, seed=seed)
 
     def env_for(self, lane: LaneSpec) -> Environment:
         """The environment as the lane's delivery may use it (by default: the environment itself)."""

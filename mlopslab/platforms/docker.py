@@ -39,7 +39,8 @@ class DockerPlatform(Platform):
 
         ctx = self.context
         return DockerAgent(lane.name, repo_path, self.env, ctx.emit, models_dir=ctx.models_dir, clock=ctx.now,
-                           interval=lane.poll_interval, jitter=lane.poll_jitter, self_heal=lane.self_heal, seed=seed,
+                           interval=lane.poll_interval, jitter=lane.poll_jitter, self_heal=lane.self_heal,
+                           live_interval=lane.live_check, seed=seed,
                            log_dir=ctx.run_dir / "logs")
 
     def credential(self, lane: LaneSpec) -> str:

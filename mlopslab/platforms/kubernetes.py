@@ -6,6 +6,10 @@ lane (held by the CI runner, outside the cluster), `gitops-agent` for a pull lan
 beside the cluster) — bound by a RoleBinding to a Role `deployer` in that namespace only. The token is a
 bound ServiceAccount token (TokenRequest API), written into a 0600 kubeconfig under the run's k8s/
 directory: never into the env repo, the events or the logs.
+
+A `delivery: flux` lane is delivered by Flux's own controllers (gitops/flux.py): they run beside the
+cluster as the `flux` ServiceAccount of `flux-system`, which may apply and prune in the Flux lanes'
+namespaces only, and fetch the env repo over git's smart HTTP from a read-only server on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ class KubernetesPlatform(Platform):
         self.namespaces: dict[str, str] = {}
         self.context_name: str | None = None
         self.base_image: str | None = None
+        self.flux_install: Any = None
+        self.flux: Any = None                  # FluxSystem, when a lane is delivered by Flux
+
+    def _flux_lanes(self) -> list[LaneSpec]:
+        return [lane for lane in self.context.scenario.lanes if lane.delivery == "flux"]
 
     def prepare(self) -> None:
         from mlopslab.envs.kubernetes import binaries
@@ -47,6 +56,12 @@ class KubernetesPlatform(Platform):
             raise PlatformError(problem)
         if self.context.scenario.environment.runtime == "docker":
             self._choose_base()
+        if self._flux_lanes():
+            from mlopslab.gitops import flux
+
+            self.flux_install = flux.find()
+            if (problem := self.flux_install.problem()) is not None:
+                raise PlatformError(problem)
 
     def make_environment(self) -> Environment:
         if self.context.scenario.environment.cluster == "context":
@@ -86,7 +101,11 @@ class KubernetesPlatform(Platform):
             stoppers.insert(0, self.node.stop)
             self.namespaces = {lane.name: lane.name for lane in ctx.scenario.lanes}
             for lane in ctx.scenario.lanes:
-                self.clients[lane.name] = self._grant(lane, access)
+                if lane.delivery != "flux":
+                    self.clients[lane.name] = self._grant(lane, access)
+            if self._flux_lanes():
+                self._start_flux()
+                stoppers.insert(0, self.flux.stop)
             env = KubernetesEnvironment(self.admin, ctx.emit, self.namespaces, manifests, on_teardown=stoppers)
             if ctx.scenario.environment.runtime == "docker":
                 env.before_apply = self._image_loader()
@@ -97,6 +116,27 @@ class KubernetesPlatform(Platform):
             raise
         self.env = env
         return env
+
+    def _start_flux(self) -> None:
+        from mlopslab.gitops.flux import FluxSystem
+
+        lanes = self._flux_lanes()
+        # the lane's poll.jitter (seconds, added) as Flux's +/- percentage of the interval with the same spread;
+        # none given: Flux's default, 5 %. One pair of controllers serves every Flux lane: the widest wins.
+        given = [lane for lane in lanes if lane.poll_jitter > 0]
+        percent = max((round(100 * lane.poll_jitter / (2 * lane.poll_interval)) for lane in given), default=5)
+        labels = {"app.kubernetes.io/part-of": "mlopslab", "mlopslab.io/run": self.context.run_id}
+        self.flux = FluxSystem(self.flux_install, self.control_plane, self.admin, self.context.run_dir,
+                               [self.namespaces[lane.name] for lane in lanes], labels,
+                               jitter_percent=min(99, percent), served=("envrepo",)).start()
+
+    def delivery(self, lane: LaneSpec, repo_path: Path, seed: int) -> Any:
+        if lane.delivery != "flux":
+            return super().delivery(lane, repo_path, seed)
+        from mlopslab.gitops.flux import FluxDelivery
+
+        return FluxDelivery(lane.name, self.flux, repo_path, self.context.run_dir / "work" / lane.name, self.env,
+                            self.context.emit, interval=lane.poll_interval, namespace=self.namespaces[lane.name])
 
     def _grant(self, lane: LaneSpec, access: Any) -> Any:
         from kubernetes import config
@@ -111,12 +151,21 @@ class KubernetesPlatform(Platform):
     def env_for(self, lane: LaneSpec) -> Environment:
         from mlopslab.envs.kubernetes.environment import Acting
 
+        if lane.delivery == "flux":    # Flux applies by itself; the lab only reads what it did
+            return self.env  # type: ignore[return-value]
         manager = f"mlopslab-{ACCOUNTS[lane.delivery]}"
         return Acting(self.env, self.clients[lane.name], manager, self.credential(lane))  # type: ignore[arg-type]
 
     def credential(self, lane: LaneSpec) -> str:
         from mlopslab.envs.kubernetes import rbac
 
+        if lane.delivery == "flux":
+            namespace = self.namespaces.get(lane.name, lane.name)
+            return (f"ServiceAccount {rbac.FLUX_NAMESPACE}/{rbac.FLUX_ACCOUNT}: Role flux-applier in namespace "
+                    f"{namespace} ({rbac.describe_flux_rules()}), get/patch of Namespace {namespace}, Flux's own "
+                    f"objects in {rbac.FLUX_NAMESPACE}; Flux's controllers beside the cluster hold it "
+                    f"(k8s/credentials/flux.kubeconfig, a bound token); outside needs only read access to the "
+                    f"repo (git over HTTP on 127.0.0.1)")
         namespace, account = self.namespaces.get(lane.name, lane.name), ACCOUNTS[lane.delivery]
         holder = ("the CI runner holds it, outside the cluster" if lane.delivery == "push" else
                   "the agent beside the cluster holds it; outside needs only read access to the repo")

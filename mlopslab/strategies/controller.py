@@ -78,10 +78,13 @@ class Change:
 class Rollouts(Environment):
     tick = 0.1
 
-    def __init__(self, inner: Environment, samples: Samples, emit: Callable[..., Any], now: Callable[[], float],
-                 label_delay: float = 5.0) -> None:
+    def __init__(self, inner: Environment, emit: Callable[..., Any], now: Callable[[], float],
+                 label_delay: float = 5.0, lanes: list[str] | tuple[str, ...] = (),
+                 subscribe: Callable[[Callable[[dict[str, Any]], None]], Any] | None = None) -> None:
         self.inner = inner
-        self.samples = samples
+        self.samples = Samples(list(lanes))   # what the gates look at: fed by the run's traffic (add_result)
+        if subscribe is not None:             # ... and by the run's events (the lanes' drift scores)
+            subscribe(self.samples.on_event)
         self.emit = emit
         self.now = now
         self.label_delay = label_delay
@@ -164,6 +167,13 @@ class Rollouts(Environment):
 
     def credential(self) -> str:
         return self.inner.credential()
+
+    # --- the traffic it steers and measures (runtraffic.RunTraffic taps it) -----------------------------------
+    def add_result(self, record: dict[str, Any]) -> None:
+        self.samples.add_result(record)
+
+    def add_sample(self, sample: dict[str, Any]) -> None:
+        self.samples.add_sample(sample)
 
     def teardown(self) -> None:
         self._stop.set()

@@ -112,15 +112,38 @@ def run_app(scenario: str | None = None, files: list[Path] | None = None) -> int
                 print(problem, file=sys.stderr)
             return 2
     app = LabApp(scenario=loaded, files=files)
+    interrupted = _stop_on_signals(app)
     try:
         code = app.run()
     finally:
-        if app.source is not None:
+        if app.source is not None:   # the run process stops every replica and writes its summary
+            if getattr(app.source, "active", False):
+                print("mlopslab: stopping the run (replicas, load generator) and writing its summary…", flush=True)
             app.source.close()
+    if interrupted:
+        code = 130
     if app.source is not None:   # once the terminal is back: where the run went and how it ended, as headless
         code = app.source.exit_code if code is None else code
-        print(f"results: {app.source.results_dir}  (status: {app.source.lab.status}, exit {code})")
+        print(f"results: {app.source.results_dir}  (status: {getattr(app.source, 'status', 'replay')}, exit {code})")
     return code or 0
+
+
+def _stop_on_signals(app: LabApp) -> list[int]:
+    """SIGTERM (or a Ctrl-C sent as a signal: in the terminal it is a key) quits the app; the run process is
+    then stopped in order by `run_app`. Returns the list the signals caught are added to."""
+    import contextlib
+    import signal
+
+    caught: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        caught.append(signum)
+        with contextlib.suppress(Exception):   # the app may not run yet, or no longer
+            app.call_later(app.exit, 130, return_code=130)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+    return caught
 
 
 def run_trials(parent: Path, speed: float = 10.0) -> int:

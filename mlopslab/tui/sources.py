@@ -1,36 +1,54 @@
-"""Where the run screen's snapshots come from: a live Lab, or a Playback of a recorded run.
+"""Where the run screen's snapshots come from: a live run process, or a Playback of a recorded run.
 
-Both give `view()` (a RunView copy) on the UI thread; the live one also carries the actions a person
-takes. The Lab runs on its own threads (and its load generator in its own process): `LiveRun.run` is
-meant for a thread worker, and everything else here returns at once.
+Both give `view()` (a RunView copy) on the UI thread. A live run is `mlopslab run` in a child process (the
+same code path as a headless run): it writes events.jsonl as it happens and this side follows that file into
+its own RunState, as a replay reads it, so drawing never shares an interpreter with what it measures. A
+person's actions go to the run over its control channel (mlopslab/control.py) and their effects come back
+as events. `LiveRun.start` starts the process (a daemon thread waits for it); every action blocks until
+the run answers, so call them from thread workers too; everything else returns at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from mlopslab.events import Tail
 from mlopslab.monitor.timeline import RunState
-from mlopslab.summary import Summary
 from mlopslab.scenario import Scenario
+from mlopslab.summary import Summary
 from mlopslab.tui import view as views
 from mlopslab.tui.replay import Playback
 
 ACTIVE = ("created", "preparing", "running")
+STOP_GRACE = 30.0   # seconds the run process gets to stop every replica and write its summary
 
 
 class LiveRun:
     live = True
 
     def __init__(self, scenario: Scenario, results_dir: Path | None = None) -> None:
-        from mlopslab.lab import Lab, new_results_dir
+        from mlopslab.rundir import new_results_dir
 
         self.scenario = scenario
-        self.lab = Lab(scenario, results_dir or new_results_dir(scenario))
-        self.results_dir = self.lab.dir
+        self.results_dir = (results_dir or new_results_dir(scenario)).resolve()
         self.error: str | None = None
         self.done = threading.Event()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.control: Any = None   # control.ControlClient once the process runs
+        self.state = RunState()
+        self._lock = threading.Lock()       # the state, and the tail that feeds it
+        self._tail = Tail(self.results_dir / "events.jsonl")
         self._taken: tuple[int, views.RunView] = (-1, views.EMPTY)
+        self._stopping = False              # we asked the run to end (quit): its exit is no failure
 
     @property
     def title(self) -> str:
@@ -40,80 +58,215 @@ class LiveRun:
     def lane_names(self) -> list[str]:
         return [lane.name for lane in self.scenario.lanes]
 
+    @property
+    def status(self) -> str:
+        """As the Lab's: created, preparing, running, then the status its run_finished event carries
+        (ok, stopped, interrupted, failed); failed too when the process ended without one."""
+        self._pump()
+        if self.state.finished is not None:
+            return str(self.state.finished.get("status") or "failed")
+        if self.proc is not None and self.proc.poll() is not None:
+            return "stopped" if self._stopping and not self.error else "failed"
+        if self.state.start is not None:
+            return "running"
+        return "preparing" if self.state.scenario else "created"
+
     def summary(self) -> Summary:
         from mlopslab import report
 
-        return self.lab.snapshot(report.summarise)
+        return self.snapshot(report.summarise)
 
     @property
     def active(self) -> bool:
-        return not self.done.is_set() and self.lab.status in ACTIVE
+        return not self.done.is_set() and self.status in ACTIVE
 
     @property
     def running(self) -> bool:
-        return self.lab.status == "running" and not self.done.is_set()
+        return self.status == "running" and not self.done.is_set()
 
     @property
     def exit_code(self) -> int:
         """As headless: 1 when the run failed (or could not start), else 0."""
-        return 1 if self.error or self.lab.status == "failed" else 0
+        return 1 if self.error or self.status == "failed" else 0
+
+    # --- the process --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Starts the run process and returns; a daemon thread waits for it (not a Textual worker: the app's
+        exit waits for those, and a run that is not told to stop goes on for its whole duration)."""
+        threading.Thread(target=self.run, name="run-process", daemon=True).start()
 
     def run(self) -> None:
-        """The whole scenario, blocking (a thread worker): prepare, start, play, tear down."""
+        """Starts the run process and waits for it to end (blocking); says why if it failed."""
         try:
-            self.lab.run()
-        except BaseException as exc:  # KeyboardInterrupt from a stop during setup included
-            from mlopslab.lab import LabError
-
-            if self.lab.status not in ("stopped", "interrupted"):
-                self.error = str(exc) if isinstance(exc, LabError) else f"{type(exc).__name__}: {exc}"
+            if self._start():
+                assert self.proc is not None
+                self.proc.wait()
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
         finally:
-            self.lab.shutdown()
+            self._pump()
+            self._judge_exit()
             self.done.set()
+
+    def _start(self) -> bool:
+        from mlopslab.control import ControlClient
+
+        path = self.scenario.path
+        if path is None:
+            raise ValueError(f"scenario {self.scenario.name!r} has no file to run")
+        logs = self.results_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        ours, theirs = socket.socketpair()
+        with self._lock:
+            if self._stopping:   # closed before it started
+                ours.close()
+                theirs.close()
+                return False
+            with open(logs / "run.out", "wb") as out, open(logs / "run.err", "wb") as err:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "mlopslab", "run", str(Path(path).resolve()), "--results",
+                     str(self.results_dir), "--quiet", "--control-fd", str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    start_new_session=True)   # its Ctrl-C and SIGTERM come from us, in order
+            theirs.close()
+            self.control = ControlClient(ours)
+        return True
+
+    def _judge_exit(self) -> None:
+        """The run process ended: a crash or a failure to start becomes `error` (the failure panel)."""
+        if self.proc is None or self.error:
+            return
+        code = self.proc.returncode
+        said = _said(self.results_dir / "logs" / "run.err")
+        if code == 0 or (self._stopping and code == 130):
+            return
+        if said:
+            self.error = said
+        elif self.state.finished is None:
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+            self.error = (f"the run process ended ({how}) before the run finished; the results so far are in "
+                          f"{self.results_dir}")
+
+    def child_pids(self) -> list[int]:
+        """The run process and every process under it (load generator, replicas), while they live."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        return [self.proc.pid, *_descendants(self.proc.pid)]
+
+    def stop(self) -> None:
+        """Asks the run to end now; it stops every process and writes its summary."""
+        self._stopping = True
+        if self.control is not None:
+            self.control.send("stop")
+
+    def close(self, timeout: float = STOP_GRACE) -> None:
+        """Stops the run and waits for its clean-up (every replica and the load generator gone); a run process
+        that does not end in time gets SIGTERM (the orderly path), then SIGKILL."""
+        with self._lock:
+            self._stopping = True
+            proc, control = self.proc, self.control
+        if proc is None:
+            return
+        if proc.poll() is None:
+            control.send("stop")
+            for sig, wait in ((None, timeout), (signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+                if sig is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(proc.pid, sig)
+                try:
+                    proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        control.close()
+        self.done.wait(5)
+
+    # --- what the screen reads -------------------------------------------------------------------------------
+    def _pump(self) -> None:
+        with self._lock:
+            for event in self._tail.read():
+                self.state.apply(event)
+
+    def snapshot(self, reader: Callable[[RunState], Any]) -> Any:
+        """Calls reader(state) on the run's state, brought up to the last whole line of events.jsonl."""
+        self._pump()
+        with self._lock:
+            return reader(self.state)
 
     def view(self) -> views.RunView:
         """A copy of the run's state; the same object as last time if no event arrived since."""
         def take(state: RunState) -> tuple[int, views.RunView | None]:
             return state.applied, (views.take(state) if state.applied != self._taken[0] else None)
 
-        applied, view = self.lab.snapshot(take)
+        applied, view = self.snapshot(take)
         if view is None:
             return self._taken[1]
         self._taken = (applied, view)
         return view
 
-    # --- actions (call from a thread worker: each is real work on git, MLflow or processes) ----------------
+    # --- actions (call from a thread worker: each waits for real work on git, MLflow or processes) -----------
+    def _call(self, op: str, **args: Any) -> Any:
+        from mlopslab.control import ControlError
+
+        if self.control is None:
+            raise ControlError("the run process has not started")
+        return self.control.call(op, **args)
+
     def release(self) -> str:
-        return self.lab.release(note="released from the TUI")
+        return self._call("release", note="released from the TUI")
 
     def manual_change(self, lane: str, replicas: int = 1) -> None:
-        self.lab.manual_change(lane, replicas=replicas)
+        self._call("manual_change", lane=lane, replicas=replicas)
 
     def kill(self, lane: str) -> str | None:
-        return self.lab.kill_replica(lane)
+        return self._call("kill_replica", lane=lane)
 
     def rollout(self, lane: str, action: str) -> None:
         """promote | abort the lane's rollout."""
-        (self.lab.promote if action == "promote" else self.lab.abort)(lane)
+        self._call(action, lane=lane)
 
     def toggle_traffic(self) -> None:
-        self.lab.toggle_traffic()
+        self._call("toggle_traffic")
 
     def inject_drift(self, kind: str, size: float) -> None:
-        self.lab.inject_drift(kind, size)
+        self._call("inject_drift", kind=kind, size=size)
 
     def retrain(self, lane: str) -> None:
         """A person starts the lane's retraining pipeline (the pipeline itself runs on its own thread)."""
-        self.lab.retrain(lane)
+        self._call("retrain", lane=lane)
 
-    def stop(self) -> None:
-        self.lab.stop()
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Stops the run and waits for its clean-up (every replica and the load generator gone)."""
-        self.lab.stop()
-        if not self.done.wait(timeout):
-            self.lab.shutdown()
+def _said(path: Path) -> str:
+    """What a headless run said went wrong: its stderr from the first `mlopslab: ` line, or a traceback's end."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    lines = text.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.startswith("mlopslab: ")), None)
+    if first is not None:
+        return "\n".join(lines[first:]).removeprefix("mlopslab: ").strip()[-3000:]
+    if "Traceback" in text:
+        return "\n".join(lines[-6:])
+    return ""
+
+
+def _descendants(pid: int) -> list[int]:
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = [int(c) for c in Path(f"/proc/{parent}/task/{task}/children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            queue += children
+    return found
 
 
 class ReplayRun:

@@ -30,7 +30,8 @@ class ContainerRuntime(ReplicaDriver):
         container = self.client.containers.run(
             self.image_for(spec.model, spec.version),
             command=["--model-dir", "/model", "--host", "0.0.0.0", "--port", str(SERVER_PORT),
-                     "--warmup", str(spec.warmup)],
+                     "--warmup", str(spec.warmup)]
+            + (["--latency-ms", str(spec.latency_ms)] if spec.latency_ms else []),
             name=f"{self.node}-{name}-{secrets.token_hex(2)}"[:120], detach=True,
             ports={f"{SERVER_PORT}/tcp": (host, port or None)}, user="10001", read_only=True,
             cap_drop=["ALL"], security_opt=["no-new-privileges"], pids_limit=128,

@@ -7,7 +7,9 @@ run's own certificates (pki.py), authorizes with Node and RBAC, and keeps its da
 
 No process outlives the lab: every child is started by one keeper thread with PR_SET_PDEATHSIG, so the
 kernel kills it when that thread ends, even when the lab is SIGKILLed; `stop()` ends them in order
-(SIGTERM, then SIGKILL after a short grace) and then lets the keeper go.
+(SIGTERM, then SIGKILL after a short grace) and then lets the keeper go. Other programs that live and
+die with the cluster (Flux's controllers, gitops/flux.py) are started by the same keeper through
+`spawn()`, and stopped first, as the API's clients they are.
 
 The controller-manager runs only the controllers a Deployment needs (deployment, replicaset, namespace,
 garbage collector, serviceaccount and its tokens). The EndpointSlice controller is left out on purpose:
@@ -144,19 +146,19 @@ class ControlPlane:
         logs = self.dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         while (request := self._requests.get()) is not None:
-            name, argv, done = request
+            name, argv, env, done = request
             try:
                 with open(logs / f"{name}.log", "ab") as log:
                     self.procs[name] = subprocess.Popen(
                         argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                        preexec_fn=_die_with_parent, cwd=self.dir)
+                        preexec_fn=_die_with_parent, cwd=self.dir, env=env)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 self._error = exc
             done.set()
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         done = threading.Event()
-        self._requests.put((name, argv, done))
+        self._requests.put((name, argv, env, done))
         done.wait(30)
         if self._error is not None or name not in self.procs:
             raise ControlPlaneError(f"could not start {name}: {self._error}")
@@ -220,12 +222,26 @@ class ControlPlane:
                 raise ControlPlaneError(f"{name} not healthy at {url} in time (see {self.dir / 'logs'})")
             time.sleep(0.1)
 
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Starts a program that lives and dies with the cluster (killed with the lab, stopped before the
+        API server); its output goes to `<dir>/logs/<name>.log`."""
+        if self._keeper is None or not self._keeper.is_alive():
+            raise ControlPlaneError(f"cannot start {name}: the control plane is not running")
+        self._spawn(name, argv, env)
+        return self.procs[name]
+
+    def alive(self, name: str) -> None:
+        """Raises ControlPlaneError with the tail of its log if process `name` has exited."""
+        self._check_alive(name)
+
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs.values() if p.poll() is None]
 
     def stop(self, grace: float = 3.0) -> None:
         """API clients first (scheduler, controller-manager), then the API server, then etcd."""
-        for group in (("kube-scheduler", "kube-controller-manager"), ("kube-apiserver",), ("etcd",)):
+        own = ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
+        others = tuple(name for name in self.procs if name not in own)   # spawn()'s: clients of the API too
+        for group in (others, ("kube-scheduler", "kube-controller-manager"), ("kube-apiserver",), ("etcd",)):
             procs = [self.procs[n] for n in group if n in self.procs and self.procs[n].poll() is None]
             for proc in procs:
                 os.kill(proc.pid, signal.SIGTERM)

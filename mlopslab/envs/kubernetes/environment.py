@@ -52,6 +52,7 @@ class _Rollout:
     done: bool = False
     failed: bool = False
     cause: str | None = None     # "manual_change" while a person's edit is what rolls
+    expect: DeploymentSpec | None = None   # done only once the live Deployment holds this content
 
 
 def _ready(pod: Any) -> bool:
@@ -102,6 +103,7 @@ class KubernetesEnvironment(Environment):
         self._rollouts: dict[str, _Rollout] = {}
         self._killed: set[str] = set()
         self._scales: dict[str, int] = {}       # ReplicaSet uid -> the spec.replicas last seen
+        self._revisions: dict[str, list[DeploymentSpec]] = {}   # lane -> specs a delivery said it applies (Flux)
         self._torn_down = False
         self._informers: list[Any] = []
 
@@ -136,7 +138,8 @@ class KubernetesEnvironment(Environment):
             doc["metadata"]["namespace"] = namespace
         deployment["metadata"]["annotations"][self.manifests.ANNOTATION + "revision"] = spec.revision
         with self._lock:
-            self._rollouts[spec.lane] = _Rollout(since=self.clock())
+            # done only once the informer holds what was applied (until then it shows the old object)
+            self._rollouts[spec.lane] = _Rollout(since=self.clock(), expect=spec)
         options = {"field_manager": manager, "force": True, "_content_type": "application/apply-patch+yaml"}
         client.CoreV1Api(api).patch_namespaced_service(service["metadata"]["name"], namespace, service, **options)
         client.AppsV1Api(api).patch_namespaced_deployment(self.manifests.APP, namespace, deployment, **options)
@@ -170,7 +173,21 @@ class KubernetesEnvironment(Environment):
             if obj is None:
                 return None
         doc = self.api.sanitize_for_serialization(obj)
-        return self.manifests.parse_deployment(doc, lane=lane)
+        spec = self.manifests.parse_deployment(doc, lane=lane)
+        if not spec.revision:   # applied by a delivery that stamps no commit: the newest it named for this content
+            named = next((d for d in reversed(self._revisions.get(lane, [])) if not d.diff(spec)), None)
+            spec = replace(spec, revision=named.revision) if named else spec
+        return spec
+
+    def expect_rollout(self, desired: DeploymentSpec) -> None:
+        """A delivery that applies by itself (Flux) says a rollout of `desired` begins: the lab times it
+        from now, and names the live Deployment by its commit once it holds that content (Flux's manifests
+        carry no commit)."""
+        with self._lock:
+            self._revisions.setdefault(desired.lane, []).append(desired)
+            del self._revisions[desired.lane][:-8]
+            self._rollouts[desired.lane] = _Rollout(since=self.clock(), expect=desired)
+        self._check_rollout(desired.lane)
 
     def observe(self, lane: str, spec: DeploymentSpec | None = None) -> LiveState:
         spec = spec or self.live_spec(lane)
@@ -210,12 +227,13 @@ class KubernetesEnvironment(Environment):
             patch["metadata"] = {"annotations": {self.manifests.ANNOTATION + "model-uri": uri}}
             patch["spec"]["template"] = {"metadata": {"labels": {VERSION_LABEL: str(version)}},
                                          "spec": {"containers": [{"name": "server", "image": image}]}}
+        edited = replace(live, replicas=live.replicas if replicas is None else replicas,
+                         version=live.version if version is None else str(version))
         with self._lock:
-            self._rollouts[lane] = _Rollout(since=self.clock(), cause="manual_change")
+            self._rollouts[lane] = _Rollout(since=self.clock(), cause="manual_change", expect=edited)
         self.apps.patch_namespaced_deployment(self.manifests.APP, self.namespaces[lane], patch,
                                               field_manager="kubectl-edit")
-        return replace(live, replicas=live.replicas if replicas is None else replicas,
-                       version=live.version if version is None else str(version))
+        return edited
 
     def kill_replica(self, lane: str, name: str | None = None) -> str | None:
         from kubernetes.client.exceptions import ApiException
@@ -319,7 +337,9 @@ class KubernetesEnvironment(Environment):
         lane = self.lanes.get(obj.metadata.namespace)
         if lane is None or kind == "DELETED":
             return
-        for condition in (obj.status.conditions or []) if obj.status else []:
+        status = obj.status
+        current = status is not None and (status.observed_generation or 0) >= (obj.metadata.generation or 0)
+        for condition in (status.conditions or []) if current else []:   # not a verdict on an older spec
             if condition.type == "Progressing" and condition.status == "False" \
                     and condition.reason == "ProgressDeadlineExceeded":
                 self._fail(lane, condition.message or "")
@@ -351,6 +371,8 @@ class KubernetesEnvironment(Environment):
         with self._lock:
             rollout = self._rollouts.get(lane)
             if rollout is None or rollout.done or rollout.failed or not live.complete:
+                return
+            if rollout.expect is not None and rollout.expect.diff(spec):
                 return
             rollout.done = True
             duration = self.clock() - rollout.since

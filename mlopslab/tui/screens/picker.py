@@ -53,7 +53,9 @@ def describe(entry: Entry) -> Text:
                 style="#b0b0b0")
     for lane in sc.lanes:
         extra = (f"polls the repo every {poll_range({'poll_interval': lane.poll_interval, 'poll_jitter': lane.poll_jitter})}" + (", webhook" if lane.webhook else "")
-                 + (", self-heal" if lane.self_heal else "")) if lane.delivery == "pull" else "runs on each commit"
+                 + (", self-heal" if lane.self_heal else "")) if lane.delivery == "pull" else (
+                     f"Flux's controllers poll the repo every {lane.poll_interval:g} s and correct drift as often"
+                     if lane.delivery == "flux" else "runs on each commit")
         text.append(f"  lane {lane.name}: ", style="bold")
         level = f", MLOps level {lane.level}" if any(other.level for other in sc.lanes) else ""
         text.append(f"{lane.delivery}, {lane.replicas} replicas, {extra}{level}\n")

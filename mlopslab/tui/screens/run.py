@@ -82,12 +82,12 @@ def status(source: LiveRun | ReplayRun, view: RunView) -> Text:
         text.append(f"  replay {state} {pb.speed:g}×", style="bold #d98cff")
         text.append(f"  t {pb.position:6.1f} / {pb.last:.1f} s", style="bold")
     else:
-        lab = source.lab
+        run_status = source.status
         phase = {"preparing": "setting up (training v1, first rollout)…", "running": "▶ running",
-                 "created": "starting…"}.get(lab.status, f"■ {lab.status}")
+                 "created": "starting…"}.get(run_status, f"■ {run_status}")
         if source.done.is_set():
-            phase = f"■ finished ({lab.status})"
-        text.append(f"  {phase}", style="bold #6fd36f" if lab.status == "running" else "bold #ffb347")
+            phase = f"■ finished ({run_status})"
+        text.append(f"  {phase}", style="bold #6fd36f" if run_status == "running" else "bold #ffb347")
         if view.started:
             text.append(f"  t {view.now:4.0f} / {view.duration:.0f} s", style="bold")  # whole seconds: one redraw a second
     if view.started and not view.finished:
@@ -165,7 +165,7 @@ class RunScreen(Screen):
         if self.lanes:
             self.query_one(f"#lane-{self.active_lane}", LanePanel).focus()
         if isinstance(self.source, LiveRun):
-            self.run_worker(self.source.run, thread=True, name="lab", group="lab", exit_on_error=False)
+            self.source.start()   # the run process; this screen follows its events
         self.refresh_view()
         self.set_interval(1 / FPS, self.refresh_view, name="snapshot")
 

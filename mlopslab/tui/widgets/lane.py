@@ -79,6 +79,9 @@ def how(lane: LaneView) -> str:
     s = lane.settings
     if lane.delivery == "push":
         return "CI runner, triggered by the commit"
+    if lane.delivery == "flux":   # Flux re-applies at its interval: drift lasts up to one interval
+        interval = s.get("poll_interval") or 0.0
+        return f"Flux polls repo {interval:g}s ±5%, heals every {interval:g}s"
     return f"{'webhook+poll' if s.get('webhook') else 'polls repo'} {poll_range(s)}" + (
         ", heals live" if s.get("self_heal", True) else ", no self-heal")
 
