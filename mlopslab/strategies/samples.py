@@ -57,11 +57,13 @@ class Samples:
             while len(self._label_order) > 200_000:
                 self._labels.pop(self._label_order.popleft(), None)
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        """Recorder listener: the lane's input drift score (monitor/watch.py), for an input_drift gate."""
-        if event.get("kind") == "drift_score" and event.get("lane") in self._drift and event.get("score") is not None:
+    def on_event(self, event: Any) -> None:
+        """Recorder listener (a typed event, or a line's dict): the lane's input drift score (monitor/watch.py),
+        for an input_drift gate."""
+        lane, score = event.get("lane"), event.get("score")
+        if event.get("kind") == "drift_score" and lane in self._drift and score is not None:
             with self._lock:
-                self._drift[event["lane"]].append((float(event["t"]), float(event["score"])))
+                self._drift[lane].append((float(event.get("t")), float(score)))
 
     def drift(self, lane: str, since: float, until: float) -> list[float]:
         with self._lock:
