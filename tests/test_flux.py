@@ -4,6 +4,7 @@ and a whole run of flux-vs-agent on the embedded cluster with Flux's real contro
 No controllers built (.ci/flux.sh): the cluster tests skip, unless MLOPSLAB_REQUIRE_FLUX=1 (CI), where
 that is a failure.
 """
+# ruff: noqa: F811  (pytest fixtures imported from tests/*_fixtures.py are parameters here)
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """A canary on the Docker environment: the candidate group is a second set of containers (labelled
 `<lane>.canary`, like Flagger's canary Deployment beside the primary), the router shifts weight to it, and
 the gates promote it; nothing is left behind."""
+# ruff: noqa: F811  (pytest fixtures imported from tests/*_fixtures.py are parameters here)
 
 from __future__ import annotations
 
