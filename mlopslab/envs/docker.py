@@ -95,8 +95,10 @@ class DockerEnvironment(ControlledEnvironment):
         elif not self._network_exists():
             self.network = None
         self.images = ModelImages(self.client, self.base_image, resolve_model, emit, run_id)
-        super().__init__(ContainerDriver(self.client, run_id, self.images, network=self.network, log_dir=log_dir),
-                         emit)
+        # The run's owner (the lab) is on the host and reaches the published ports: it probes readiness over
+        # HTTP; an agent's container has no network and reads the engine's health checks.
+        super().__init__(ContainerDriver(self.client, run_id, self.images, network=self.network, log_dir=log_dir,
+                                         probe_over_http=owns_run), emit)
         self.driver: ContainerDriver
         self._generation: dict[str, int] = {}
         self._published: dict[str, Any] = {}
@@ -248,7 +250,7 @@ class DockerEnvironment(ControlledEnvironment):
             # container the record does not (yet) list is starting, whatever its health.
             said = recorded.get(seen.replica)
             state = ("terminating" if said == "terminating" else
-                     "ready" if said == "ready" and seen.health == "healthy" else "starting")
+                     "ready" if said == "ready" and seen.health in ("healthy", "none") else "starting")
             views.append(ReplicaView(seen.replica, seen.version, state, seen.url))
             # by template, like the controller in base.py: a warm-up change rolls replicas too
             updated += bool(spec and seen.template == template_label(spec.template) and state != "terminating")
