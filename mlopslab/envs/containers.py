@@ -1,16 +1,16 @@
 """Replicas as containers: the `ReplicaDriver` that starts, probes and stops model-server containers.
 
 One container per replica, labelled with the run, lane, version and replica, on the run's network, port
-8080 published on 127.0.0.1 only, hardened (user 10001, read-only root, no capabilities). Readiness is the
-engine's health status, read from one shared snapshot of the engine's containers. The snapshot is re-listed
+8080 published on 127.0.0.1 only, hardened (user 10001, read-only root, no capabilities). What runs and on
+which port is read from one shared snapshot of the engine's containers. The snapshot is re-listed
 when the engine's event stream says a container of the run changed (and every few seconds anyway, in case an
 event was missed), not polled at a fixed rate: polling the engine costs dockerd CPU that the replicas and the
 load generator need.
 
-Where the published ports are reachable (the lab on the host, not the agent's networkless container),
-readiness is an HTTP GET /ping to the replica, like a kubelet's probe, and containers get no engine
-health check at all: the engine would exec a process in each container every readiness period, which on
-2 cores took most of one (benchmarks/README.md, issue 16).
+Readiness is an HTTP GET /ping to the replica's port published on 127.0.0.1, like a kubelet's probe, from
+the lab or the agent (which shares the host's network for it): containers get no engine health check, which
+the engine would run as an exec in each container every readiness period; on 2 cores that took most of one
+(benchmarks/README.md, issue 16).
 """
 
 from __future__ import annotations
@@ -38,13 +38,7 @@ from mlopslab.envs.images import (
     ModelImages,
 )
 
-# The health check runs inside the container: python3 without site (-S) answers in ~15 ms.
-HEALTH_PROBE = ("import socket,sys\n"
-                f"s=socket.create_connection(('127.0.0.1',{SERVER_PORT}),1)\n"
-                "s.sendall(b'GET /ping HTTP/1.0\\r\\n\\r\\n')\n"
-                "sys.exit(0 if s.recv(16)[9:12]==b'200' else 1)\n")
-MIN_HEALTH_INTERVAL = 0.1   # seconds; the engine execs the probe this often per container at most
-# Container events that change what a snapshot holds; exec_* (the engine's health checks) do not.
+# Container events that change what a snapshot holds (exec_*, say, do not).
 CHANGES = ("create", "start", "restart", "die", "kill", "stop", "destroy", "health_status", "oom", "pause", "unpause")
 
 @dataclass
@@ -80,7 +74,7 @@ class ContainerDriver(ReplicaDriver):
     resync_period = 2.0     # with it: re-listed this often even when no event came (one may be missed)
 
     def __init__(self, client: Any, run_id: str, images: ModelImages, *, network: str | None,
-                 log_dir: Path | None = None, host: str = "127.0.0.1", probe_over_http: bool = False) -> None:
+                 log_dir: Path | None = None, host: str = "127.0.0.1") -> None:
         self.client = client
         self.run_id = run_id
         self.images = images
@@ -93,7 +87,6 @@ class ContainerDriver(ReplicaDriver):
         self._snapshot: dict[str, Seen] = {}
         self._taken = -math.inf
         self._snap_lock = threading.Lock()
-        self.probe_over_http = probe_over_http
         self._changes = 0           # engine events seen; the snapshot is current while it was listed after the last
         self._listed_after = -1
         self._events: Any = None    # the engine's event stream while it is open
@@ -153,7 +146,6 @@ class ContainerDriver(ReplicaDriver):
     # the driver port
     def start(self, spec: DeploymentSpec, name: str) -> tuple[Container, str]:
         image = self.images.ensure(spec.model, spec.version, spec.lane)
-        interval = max(MIN_HEALTH_INTERVAL, spec.readiness_period)
         container = self.client.containers.run(
             image.id,
             command=["--model-dir", "/model", "--host", "0.0.0.0", "--port", str(SERVER_PORT),
@@ -171,10 +163,7 @@ class ContainerDriver(ReplicaDriver):
             labels={LABEL_RUN: self.run_id, LABEL_LANE: spec.lane, LABEL_VERSION: spec.version,
                     LABEL_MODEL: spec.model, LABEL_REPLICA: name, LABEL_ROLE: "replica",
                     LABEL_TEMPLATE: template_label(spec.template)},
-            healthcheck={"test": ["NONE"]} if self.probe_over_http else
-            {"test": ["CMD", "python3", "-I", "-S", "-c", HEALTH_PROBE],
-             "interval": int(interval * 1e9), "timeout": int(1e9), "retries": 3,
-             "start_period": int((spec.warmup + 30) * 1e9)},
+            healthcheck={"test": ["NONE"]},   # readiness is probed over HTTP (probe), not exec'd by the engine
         )
         handle = Container(container.id, container.name, time.monotonic(), spec.lane, name)
         ports = self.client.api.inspect_container(container.id)["NetworkSettings"]["Ports"]
@@ -191,15 +180,11 @@ class ContainerDriver(ReplicaDriver):
         return handle.id in seen and seen[handle.id].running
 
     def probe(self, url: str, timeout: float = 0.5) -> bool:
-        """Readiness: GET /ping where the port is reachable, else the engine's health status of the container."""
-        if self.probe_over_http:
-            return super().probe(url, timeout)
+        """Readiness: GET /ping on the published port answers 200, while the engine lists the container running."""
         with self._lock:
             handle = self._by_url.get(url)
-        if handle is None:
-            return False
-        seen = self.snapshot()[1].get(handle.id)
-        return seen is not None and seen.running and seen.health == "healthy"
+        seen = self.snapshot()[1].get(handle.id) if handle is not None else None
+        return seen is not None and seen.running and super().probe(url, timeout)
 
     def stop(self, handle: Container, grace: float) -> None:
         import docker.errors

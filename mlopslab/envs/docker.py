@@ -95,10 +95,8 @@ class DockerEnvironment(ControlledEnvironment):
         elif not self._network_exists():
             self.network = None
         self.images = ModelImages(self.client, self.base_image, resolve_model, emit, run_id)
-        # The run's owner (the lab) is on the host and reaches the published ports: it probes readiness over
-        # HTTP; an agent's container has no network and reads the engine's health checks.
-        super().__init__(ContainerDriver(self.client, run_id, self.images, network=self.network, log_dir=log_dir,
-                                         probe_over_http=owns_run), emit)
+        super().__init__(ContainerDriver(self.client, run_id, self.images, network=self.network, log_dir=log_dir),
+                         emit)
         self.driver: ContainerDriver
         self._generation: dict[str, int] = {}
         self._published: dict[str, Any] = {}
