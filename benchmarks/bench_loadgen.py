@@ -95,7 +95,8 @@ def run_ours(urls: list[str], rate: float, duration: float, extra: dict | None =
               **(extra or {})}
     env = {**os.environ, "PYTHONPATH": checkout} if checkout else None
     proc = subprocess.Popen([sys.executable, "-m", "mlopslab.traffic.loadgen", json.dumps(config)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                            cwd=checkout or ROOT)  # -m puts the working directory first on sys.path
     for lane, url in zip(lanes, urls):
         proc.stdin.write(json.dumps({"op": "endpoints", "lane": lane, "endpoints": [[url, "1"]]}) + "\n")
     proc.stdin.flush()
