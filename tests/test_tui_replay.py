@@ -140,6 +140,34 @@ def test_replay_keys_seek_and_change_speed() -> None:
     asyncio.run(drive())
 
 
+def test_the_run_screen_asks_a_sources_capabilities_not_its_type() -> None:
+    """A recorded run that declares it cannot seek: its seek and speed keys do nothing, the footer drops
+    them, its plots keep the live period; and no source offers the actions it did not declare."""
+    from mlopslab.tui.replay import ReplayRun
+    from mlopslab.tui.screens.run import PLOT_PERIOD
+
+    class Pinned(ReplayRun):
+        can_seek = False
+
+    async def drive() -> None:
+        app = LabApp(replay=RECORDED, at=10.0, playing=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            pinned = Pinned(RECORDED, at=10.0, playing=False)
+            screen = RunScreen(pinned)
+            await app.push_screen(screen)
+            await pilot.pause()
+            assert not screen.check_action("seek", ()) and not screen.check_action("faster", ())
+            assert not screen.check_action("release", ()) and screen.check_action("space", ())
+            assert screen.plot_period == PLOT_PERIOD
+            await pilot.press("right", "plus")
+            assert (pinned.playback.position, pinned.playback.speed) == (pytest.approx(10.0), 10.0)
+            with pytest.raises(NotImplementedError, match="takes no actions"):
+                pinned.release()
+
+    asyncio.run(drive())
+
+
 def test_help_lists_the_screens_keys_and_closes_with_escape() -> None:
     async def drive() -> None:
         app = LabApp(replay=RECORDED, at=5.0, playing=False)
