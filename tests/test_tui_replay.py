@@ -328,3 +328,31 @@ def test_replay_of_a_strategies_run_shows_the_weight_plot_and_the_gate_panel() -
             assert (change.decision, change.by, change.exposure) == ("rolled_back", "disagreement", 0)
 
     asyncio.run(drive())
+
+
+@pytest.mark.parametrize(("size", "rows"), [((160, 48), 5), ((80, 24), 3)])
+def test_strategy_lanes_show_phase_gates_and_a_weight_plot_with_rows_to_read(size: tuple[int, int], rows: int) -> None:
+    """canary-gates at 24 s: every lane on screen (all three side by side at 160×48, the active tab at 80×24)
+    shows its phase, its gates and its weight plot whole, with `rows` rows of weight (5: 0 to 100 in steps a
+    person can read, 3 at least 0, 50 and 100); the share plot gives its room to the weight plot."""
+    recorded = Path(__file__).parent / "data" / "canary-gates" / "events.jsonl"
+
+    async def drive() -> None:
+        app = LabApp(replay=recorded, at=24.0, playing=False)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await pilot.pause(0.3)
+            screen = app.screen
+            assert isinstance(screen, RunScreen)
+            shown = [panel for panel in screen.query("LanePanel") if panel.display]
+            assert len(shown) == (3 if size[0] >= 120 else 1)
+            for panel in shown:
+                header = str(panel.query_one(".lane-header").render())
+                assert "canary " in header or "shadow " in header
+                assert any(glyph in header for glyph in "✓✗…")
+                weights, rollout = panel.query_one(".weights", Chart), panel.query_one(".rollout", Chart)
+                assert weights.display and not rollout.display
+                assert weights.region.height - 4 >= rows   # less its heading, the marks' row and the time axis
+                assert weights.region.bottom <= panel.region.bottom, "the weight plot is cut off"
+
+    asyncio.run(drive())

@@ -150,6 +150,8 @@ class RunScreen(Screen):
         for panel in self.query(LanePanel):
             panel.set_class(panel.lane == self.active_lane, "-active")
             panel.display = not narrow or panel.lane == self.active_lane
+        self._lane_keys.clear()   # a header fits its lane's width: draw the lanes again at the next tick
+        self._deferred = True
 
     # --- the one timer ---------------------------------------------------------------------------------------
     def refresh_view(self) -> None:
@@ -173,6 +175,7 @@ class RunScreen(Screen):
             return
         if self.view is None or len(view.lanes) != len(self.view.lanes):   # whether any lane takes promote
             self.call_later(self.refresh_bindings)
+        self.set_class(any(map(has_strategy, view.lanes)), "-strategies")   # their gate panels need the rows
         self.view = view
         self._deferred = False
         with self.app.batch_update():
