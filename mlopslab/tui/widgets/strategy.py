@@ -27,7 +27,8 @@ def has_strategy(lane: LaneView) -> bool:
 
 def panel(lane: LaneView, width: int = 0) -> Text:
     """`canary Progressing v2 40 % · failed checks 1`, then the gates: `✓ p99 23.5 ≤ 100`, one a line, or
-    side by side as they fit in `width` columns (a full-width lane keeps its plots on a short terminal)."""
+    side by side as they fit in `width` columns, beside the phase if all fit (a full-width lane keeps its
+    plots on a short terminal)."""
     step, head = lane.rollout_step, Text()
     phase = step.get("phase") or "—"
     head.append(f"{lane.strategy} ", style="bold #5aa9ff")
@@ -42,7 +43,10 @@ def panel(lane: LaneView, width: int = 0) -> Text:
             head.append(f" cohorts {step['cohort']:g}%", style=COHORT_COLOR)
     if step.get("failed_checks"):
         head.append(f" · failed {step['failed_checks']}", style="#ff6b6b")
-    text = _pack([head, *map(_gate, lane.gates)], width)
+    gates = list(map(_gate, lane.gates))
+    text = _pack([head, *gates], width)   # all on the phase's line if they fit, else the gates under it
+    if gates and "\n" in text.plain:
+        text = Text.assemble(head, "\n", _pack(gates, width))
     if phase == "Paused":   # after the phase's line: what the person is to do
         first, newline, rest = text.plain.partition("\n")
         text = Text.assemble(text[:len(first)], ("\n  waiting for a person: p promote, a abort", "bold #ffb347"),
