@@ -109,7 +109,9 @@ class Rollouts(Environment):
         return getattr(self.inner, name)
 
     # --- the port -----------------------------------------------------------------------------------------
-    def apply(self, spec: DeploymentSpec) -> None:
+    def apply(self, spec: DeploymentSpec, *, declare: Callable[[DeploymentSpec], None] | None = None) -> None:
+        """`declare`: how the delivery writes the lane's declared object itself, with its own credential
+        (Kubernetes: envs/kubernetes/acting.py); the groups are then the controller's to make so."""
         lane = spec.lane
         with self._lock:
             previous = self._targets.get(lane)
@@ -118,8 +120,10 @@ class Rollouts(Environment):
             if previous is not None and previous.version != spec.version:
                 self._begin(lane, spec, previous)
         if not spec.progressive:
-            self.inner.apply(spec)
+            (declare or self.inner.apply)(spec)
         else:
+            if declare is not None:
+                declare(spec)
             self.reconcile(lane)
         if lane not in self._threads:
             thread = threading.Thread(target=self._loop, args=(lane,), name=f"rollouts-{lane}", daemon=True)
