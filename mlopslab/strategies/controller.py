@@ -4,10 +4,10 @@ It wraps the run's Environment. What a delivery applies (the lane's Deployment, 
 annotation) becomes the lane's *target*. A lane with a rolling or recreate strategy goes straight through
 to the environment. For a progressive lane (canary, blue-green, shadow, A/B) the controller keeps two
 replica groups in the environment, like Flagger's primary and canary Deployments: the primary (the lane's
-own name) and the candidate group (`<lane>.canary`); every `tick` it observes both, runs the gates when a
-check is due, steps the strategy's pure state machine (strategies/machine.py) and makes the new state so:
-the groups' versions and sizes through `Environment.apply`, the candidate's share of requests, its copies
-and its cohorts through the traffic router.
+own name) and the candidate group (`<lane>.canary`; on Kubernetes two Deployments, envs/kubernetes/groups.py);
+every `tick` it observes both, runs the gates when a check is due, steps the strategy's pure state machine
+(strategies/machine.py) and makes the new state so: the groups' versions and sizes through
+`Environment.apply`, the candidate's share of requests, its copies and its cohorts through the traffic router.
 
 `observe(lane)` answers for the lane as a whole (the target as its spec, both groups' replicas, Failed
 after a rollback), so deliveries, sync verdicts and self-heal see one object, as Argo CD sees a Rollout.

@@ -13,7 +13,9 @@ primary (named as the lane) and the candidate (`<lane>.canary`). Here they are, 
 
 The controller applies both as its own ServiceAccount (`rollout-controller`, bound to the lane's Role in
 the lane's namespace, like Flagger's service account) with field manager `mlopslab-rollouts`. A lane
-without a progressive strategy has the one Deployment, `model-server`, as before.
+without a progressive strategy has the one Deployment, `model-server`, as before. The declared Service
+`model-server` selects the canary's pods only; the lab routes to pods, not through Services (see
+environment.py), so no `-primary` Service is made.
 """
 
 from __future__ import annotations
