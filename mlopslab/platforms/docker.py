@@ -63,6 +63,8 @@ class DockerPlatform(Platform):
 
     def credential(self, lane: LaneSpec) -> str:
         if lane.delivery == "pull":
+            declares = ("; it declares the lane's target in the engine, where the rollout controller beside it "
+                        "follows it") if lane.strategy and lane.strategy.progressive else ""
             return (f"the agent container mlopslab-{self.context.run_id}-agent-{lane.name} holds the engine socket "
-                    "(/var/run/docker.sock mounted); it has no network and reads the repo read-only")
+                    f"(/var/run/docker.sock mounted); it has no network and reads the repo read-only{declares}")
         return super().credential(lane)
