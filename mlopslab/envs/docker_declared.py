@@ -22,12 +22,13 @@ never applies on the agent's behalf: without the agent's write nothing changes.
 What is live for a progressive pull lane. The declared object, as Argo CD compares git with the objects it
 applied (a Rollout or Flagger's target Deployment), not with the pods a rollout controller made from
 them. The agent's `observe(lane)` answers with the declared spec and the replicas of both groups as the
-engine lists them (Available once every one runs the declared version and is ready). A person's manual
-change of such a lane edits the declared object (the lab's `change_live` goes to `DeclaredTargets.edit`,
-like `kubectl edit` of the target): the controller starts analysing the edited target, as Flagger would,
-and the agent, seeing the declared object differ from git, writes it back (self-heal, `live_reverted`);
-with `self_heal: false` the edit stays and the lane is OutOfSync. The rollout's phase (Failed after a
-rollback) is the controller's: the lab's sync verdict shows it (Degraded), the agent does not need it.
+engine lists them (Available once they are the declared number, of the declared version, all ready). A
+person's manual change of such a lane edits the declared object (the lab's `change_live` goes to
+`DeclaredTargets.edit`, like `kubectl edit` of the target). When the controller sees the edit it takes it
+as the target (a new version starts an analysis, as Flagger would; new replicas resize the groups); the
+agent, seeing the declared object differ from git, writes it back (self-heal, `live_reverted`), possibly
+before the controller's next look. With `self_heal: false` the edit stays and the lane is OutOfSync. The
+rollout's phase (Failed after a rollback) is the controller's: the lab's sync verdict shows it (Degraded).
 """
 
 from __future__ import annotations
