@@ -42,10 +42,18 @@ timeline:
 """
 
 
+def groups(docker_client, run_id: str) -> set[str]:
+    """The replica groups (lane labels) of the run's running containers, listed without inspecting each (a
+    container removed meanwhile is no error)."""
+    from mlopslab.envs.images import LABEL_LANE, LABEL_RUN
+
+    listed = docker_client.api.containers(filters={"label": f"{LABEL_RUN}={run_id}"})
+    return {c["Labels"].get(LABEL_LANE, "") for c in listed}
+
+
 def test_a_canary_on_docker_runs_a_second_container_group_and_is_promoted(docker_client, base_image, run_id,
                                                                           tmp_path: Path) -> None:
     from mlopslab import scenario
-    from mlopslab.envs.images import LABEL_LANE, LABEL_RUN
     from mlopslab.lab import Lab
 
     lab = Lab(scenario.parse(SCENARIO.format(base=base_image)), tmp_path / run_id)
@@ -55,8 +63,7 @@ def test_a_canary_on_docker_runs_a_second_container_group_and_is_promoted(docker
         lab.start()
 
         def promoted() -> bool:
-            for container in docker_client.containers.list(filters={"label": f"{LABEL_RUN}={run_id}"}):
-                seen_groups.add(container.labels.get(LABEL_LANE, ""))
+            seen_groups.update(groups(docker_client, run_id))
             state = lab.env.state("canary")
             return state is not None and state.phase == "Succeeded" and state.stable == "2"
 
@@ -118,8 +125,7 @@ def test_a_canary_on_a_docker_pull_lane_follows_what_the_agent_declares_in_the_e
         lab.start()
 
         def decided() -> bool:
-            for container in docker_client.api.containers(filters={"label": f"{LABEL_RUN}={run_id}"}):
-                seen_groups.add(container["Labels"].get(LABEL_LANE, ""))
+            seen_groups.update(groups(docker_client, run_id))
             slo, p99 = lab.env.state("slo"), lab.env.state("p99")
             return (slo is not None and slo.phase == "Succeeded" and slo.stable == "2"
                     and p99 is not None and p99.phase == "Failed" and p99.version == "2")
