@@ -147,12 +147,6 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
     timeline = _timeline(c, top.get("timeline"), lane_names, duration, data.get("n_features", DataSpec.n_features))
     narration = _narration(c, top.get("narration"))
     drift_detection = _drift_detection(c, top.get("drift_detection"))
-    for i, lane in enumerate(lanes):
-        if not (lane.strategy and lane.strategy.progressive):
-            continue
-        if environment.kind == "docker" and lane.delivery == "pull":
-            c.fail(f"lanes[{i}].strategy", f"a {lane.strategy.type} lane on docker needs a push delivery: the pull "
-                   "agent runs in its own container, beside which no rollout controller runs yet")
 
     sweep = top.get("sweep")
     if sweep is not None and not (isinstance(sweep, dict) and sweep):
