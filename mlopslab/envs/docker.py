@@ -6,7 +6,7 @@ Replicas. One image per model version (`images.ModelImages`), one container per 
 user 10001, read-only root filesystem, every capability dropped, no-new-privileges. Readiness comes
 from the container's health check (a Docker HEALTHCHECK that GETs /ping inside the container), read
 from the engine, so every process holding the socket sees the same readiness. The rolling update is
-`ControlledEnvironment`'s, the one the local environment uses.
+`ControlledEnvironment`'s (envs/controller.py), the one the local environment uses.
 
 The live object. Docker has no API server, so the Deployment object lives in a small per-lane record
 beside the engine (`StateStore`, envs/docker_state.py: `<state_dir>/<lane>.spec.json`, written atomically under a file lock,
@@ -44,15 +44,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mlopslab.envs.base import (
-    ControlledEnvironment,
-    DeploymentSpec,
-    Emit,
-    Endpoint,
-    LiveState,
-    Replica,
-    ReplicaView,
-)
+from mlopslab.envs.base import DeploymentSpec, Emit, Endpoint, LiveState, ReplicaView
+from mlopslab.envs.controller import ControlledEnvironment, Replica
 from mlopslab.envs.containers import Container, ContainerDriver, Seen, template_label
 from mlopslab.envs.docker_state import StateStore, spec_from_dict, spec_to_dict
 from mlopslab.envs.images import LABEL_ROLE, LABEL_RUN, ModelImages, base_image_from_env
@@ -250,7 +243,7 @@ class DockerEnvironment(ControlledEnvironment):
             state = ("terminating" if said == "terminating" else
                      "ready" if said == "ready" and seen.health == "healthy" else "starting")
             views.append(ReplicaView(seen.replica, seen.version, state, seen.url))
-            # by template, like the controller in base.py: a warm-up change rolls replicas too
+            # by template, like the controller (envs/controller.py): a warm-up change rolls replicas too
             updated += bool(spec and seen.template == template_label(spec.template) and state != "terminating")
         ready = sum(1 for r in views if r.state == "ready")
         state = LiveState(lane, spec, tuple(views), updated, ready)
