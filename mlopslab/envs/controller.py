@@ -42,7 +42,14 @@ class Replica:
 
 
 class ControlledEnvironment(Environment):
-    """An Environment whose replicas are converged by one controller thread per lane."""
+    """An Environment whose replicas are converged by one controller thread per lane.
+
+    A concrete environment gives it a `ReplicaDriver` and, where the live object is kept outside this
+    process (Docker's state records), three hooks: `record(spec)` (write the live object there, on apply
+    and on a person's edit), `recorded(lane)` (read it back with its generation: a controller takes a newer
+    one, as a Deployment controller takes `kubectl edit`) and `publish(lane)` (tell observers elsewhere
+    what this pass decided). It never overrides a step of the controller.
+    """
 
     tick = 0.05
     drain = 0.4      # seconds a replica stays out of Endpoints before it is asked to stop
@@ -61,6 +68,8 @@ class ControlledEnvironment(Environment):
         self._status: dict[str, dict[str, Any]] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._stoppers: list[threading.Thread] = []
+        self._stopping: dict[str, tuple[str, str]] = {}   # replica still being stopped -> (lane, version)
+        self._generation: dict[str, int] = {}            # per lane: the recorded live object taken last
         self._stop = threading.Event()
         self._counter = 0
 
@@ -69,6 +78,7 @@ class ControlledEnvironment(Environment):
         with self._lock:
             if self._stop.is_set():
                 raise RuntimeError("environment is torn down")
+            self._generation[spec.lane] = self.record(spec)
             previous = self._specs.get(spec.lane)
             self._specs[spec.lane] = spec
             self._by_template[(spec.lane, spec.template)] = spec   # to start old replicas in a scaling event
@@ -110,6 +120,7 @@ class ControlledEnvironment(Environment):
                              version=spec.version if version is None else version)
             self._specs[lane] = edited
             self._status[lane] = self._new_status(cause="manual_change")
+            self._generation[lane] = self.record(edited, by_hand=True)
             return edited
 
     def kill_replica(self, lane: str, name: str | None = None) -> str | None:
@@ -137,6 +148,35 @@ class ControlledEnvironment(Environment):
             thread.join(timeout=10)
         self.driver.close()
 
+    def controls(self, lane: str) -> bool:
+        """Whether this process runs the lane's controller (it applied the lane)."""
+        return lane in self._threads
+
+    def generation(self, lane: str) -> int:
+        """The generation of the recorded live object this controller converges to (0: none recorded)."""
+        with self._lock:
+            return self._generation.get(lane, 0)
+
+    def stopping(self, lane: str) -> list[ReplicaView]:
+        """Replicas out of the lane whose driver is still stopping them (terminating until gone)."""
+        with self._lock:
+            return [ReplicaView(name, version, "terminating", "")
+                    for name, (of, version) in self._stopping.items() if of == lane]
+
+    # --- the hooks a concrete environment may fill in ---------------------------------------------------
+    def record(self, spec: DeploymentSpec, *, by_hand: bool = False) -> int:
+        """Keeps the live object where other processes read it (an apply, or a person's edit); returns
+        its generation there. Here it lives in this process only: 0."""
+        return 0
+
+    def recorded(self, lane: str) -> tuple[int, DeploymentSpec | None]:
+        """(generation, live object) as a store outside this process holds it; (0, None): none is kept."""
+        return 0, None
+
+    def publish(self, lane: str) -> None:
+        """Called before a replica starts (which may block) and after every pass: observers in other
+        processes learn the lane's status from what this writes. Here observers share the memory: nothing."""
+
     # --- the controller -----------------------------------------------------------------------------
     def _new_status(self, cause: str | None = None) -> dict[str, Any]:
         """A rollout's bookkeeping: when it began and last progressed, the best progress seen so far
@@ -160,7 +200,9 @@ class ControlledEnvironment(Environment):
             self._stop.wait(backoff)
 
     def reconcile(self, lane: str) -> None:
-        """One level-based pass: probe, replace the dead, then roll towards the live spec."""
+        """One level-based pass: take a newer recorded live object, probe, replace the dead, roll towards
+        the live spec, then publish."""
+        self._take_recorded(lane)
         now = self.clock()
         self._probe(lane, now)
         with self._lock:
@@ -193,8 +235,19 @@ class ControlledEnvironment(Environment):
             self._start_replica(lane, old_spec, now)
         self._finish_terminations(lane, now)
         self._report(lane, spec, now)
+        self.publish(lane)
+
+    def _take_recorded(self, lane: str) -> None:
+        generation, recorded = self.recorded(lane)   # outside the lock: a store may be files
+        with self._lock:
+            if recorded is not None and generation > self._generation.get(lane, 0):
+                self._generation[lane] = generation
+                if recorded != self._specs.get(lane):
+                    self._specs[lane] = recorded
+                    self._status[lane] = self._new_status()
 
     def _start_replica(self, lane: str, spec: DeploymentSpec, now: float) -> None:
+        self.publish(lane)   # before a start that may block: observers take this pass's terminating out now
         with self._lock:
             self._counter += 1
             name = f"{lane}-v{spec.version}-{self._counter}"
@@ -241,7 +294,7 @@ class ControlledEnvironment(Environment):
                 fields = {"reason": "crashed", "crashes": status["crashes"], "backoff": round(backoff, 3)}
         self.emit("replica_stopped", lane, replica=replica.name, version=replica.version, **fields,
                   **({"last_words": words} if words else {}))
-        self._stop_later(replica)
+        self._stop_later(lane, replica)
 
     def _finish_terminations(self, lane: str, now: float) -> None:
         with self._lock:
@@ -250,12 +303,23 @@ class ControlledEnvironment(Environment):
             for replica in due:
                 self._replicas[lane].remove(replica)
         for replica in due:
-            self._stop_later(replica)
+            self._stop_later(lane, replica)
             self.emit("replica_stopped", lane, replica=replica.name, version=replica.version,
                       reason=replica.stop_reason)
 
-    def _stop_later(self, replica: Replica) -> None:
-        thread = threading.Thread(target=self.driver.stop, args=(replica.handle, self.grace), daemon=True)
+    def _stop_later(self, lane: str, replica: Replica) -> None:
+        """Stops off the control loop; until the driver is done the replica is listed by `stopping`."""
+        with self._lock:
+            self._stopping[replica.name] = (lane, replica.version)
+
+        def stop() -> None:
+            try:
+                self.driver.stop(replica.handle, self.grace)
+            finally:
+                with self._lock:
+                    self._stopping.pop(replica.name, None)
+
+        thread = threading.Thread(target=stop, name=f"stop-{replica.name}", daemon=True)
         thread.start()
         with self._lock:
             self._stoppers = [t for t in self._stoppers if t.is_alive()] + [thread]
