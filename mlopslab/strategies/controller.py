@@ -102,6 +102,7 @@ class Rollouts(Environment):
         self._done: list[tuple[float, str, Change]] = []
         self._threads: dict[str, threading.Thread] = {}
         self._stop = threading.Event()
+        self.editors: dict[str, Callable[[DeploymentSpec], None]] = {}   # lane -> where its target is declared
 
     def __getattr__(self, name: str) -> Any:   # what an environment kind offers beyond the port (Docker's client)
         if name == "inner":   # not set yet (or being unpickled): no recursion
@@ -159,7 +160,7 @@ class Rollouts(Environment):
                          version=target.version if version is None else version)
         if version is not None and version not in self._versions.get(lane, {}):
             self._versions[lane][version] = edited
-        self.apply(edited)
+        self.editors.get(lane, self.apply)(edited)
         return edited
 
     def kill_replica(self, lane: str, name: str | None = None) -> str | None:
