@@ -141,12 +141,6 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
     timeline = check_timeline(c, top.get("timeline"), lane_names, duration, data.get("n_features", DataSpec.n_features))
     narration = check_narration(c, top.get("narration"))
     drift_detection = _drift_detection(c, top.get("drift_detection"))
-    for i, lane in enumerate(lanes):
-        if not (lane.strategy and lane.strategy.progressive):
-            continue
-        if environment.kind == "kubernetes":
-            c.fail(f"lanes[{i}].strategy", f"a {lane.strategy.type} lane is not available on kubernetes yet "
-                   "(local and docker run it; rolling and recreate work everywhere)")
 
     sweep = top.get("sweep")
     if sweep is not None and not (isinstance(sweep, dict) and sweep):
@@ -266,6 +260,10 @@ def _flux_lanes(c: _Check, lanes: list[LaneSpec], environment: EnvironmentSpec) 
         if not lane.self_heal:
             c.fail(f"{path}.self_heal", "Flux always corrects drift at its interval; use delivery: pull to "
                                         "compare without self-heal")
+        if lane.strategy and lane.strategy.progressive:
+            c.fail(f"{path}.strategy", f"a {lane.strategy.type} lane needs delivery push or pull on kubernetes: "
+                   "Flux applies by itself, so the rollout controller never sees the lane's new target, and it "
+                   "re-applies spec.replicas as the repo holds it, scaling the canary Deployment back up")
 
 
 def load(path: Path | str) -> Scenario:

@@ -4,10 +4,10 @@ It wraps the run's Environment. What a delivery applies (the lane's Deployment, 
 annotation) becomes the lane's *target*. A lane with a rolling or recreate strategy goes straight through
 to the environment. For a progressive lane (canary, blue-green, shadow, A/B) the controller keeps two
 replica groups in the environment, like Flagger's primary and canary Deployments: the primary (the lane's
-own name) and the candidate group (`<lane>.canary`); every `tick` it observes both, runs the gates when a
-check is due, steps the strategy's pure state machine (strategies/machine.py) and makes the new state so:
-the groups' versions and sizes through `Environment.apply`, the candidate's share of requests, its copies
-and its cohorts through the traffic router.
+own name) and the candidate group (`<lane>.canary`; on Kubernetes two Deployments, envs/kubernetes/groups.py);
+every `tick` it observes both, runs the gates when a check is due, steps the strategy's pure state machine
+(strategies/machine.py) and makes the new state so: the groups' versions and sizes through
+`Environment.apply`, the candidate's share of requests, its copies and its cohorts through the traffic router.
 
 `observe(lane)` answers for the lane as a whole (the target as its spec, both groups' replicas, Failed
 after a rollback), so deliveries, sync verdicts and self-heal see one object, as Argo CD sees a Rollout.
@@ -110,7 +110,9 @@ class Rollouts(Environment):
         return getattr(self.inner, name)
 
     # --- the port -----------------------------------------------------------------------------------------
-    def apply(self, spec: DeploymentSpec) -> None:
+    def apply(self, spec: DeploymentSpec, *, declare: Callable[[DeploymentSpec], None] | None = None) -> None:
+        """`declare`: how the delivery writes the lane's declared object itself, with its own credential
+        (Kubernetes: envs/kubernetes/acting.py); the groups are then the controller's to make so."""
         lane = spec.lane
         with self._lock:
             previous = self._targets.get(lane)
@@ -119,8 +121,10 @@ class Rollouts(Environment):
             if previous is not None and previous.version != spec.version:
                 self._begin(lane, spec, previous)
         if not spec.progressive:
-            self.inner.apply(spec)
+            (declare or self.inner.apply)(spec)
         else:
+            if declare is not None:
+                declare(spec)
             self.reconcile(lane)
         if lane not in self._threads:
             thread = threading.Thread(target=self._loop, args=(lane,), name=f"rollouts-{lane}", daemon=True)
