@@ -39,7 +39,6 @@ BAD = {
     # deployment strategies (mlopslab/strategies/schema.py)
     "strategy-field.yaml": (6, "lanes[0].strategy.stepWeight", "does not apply to type blue-green"),
     "strategy-gate.yaml": (9, "lanes[0].strategy.gates[0]", "expected min and/or max"),
-    "strategy-docker-pull.yaml": (7, "lanes[0].strategy", "needs a push delivery"),
     "strategy-steps.yaml": (11, "lanes[0].strategy.steps[1].pause.seconds", "unknown field (expected one of: duration)"),
     "release-latency.yaml": (7, "timeline[0].release.latency_ms", "expected a number"),
 }

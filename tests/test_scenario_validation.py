@@ -110,3 +110,14 @@ timeline:
     assert found == {(3, "environment.cluster"), (4, "drift_detection.window"), (4, "drift_detection.cusum_k"),
                      (8, "lanes[0].rollout.progressDeadlineSeconds"), (11, "timeline[0].drift.size"),
                      (13, "timeline[1].drift.features")}
+
+
+@pytest.mark.parametrize("strategy", ["{type: canary, stepWeight: 20}", "{type: blue-green}",
+                                      "{type: shadow, gates: [{metric: disagreement, max: 0.1}]}",
+                                      "{type: ab, gates: [{metric: accuracy, min: 0.8}]}"])
+def test_a_progressive_strategy_on_a_docker_pull_lane_is_accepted(strategy: str) -> None:
+    """The agent declares the lane's target in the engine and the rollout controller follows it
+    (envs/docker_declared.py): no push delivery is needed any more."""
+    sc = scenario.parse(f"name: p\nduration: 30\nenvironment: docker\nlanes:\n"
+                        f"  - name: c\n    delivery: pull\n    strategy: {strategy}\n")
+    assert sc.lanes[0].delivery == "pull" and sc.lanes[0].strategy.progressive

@@ -11,6 +11,10 @@ every container every readiness period, most of a core on 2 cores: benchmarks/RE
 goes through the mount and the engine through the socket. It runs as uid 10001 in the socket's group,
 read-only root filesystem, every capability dropped, no-new-privileges, so it can bind no port below 1024.
 
+For a lane with a progressive strategy the agent declares the lane's target in the engine rather than
+converging replicas itself; `watch` (envs/docker_declared.py) is the lab's rollout controller's watch on
+it, started and stopped with the container.
+
 Its stdout is a stream of JSON-line events; `DockerAgent` follows it in a thread and re-emits each event
 into the lab's `emit`, with `t` put on the lab's clock (containers share the host's CLOCK_MONOTONIC;
 wall-clock arithmetic is the fallback for an engine elsewhere). Lines that are not events go to the
@@ -43,7 +47,7 @@ class DockerAgent:
     def __init__(self, lane: str, origin: Path, env: DockerEnvironment, emit: Emit, *, models_dir: Path,
                  clock: Callable[[], float] | None = None, interval: float = 10.0, jitter: float = 0.0,
                  self_heal: bool = True, live_interval: float = 1.0, seed: int = 0, agent_base: str | None = None,
-                 log_dir: Path | None = None, orphan_after: float = 30.0) -> None:
+                 log_dir: Path | None = None, orphan_after: float = 30.0, watch: Any = None) -> None:
         self.lane = lane
         self.origin = Path(origin).resolve()
         self.env = env
@@ -56,6 +60,7 @@ class DockerAgent:
         self.agent_base = agent_base
         self.log_path = (log_dir / f"agent-{lane}.log") if log_dir else None
         self.name = f"mlopslab-{env.run_id}-agent-{lane}"
+        self.watch = watch   # a progressive lane: the rollout controller's watch on what the agent declares
         self.container: Any = None
         self.tail: deque[str] = deque(maxlen=50)
         self._offset = 0.0
@@ -98,11 +103,15 @@ class DockerAgent:
                   credential=self.credential())
         self._thread = threading.Thread(target=self._follow, name=f"agent-log-{self.lane}", daemon=True)
         self._thread.start()
+        if self.watch is not None:
+            self.watch.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM: the agent stops reconciling and removes its lane's replicas; then the container goes."""
         import docker.errors
 
+        if self.watch is not None:
+            self.watch.stop()
         if self.container is None:
             return
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):

@@ -56,7 +56,13 @@ from mlopslab.eventtypes.ml import (  # one dataclass per kind
     RetrainTrained,
     RetrainValidated,
 )
-from mlopslab.eventtypes.strategy import Gate, StrategyDecision, StrategyDone, StrategyStep  # one per kind
+from mlopslab.eventtypes.strategy import (  # one dataclass per kind
+    Gate,
+    StrategyDecision,
+    StrategyDone,
+    StrategyStep,
+    TargetDeclared,
+)
 from mlopslab.eventtypes.run import (  # one dataclass per kind
     BaseImage,
     ClusterReady,
@@ -80,7 +86,7 @@ from mlopslab.eventtypes.run import (  # one dataclass per kind
 __all__ = [
     "Accuracy", "AgentContainerStarted", "AgentOrphaned", "AgentStarted", "AgentStopped", "ApplyStarted",
     "BaseImage", "ClusterReady", "ClusterStopped", "Commit", "Detected", "DriftAlarm", "DriftInjected", "DriftScore",
-    "Error", "Event", "Gate", "StrategyDecision", "StrategyDone", "StrategyStep",
+    "Error", "Event", "Gate", "StrategyDecision", "StrategyDone", "StrategyStep", "TargetDeclared",
     "FetchFailed", "FetchRecovered", "FluxApplied", "FluxReady", "FluxStatus",
     "HumanAction", "ImageBuild", "ImageBuildStarted", "KINDS", "LabPrepared",
     "LiveChange", "LiveReverted", "Metrics", "ModelRegistered", "Narration", "PipelineAccepted",

@@ -72,3 +72,15 @@ class StrategyDone(Event):
     errors: int | None = None                      # ... of which failed
     peak_replicas: int | None = None
     replica_seconds: float | None = None
+
+
+@kind("target_declared")
+class TargetDeclared(Event):
+    """The rollout controller found a new declared target for a progressive pull lane on Docker: what the lane's
+    agent (or a person's manual edit) recorded in the engine (envs/docker_declared.py)."""
+
+    version: int | str | None = None
+    replicas: int | None = None
+    generation: int | None = None                  # the declared object's generation
+    by: str | None = None                          # agent | lab:manual
+    revision: str | None = None                    # the env-repo commit it was rendered from

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mlopslab.envs.docker import DockerEnvironment
+    from mlopslab.envs.docker_declared import DeclaredStore, DeclaringEnvironment
     from mlopslab.gitops.pull import PullAgent
 
     stop = threading.Event()
@@ -61,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     env = DockerEnvironment(lambda name, version: args.models / name / str(version), emit, run_id=args.run_id,
                             base_image=args.base_image, state_dir=args.state_dir, owns_run=False,
                             network=args.network, actor="agent")
-    agent = PullAgent(args.lane, args.origin, args.workdir, env, emit, interval=args.interval, jitter=args.jitter,
+    # a lane with a progressive strategy is declared in the engine for the rollout controller beside it
+    declaring = DeclaringEnvironment(env, DeclaredStore(env.client, args.run_id, args.base_image))
+    agent = PullAgent(args.lane, args.origin, args.workdir, declaring, emit, interval=args.interval, jitter=args.jitter,
                       self_heal=not args.no_self_heal, live_interval=args.live_interval, seed=args.seed)
     emit("agent_started", args.lane, interval=args.interval, jitter=args.jitter, self_heal=not args.no_self_heal)
     agent.start()

@@ -107,6 +107,7 @@ class KubernetesPlatform(Platform):
                 self._start_flux()
                 stoppers.insert(0, self.flux.stop)
             env = KubernetesEnvironment(self.admin, ctx.emit, self.namespaces, manifests, on_teardown=stoppers)
+            self._grant_rollouts(env, access)
             if ctx.scenario.environment.runtime == "docker":
                 env.before_apply = self._image_loader()
             env.start()
@@ -133,7 +134,7 @@ class KubernetesPlatform(Platform):
     def delivery(self, lane: LaneSpec, repo_path: Path, seed: int) -> Any:
         if lane.delivery != "flux":
             return super().delivery(lane, repo_path, seed)
-        from mlopslab.gitops.flux import FluxDelivery
+        from mlopslab.gitops.flux_delivery import FluxDelivery
 
         return FluxDelivery(lane.name, self.flux, repo_path, self.context.run_dir / "work" / lane.name, self.env,
                             self.context.emit, interval=lane.poll_interval, namespace=self.namespaces[lane.name])
@@ -148,8 +149,23 @@ class KubernetesPlatform(Platform):
                           self.context.run_dir / "k8s" / "credentials" / f"{lane.name}.kubeconfig")
         return config.new_client_from_config(str(path))
 
+    def _grant_rollouts(self, env: Any, access: Any) -> None:
+        """The rollout controller's own ServiceAccount in each progressive lane's namespace, bound to the
+        lane's Role (Flagger's service account; envs/kubernetes/groups.py)."""
+        from kubernetes import config
+
+        from mlopslab.envs.kubernetes import rbac
+        from mlopslab.envs.kubernetes.groups import CONTROLLER_ACCOUNT
+
+        labels = {"app.kubernetes.io/part-of": "mlopslab", "mlopslab.io/run": self.context.run_id}
+        for lane in self.context.scenario.lanes:
+            if lane.strategy and lane.strategy.progressive:
+                path = self.context.run_dir / "k8s" / "credentials" / f"{lane.name}.rollouts.kubeconfig"
+                path = rbac.grant(self.admin, access, self.namespaces[lane.name], CONTROLLER_ACCOUNT, labels, path)
+                env.controllers[lane.name] = config.new_client_from_config(str(path))
+
     def env_for(self, lane: LaneSpec) -> Environment:
-        from mlopslab.envs.kubernetes.environment import Acting
+        from mlopslab.envs.kubernetes.acting import Acting
 
         if lane.delivery == "flux":    # Flux applies by itself; the lab only reads what it did
             return self.env  # type: ignore[return-value]
@@ -248,6 +264,7 @@ class KubernetesPlatform(Platform):
             delete()
             raise
         env = KubernetesEnvironment(self.admin, ctx.emit, self.namespaces, manifests, on_teardown=[delete])
+        self._grant_rollouts(env, access)
         env.before_apply = self._image_loader()
         env.start()
         self.env = env

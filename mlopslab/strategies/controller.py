@@ -4,10 +4,10 @@ It wraps the run's Environment. What a delivery applies (the lane's Deployment, 
 annotation) becomes the lane's *target*. A lane with a rolling or recreate strategy goes straight through
 to the environment. For a progressive lane (canary, blue-green, shadow, A/B) the controller keeps two
 replica groups in the environment, like Flagger's primary and canary Deployments: the primary (the lane's
-own name) and the candidate group (`<lane>.canary`); every `tick` it observes both, runs the gates when a
-check is due, steps the strategy's pure state machine (strategies/machine.py) and makes the new state so:
-the groups' versions and sizes through `Environment.apply`, the candidate's share of requests, its copies
-and its cohorts through the traffic router.
+own name) and the candidate group (`<lane>.canary`; on Kubernetes two Deployments, envs/kubernetes/groups.py);
+every `tick` it observes both, runs the gates when a check is due, steps the strategy's pure state machine
+(strategies/machine.py) and makes the new state so: the groups' versions and sizes through
+`Environment.apply`, the candidate's share of requests, its copies and its cohorts through the traffic router.
 
 `observe(lane)` answers for the lane as a whole (the target as its spec, both groups' replicas, Failed
 after a rollback), so deliveries, sync verdicts and self-heal see one object, as Argo CD sees a Rollout.
@@ -102,6 +102,7 @@ class Rollouts(Environment):
         self._done: list[tuple[float, str, Change]] = []
         self._threads: dict[str, threading.Thread] = {}
         self._stop = threading.Event()
+        self.editors: dict[str, Callable[[DeploymentSpec], None]] = {}   # lane -> where its target is declared
 
     def __getattr__(self, name: str) -> Any:   # what an environment kind offers beyond the port (Docker's client)
         if name == "inner":   # not set yet (or being unpickled): no recursion
@@ -109,7 +110,9 @@ class Rollouts(Environment):
         return getattr(self.inner, name)
 
     # --- the port -----------------------------------------------------------------------------------------
-    def apply(self, spec: DeploymentSpec) -> None:
+    def apply(self, spec: DeploymentSpec, *, declare: Callable[[DeploymentSpec], None] | None = None) -> None:
+        """`declare`: how the delivery writes the lane's declared object itself, with its own credential
+        (Kubernetes: envs/kubernetes/acting.py); the groups are then the controller's to make so."""
         lane = spec.lane
         with self._lock:
             previous = self._targets.get(lane)
@@ -118,8 +121,10 @@ class Rollouts(Environment):
             if previous is not None and previous.version != spec.version:
                 self._begin(lane, spec, previous)
         if not spec.progressive:
-            self.inner.apply(spec)
+            (declare or self.inner.apply)(spec)
         else:
+            if declare is not None:
+                declare(spec)
             self.reconcile(lane)
         if lane not in self._threads:
             thread = threading.Thread(target=self._loop, args=(lane,), name=f"rollouts-{lane}", daemon=True)
@@ -159,7 +164,7 @@ class Rollouts(Environment):
                          version=target.version if version is None else version)
         if version is not None and version not in self._versions.get(lane, {}):
             self._versions[lane][version] = edited
-        self.apply(edited)
+        self.editors.get(lane, self.apply)(edited)
         return edited
 
     def kill_replica(self, lane: str, name: str | None = None) -> str | None:

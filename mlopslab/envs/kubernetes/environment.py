@@ -2,7 +2,8 @@
 
 - `apply` is server-side apply of the lane's rendered manifests (Deployment and Service, as the env repo
   holds them) into the lane's namespace, with the caller's own credentials and field manager: a delivery
-  gets an `Acting` view holding its ServiceAccount's client (see platforms/kubernetes.py).
+  gets an `Acting` view holding its ServiceAccount's client (see platforms/kubernetes.py). A progressive
+  lane has two Deployments, Flagger's primary and canary, made so by the rollout controller (groups.py).
 - `observe` and `endpoints` read informer caches of the lab's Deployments and pods (one list+watch each),
   so the lab's 20 Hz watch loop costs the API server nothing.
 - Traffic targets are the lane's pods that are Ready and not terminating, at their pod address: this
@@ -25,11 +26,11 @@ from typing import Any, Protocol
 
 import yaml
 
-from mlopslab.envs.base import DeploymentSpec, Emit, Endpoint, Environment, LiveState, ReplicaView
+from mlopslab.envs.base import DeploymentSpec, Emit, Endpoint, Environment, LiveState
+from mlopslab.envs.kubernetes.groups import CONTROLLER_MANAGER, NAME_LABEL, VERSION_LABEL, Groups, pod_ready, split
 
 SELECTOR = "app.kubernetes.io/part-of=mlopslab"
 LANE_LABEL = "mlopslab.io/lane"
-VERSION_LABEL = "mlopslab.io/model-version"
 
 
 @dataclass
@@ -53,17 +54,6 @@ class _Rollout:
     failed: bool = False
     cause: str | None = None     # "manual_change" while a person's edit is what rolls
     expect: DeploymentSpec | None = None   # done only once the live Deployment holds this content
-
-
-def _ready(pod: Any) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
-
-
-def _port(pod: Any) -> int:
-    for port in pod.spec.containers[0].ports or []:
-        if port.name == "http":
-            return int(port.container_port)
-    return 8080
 
 
 class Manifests(Protocol):
@@ -96,6 +86,8 @@ class KubernetesEnvironment(Environment):
         self.clock = clock
         self.namespaces = dict(namespaces)               # lane -> namespace
         self.lanes = {ns: lane for lane, ns in namespaces.items()}
+        self.groups = Groups(manifests.APP)            # a progressive lane's primary and canary Deployments
+        self.controllers: dict[str, Any] = {}          # lane -> the rollout controller's API client there
         self.on_teardown = list(on_teardown or [])
         self.before_apply: Callable[[DeploymentSpec], None] | None = None   # e.g. make the model's image there
         self._lock = threading.RLock()
@@ -123,32 +115,54 @@ class KubernetesEnvironment(Environment):
 
     # --- the port ---------------------------------------------------------------------------------
     def apply(self, spec: DeploymentSpec) -> None:
-        self.apply_as(self.api, "mlopslab-admin", spec)
+        """The lab's own apply: a progressive lane's groups as the rollout controller (groups.py), else as admin."""
+        lane = split(spec.lane)[0]
+        if lane in self.groups.progressive:
+            self._apply(self.controllers.get(lane, self.api), CONTROLLER_MANAGER, spec, declared=False)
+        else:
+            self._apply(self.api, "mlopslab-admin", spec, declared=False)
 
     def apply_as(self, api: Any, manager: str, spec: DeploymentSpec) -> None:
-        """Server-side apply of the lane's Deployment and Service, as `manager`, with `api`'s credentials
-        (force: the applier owns the fields it sets, as `kubectl apply --server-side --force-conflicts`)."""
+        """A delivery's apply of the lane's declared Deployment and Service, with its own credentials."""
+        if spec.progressive:
+            self.groups.progressive.add(spec.lane)
+        self._apply(api, manager, spec, declared=True)
+
+    def _apply(self, api: Any, manager: str, spec: DeploymentSpec, declared: bool) -> None:
+        """Server-side apply as `manager`, with `api`'s credentials (force: the applier owns the fields it
+        sets, as `kubectl apply --server-side --force-conflicts`)."""
         from kubernetes import client
 
-        namespace = self.namespaces[spec.lane]
+        lane = split(spec.lane)[0]
+        namespace = self.namespaces[lane]
         if self.before_apply is not None:
             self.before_apply(spec)
         deployment, service = self._documents(spec)
         for doc in (deployment, service):
             doc["metadata"]["namespace"] = namespace
         deployment["metadata"]["annotations"][self.manifests.ANNOTATION + "revision"] = spec.revision
-        with self._lock:
-            # done only once the informer holds what was applied (until then it shows the old object)
-            self._rollouts[spec.lane] = _Rollout(since=self.clock(), expect=spec)
+        canary = declared and lane in self.groups.progressive   # the controller sizes it and times it
+        if not canary:
+            with self._lock:
+                # done only once the informer holds what was applied (until then it shows the old object)
+                self._rollouts[spec.lane] = _Rollout(since=self.clock(), expect=spec)
         options = {"field_manager": manager, "force": True, "_content_type": "application/apply-patch+yaml"}
-        client.CoreV1Api(api).patch_namespaced_service(service["metadata"]["name"], namespace, service, **options)
-        client.AppsV1Api(api).patch_namespaced_deployment(self.manifests.APP, namespace, deployment, **options)
+        for doc in self.groups.documents(spec.lane, deployment, service, declared):
+            if doc["kind"] == "Service":
+                client.CoreV1Api(api).patch_namespaced_service(doc["metadata"]["name"], namespace, doc, **options)
+                continue
+            applied = client.AppsV1Api(api).patch_namespaced_deployment(doc["metadata"]["name"], namespace, doc,
+                                                                         **options)
+            if canary and not self.groups.owns_replicas(applied):
+                client.AppsV1Api(self.controllers.get(lane, self.api)).patch_namespaced_deployment(
+                    self.manifests.APP, namespace, self.groups.scale_to_zero(namespace),
+                    **{**options, "field_manager": CONTROLLER_MANAGER})
 
     def _documents(self, spec: DeploymentSpec) -> tuple[dict[str, Any], dict[str, Any]]:
         """The lane's Deployment and Service: as the env repo holds them when the spec was read from there
         (applied as they are, edits by hand included), else rendered from the spec. The Namespace is the
         lab's to make: a delivery's Role does not reach beyond its namespace."""
-        files = dict(spec.source) or self.manifests.render_lane(spec)
+        files = dict(spec.source) or self.manifests.render_lane(replace(spec, lane=split(spec.lane)[0]))
         docs = [d for text in files.values() for d in yaml.safe_load_all(text) if isinstance(d, dict)]
         found = {d.get("kind"): d for d in docs}
         if "Deployment" not in found or "Service" not in found:
@@ -156,20 +170,21 @@ class KubernetesEnvironment(Environment):
         return found["Deployment"], found["Service"]
 
     def live_spec(self, lane: str, api: Any | None = None) -> DeploymentSpec | None:
-        """The lane's live Deployment as a spec: from the cache, or read through `api` (a delivery's own
-        credentials, so its diff is what it may see)."""
+        """The group's live Deployment as a spec: from the cache, or the declared one read through `api` (a
+        delivery's own credentials, so its diff is what it may see)."""
+        namespace = self.namespaces[split(lane)[0]]
         if api is not None:
             from kubernetes import client
             from kubernetes.client.exceptions import ApiException
 
             try:
-                obj = client.AppsV1Api(api).read_namespaced_deployment(self.manifests.APP, self.namespaces[lane])
+                obj = client.AppsV1Api(api).read_namespaced_deployment(self.manifests.APP, namespace)
             except ApiException as exc:
                 if exc.status == 404:
                     return None
                 raise
         else:
-            obj = self.deployments.cache.get((self.namespaces[lane], self.manifests.APP))
+            obj = self.deployments.cache.get((namespace, self.groups.deployment(lane)))
             if obj is None:
                 return None
         doc = self.api.sanitize_for_serialization(obj)
@@ -191,20 +206,11 @@ class KubernetesEnvironment(Environment):
 
     def observe(self, lane: str, spec: DeploymentSpec | None = None) -> LiveState:
         spec = spec or self.live_spec(lane)
-        namespace = self.namespaces[lane]
-        views = []
-        for pod in self.pods.items():
-            if pod.metadata.namespace != namespace:
-                continue
-            state = ("terminating" if pod.metadata.deletion_timestamp else
-                     "ready" if _ready(pod) else "starting")
-            url = f"http://{pod.status.pod_ip}:{_port(pod)}" if pod.status.pod_ip else ""
-            views.append(ReplicaView(pod.metadata.name, (pod.metadata.labels or {}).get(VERSION_LABEL, "?"),
-                                     state, url))
-        views.sort(key=lambda v: v.name)
+        namespace = self.namespaces[split(lane)[0]]
+        views = self.groups.views(self.pods.items(), namespace, lane)
         updated = sum(1 for v in views if spec and v.version == spec.version and v.state != "terminating")
         ready = sum(1 for v in views if v.state == "ready")
-        live = LiveState(lane, spec, tuple(views), updated, ready)
+        live = LiveState(lane, spec, views, updated, ready)
         with self._lock:
             rollout = self._rollouts.get(lane)
         failed = rollout is not None and rollout.failed
@@ -231,7 +237,7 @@ class KubernetesEnvironment(Environment):
                          version=live.version if version is None else str(version))
         with self._lock:
             self._rollouts[lane] = _Rollout(since=self.clock(), cause="manual_change", expect=edited)
-        self.apps.patch_namespaced_deployment(self.manifests.APP, self.namespaces[lane], patch,
+        self.apps.patch_namespaced_deployment(self.groups.deployment(lane), self.namespaces[split(lane)[0]], patch,
                                               field_manager="kubectl-edit")
         return edited
 
@@ -246,7 +252,7 @@ class KubernetesEnvironment(Environment):
         with self._lock:
             self._killed.add(victim)
         try:
-            self.core.delete_namespaced_pod(victim, self.namespaces[lane], grace_period_seconds=0)
+            self.core.delete_namespaced_pod(victim, self.namespaces[split(lane)[0]], grace_period_seconds=0)
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -269,6 +275,7 @@ class KubernetesEnvironment(Environment):
         lane = self.lanes.get(pod.metadata.namespace)
         if lane is None:
             return
+        lane = self.groups.of_labels(lane, pod.metadata.labels)   # a progressive lane's group
         name, uid = pod.metadata.name, pod.metadata.uid
         version = (pod.metadata.labels or {}).get(VERSION_LABEL, "?")
         now = self.clock()
@@ -298,7 +305,7 @@ class KubernetesEnvironment(Environment):
                         **({"last_words": last.message} if last is not None and last.message else {})}))
                     events.append(("replica_started", {"replica": name, "version": version}))
                     seen.first, seen.ready = now, False
-                ready = _ready(pod) and pod.metadata.deletion_timestamp is None
+                ready = pod_ready(pod) and pod.metadata.deletion_timestamp is None
                 if ready and not seen.ready:
                     events.append(("replica_ready", {"replica": name, "version": version,
                                                      "startup": round(now - seen.first, 3)}))
@@ -317,12 +324,13 @@ class KubernetesEnvironment(Environment):
         lane = self.lanes.get(rs.metadata.namespace)
         if lane is None or kind == "DELETED":
             return
+        labels = (rs.spec.template.metadata.labels or {}) if rs.spec.template.metadata else {}
+        lane = self.groups.of_labels(lane, labels)
         replicas = rs.spec.replicas or 0
         with self._lock:
             previous = self._scales.get(rs.metadata.uid)
             self._scales[rs.metadata.uid] = replicas
         if previous != replicas and not (previous is None and replicas == 0):
-            labels = (rs.spec.template.metadata.labels or {}) if rs.spec.template.metadata else {}
             self.emit("replicaset_scaled", lane, replicaset=rs.metadata.name, version=labels.get(VERSION_LABEL),
                       previous=previous, replicas=replicas)
 
@@ -337,6 +345,7 @@ class KubernetesEnvironment(Environment):
         lane = self.lanes.get(obj.metadata.namespace)
         if lane is None or kind == "DELETED":
             return
+        lane = self.groups.of_labels(lane, {NAME_LABEL: obj.metadata.name})
         status = obj.status
         current = status is not None and (status.observed_generation or 0) >= (obj.metadata.generation or 0)
         for condition in (status.conditions or []) if current else []:   # not a verdict on an older spec
@@ -378,31 +387,3 @@ class KubernetesEnvironment(Environment):
             duration = self.clock() - rollout.since
         self.emit("rollout_done", lane, version=spec.version, revision=spec.revision, duration=round(duration, 3))
 
-
-class Acting(Environment):
-    """The environment as one identity sees it: applies and reads the live Deployment with that identity's
-    API client and field manager (a delivery's ServiceAccount); the rest is the environment's."""
-
-    def __init__(self, env: KubernetesEnvironment, api: Any, manager: str, who: str) -> None:
-        self.env, self.api, self.manager, self.who = env, api, manager, who
-
-    def apply(self, spec: DeploymentSpec) -> None:
-        self.env.apply_as(self.api, self.manager, spec)
-
-    def observe(self, lane: str) -> LiveState:
-        return self.env.observe(lane, self.env.live_spec(lane, self.api))
-
-    def endpoints(self, lane: str) -> list[Endpoint]:
-        return self.env.endpoints(lane)
-
-    def change_live(self, lane: str, *, replicas: int | None = None, version: str | None = None) -> DeploymentSpec:
-        return self.env.change_live(lane, replicas=replicas, version=version)
-
-    def kill_replica(self, lane: str, name: str | None = None) -> str | None:
-        return self.env.kill_replica(lane, name)
-
-    def teardown(self) -> None:
-        """A delivery never tears the environment down."""
-
-    def credential(self) -> str:
-        return self.who

@@ -116,8 +116,9 @@ def replica_spec(pod: Any) -> tuple[DeploymentSpec, Any]:
         raise ValueError(f"image {container.image!r} is not mlopslab/<model>:v<version>")
     args = list(container.args or [])
     warmup = float(args[args.index("--warmup") + 1]) if "--warmup" in args else 0.0
+    latency = float(args[args.index("--latency-ms") + 1]) if "--latency-ms" in args else 0.0   # a slowed release
     return DeploymentSpec(lane=pod.metadata.namespace, model=match["model"], version=match["version"],
-                          warmup=warmup), container
+                          warmup=warmup, latency_ms=latency), container
 
 
 def _port(container: Any, ref: Any, default: int) -> int:

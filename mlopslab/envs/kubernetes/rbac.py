@@ -41,7 +41,12 @@ def grant(admin: Any, access: Any, namespace: str, account: str, labels: dict[st
         if exc.status != 409:
             raise
     core.create_namespaced_service_account(namespace, {"metadata": {"name": account, "labels": labels}})
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": "deployer", "labels": labels}, "rules": ROLE_RULES})
+    try:   # a second account in the namespace (the rollout controller's) is bound to the same Role
+        rbac.create_namespaced_role(namespace, {"metadata": {"name": "deployer", "labels": labels},
+                                                "rules": ROLE_RULES})
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
     rbac.create_namespaced_role_binding(namespace, {
         "metadata": {"name": f"deployer-{account}", "labels": labels},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
