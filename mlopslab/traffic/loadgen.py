@@ -45,7 +45,8 @@ from mlopslab.ml.data import DataSpec, DataStream, Drift
 
 TIMEOUT = 2.0
 MAX_CONNECTIONS = 800  # select(2) watches descriptors below 1024
-SPIN_MS = 0.0
+SPIN_MS = 0.0   # see _wait
+POLL_MS = 0.0
 
 
 class LoadGenerator:
@@ -56,6 +57,8 @@ class LoadGenerator:
         self.constant = config.get("pacing", "poisson") == "constant"  # evenly spaced, for benchmarks
         self.t0 = float(config["t0"])
         self.spin = float(config.get("spin_ms", SPIN_MS)) / 1000.0
+        self.poll = float(config.get("poll_ms", POLL_MS)) / 1000.0
+        self._last_send = -1e9
         self.duration = float(config.get("duration", 1e9))  # standalone runs (benchmarks); the lab sends stop
         self.lanes: list[str] = list(config["lanes"])
         self.stream = DataStream(DataSpec(**config.get("data", {})), int(config.get("seed", 0)))
@@ -124,11 +127,7 @@ class LoadGenerator:
             t += 1.0 / self.rate if self.constant else float(self.arrivals.exponential(1.0 / self.rate))
             drifts, draw = self._drifts, self.rows.bit_generator.state
             row, label, body = self._prepare(t)
-            delay = t - self.now() - self.spin
-            if delay > 0:
-                await asyncio.sleep(delay)
-            while self.now() < t:  # the last moment awake (still serving sockets): a sleeper wakes late
-                await asyncio.sleep(0)
+            await self._wait(t)
             if self.stopped:
                 break
             if self.paused:
@@ -141,8 +140,19 @@ class LoadGenerator:
             for lane in self.lanes[first:] + self.lanes[:first]:
                 for mirrored in (False, True) if self.mirrors[lane].backends else (False,):
                     self.send(i, lane, t, body, mirrored, cohort)
+            self._last_send = self.now()
             self.emit({"s": i, "t": round(t, 4), "x": row, "y": label})
             i += 1
+
+    async def _wait(self, t: float) -> None:
+        """Until arrival time t. Awake (polling the sockets, not sleeping: a sleeper wakes late on a busy
+        virtual machine) in the last `spin_ms` before it, and for `poll_ms` after a send while answers are due,
+        so they are read as they land; asleep otherwise (an answer still wakes the loop)."""
+        while (now := self.now()) < t:
+            if t - now <= self.spin or (self._in_flight and now - self._last_send < self.poll):
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(t - self.spin - now)
 
     def _prepare(self, t: float) -> tuple[list[float], int, bytes]:
         X, y = self.stream.sample(1, t, self.rows)
