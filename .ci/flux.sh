@@ -14,21 +14,16 @@
 #   FLUX_SOURCE_VERSION     source-controller release (default v1.9.6: go 1.26.0; v1.10.x needs Go 1.27)
 #   FLUX_KUSTOMIZE_VERSION  kustomize-controller release (default v1.9.6)
 #   MLOPSLAB_FLUX_CACHE     cache root (default ~/.cache/mlopslab-flux)
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/gocache.sh"   # set -euo pipefail; gocache_start, gocache_finish
 SRC_V="${FLUX_SOURCE_VERSION:-v1.9.6}"
 KUS_V="${FLUX_KUSTOMIZE_VERSION:-v1.9.6}"
 CACHE="${MLOPSLAB_FLUX_CACHE:-$HOME/.cache/mlopslab-flux}"
 ROOT="$CACHE/source-$SRC_V-kustomize-$KUS_V"
 BIN="$ROOT/bin"
 CRDS="$ROOT/crds"
-STAMP="$ROOT/.stamp"
-want="source-controller=$SRC_V kustomize-controller=$KUS_V"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
-  echo "$ROOT"; exit 0
-fi
-command -v go >/dev/null || { echo "flux.sh: Go is needed to build Flux's controllers (apt-get install golang, or set MLOPSLAB_FLUX_BIN)" >&2; exit 1; }
+gocache_start "$ROOT/.stamp" "source-controller=$SRC_V kustomize-controller=$KUS_V" "$ROOT" \
+  flux.sh "Flux's controllers" MLOPSLAB_FLUX_DIR
 mkdir -p "$BIN" "$CRDS"
-export GOFLAGS="-buildvcs=false" CGO_ENABLED=0
 
 build() {  # build <name> <version>: github.com/fluxcd/<name>@<version> -> $BIN/<name>
   local name="$1" version="$2" mod="github.com/fluxcd/$1"
@@ -75,5 +70,4 @@ PY
 # One go build at a time (2 cores).
 build source-controller "$SRC_V"
 build kustomize-controller "$KUS_V"
-echo "$want" > "$STAMP"
-echo "$ROOT"
+gocache_finish

@@ -6,19 +6,13 @@
 #   K8S_VERSION   upstream release (default v1.34.4)
 #   ETCD_VERSION  etcd server release (default v3.6.13)
 #   MLOPSLAB_K8S_CACHE  cache root (default ~/.cache/mlopslab-k8s)
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/gocache.sh"   # set -euo pipefail; gocache_start, gocache_finish
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.13}"
 CACHE="${MLOPSLAB_K8S_CACHE:-$HOME/.cache/mlopslab-k8s}"
 BIN="$CACHE/$K8S_VERSION/bin"
-STAMP="$BIN/.stamp"
-want="kubernetes=$K8S_VERSION etcd=$ETCD_VERSION"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
-  echo "$BIN"; exit 0
-fi
-command -v go >/dev/null || { echo "k8s.sh: Go is needed to build Kubernetes (apt-get install golang, or set MLOPSLAB_K8S_BIN)" >&2; exit 1; }
+gocache_start "$BIN/.stamp" "kubernetes=$K8S_VERSION etcd=$ETCD_VERSION" "$BIN" k8s.sh Kubernetes MLOPSLAB_K8S_BIN
 mkdir -p "$BIN" "$CACHE/src/kubernetes" "$CACHE/src/etcd"
-export GOFLAGS="-buildvcs=false" CGO_ENABLED=0
 
 # --- Kubernetes: require k8s.io/kubernetes and point each staging module (a ./staging path in its own
 # go.mod) at the published module of the same minor: v1.X.Y -> v0.X.Y.
@@ -84,5 +78,4 @@ go mod tidy >/dev/null
 go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module" -o "$BIN/etcd" .
 
 "$BIN/kube-apiserver" --version >&2
-echo "$want" > "$STAMP"
-echo "$BIN"
+gocache_finish

@@ -3,6 +3,7 @@
 A scenario names the environment, the model, the traffic, the lanes under comparison, a timeline of
 events and narration lines for teaching. `load(path)` returns a `Scenario` or raises `ScenarioError`
 carrying every problem found (not just the first), each as `file:line: field.path: what was expected`.
+The timeline and narration have a module of their own (scenario_timeline.py).
 """
 
 from __future__ import annotations
@@ -15,14 +16,21 @@ from typing import Any
 
 from mlopslab import yamltree
 from mlopslab.ml.data import DataSpec
+from mlopslab.scenario_timeline import (  # noqa: F401  (TIMELINE_ACTIONS, ACTION_FIELDS: API)
+    ACTION_FIELDS,
+    TIMELINE_ACTIONS,
+    Narration,
+    TimelineEvent,
+    check_narration,
+    check_timeline,
+    check_train,
+)
 from mlopslab.schema import Problem, ScenarioError, _Check, _kind  # noqa: F401  (Problem, ScenarioError: API)
 from mlopslab.strategies import schema as strategy_schema
 from mlopslab.strategies.spec import StrategySpec
 
 ENVIRONMENTS = ("local", "docker", "kubernetes")
 DELIVERIES = ("push", "pull", "flux")
-TIMELINE_ACTIONS = ("release", "manual_change", "kill_replica", "pause_traffic", "resume_traffic", "drift",
-                    "retrain", "pipeline_commit")
 SLUG = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 MAX_DURATION = 86400
 
@@ -54,20 +62,6 @@ class LaneSpec:
     live_check: float = 1.0           # pull: seconds between the agent's looks at live state (Flux: its interval)
     level: int = 0
     strategy: StrategySpec | None = None   # None: the Deployment's rolling update (mlopslab/strategies)
-
-
-@dataclass(frozen=True)
-class TimelineEvent:
-    at: float
-    action: str
-    args: dict[str, Any]
-    line: int = 0
-
-
-@dataclass(frozen=True)
-class Narration:
-    at: float
-    text: str
 
 
 @dataclass(frozen=True)
@@ -132,7 +126,7 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
         "curvature": c.number(data_raw, "curvature", "model.data", None, low=0, high=5),
         "label_noise": c.number(data_raw, "label_noise", "model.data", None, low=0, high=0.5),
     }.items() if v is not None}
-    train = _train(c, model.get("train"), "model.train")
+    train = check_train(c, model.get("train"), "model.train")
     retrain_raw = c.mapping(model.get("retrain"), "model.retrain", ("min_rows", "max_rows"))
     retrain = {k: v for k, v in {
         "min_rows": c.number(retrain_raw, "min_rows", "model.retrain", None, low=50, high=100_000, integer=True),
@@ -144,8 +138,8 @@ def _validate(tree: yamltree.Tree, file: str) -> Scenario:
     lanes = _lanes(c, top.get("lanes"))
     _flux_lanes(c, lanes, environment)
     lane_names = {lane.name for lane in lanes}
-    timeline = _timeline(c, top.get("timeline"), lane_names, duration, data.get("n_features", DataSpec.n_features))
-    narration = _narration(c, top.get("narration"))
+    timeline = check_timeline(c, top.get("timeline"), lane_names, duration, data.get("n_features", DataSpec.n_features))
+    narration = check_narration(c, top.get("narration"))
     drift_detection = _drift_detection(c, top.get("drift_detection"))
 
     sweep = top.get("sweep")
@@ -195,15 +189,6 @@ def _environment(c: _Check, value: Any) -> EnvironmentSpec:
         c.fail("environment.runtime", "an existing cluster's nodes run its pods: runtime is for cluster: embedded")
     return EnvironmentSpec(kind, c.string(m, "base_image", "environment", None), cluster, kubeconfig, context,
                            runtime)
-
-
-def _train(c: _Check, value: Any, path: str) -> dict[str, Any]:
-    m = c.mapping(value, path, ("C", "max_iter", "n_samples"))
-    return {k: v for k, v in {
-        "C": c.number(m, "C", path, None, low=1e-6, high=1e6),
-        "max_iter": c.number(m, "max_iter", path, None, low=1, high=100000, integer=True),
-        "n_samples": c.number(m, "n_samples", path, None, low=100, high=1_000_000, integer=True),
-    }.items() if v is not None}
 
 
 LANE_FIELDS = ("name", "delivery", "replicas", "warmup", "readiness", "rollout", "poll", "webhook", "self_heal",
@@ -279,86 +264,6 @@ def _flux_lanes(c: _Check, lanes: list[LaneSpec], environment: EnvironmentSpec) 
             c.fail(f"{path}.strategy", f"a {lane.strategy.type} lane needs delivery push or pull on kubernetes: "
                    "Flux applies by itself, so the rollout controller never sees the lane's new target, and it "
                    "re-applies spec.replicas as the repo holds it, scaling the canary Deployment back up")
-
-
-ACTION_FIELDS: dict[str, tuple[str, ...]] = {
-    "release": ("C", "max_iter", "n_samples", "note", "latency_ms", "corrupt_labels"),
-    "manual_change": ("lane", "replicas", "version"),
-    "kill_replica": ("lane",),
-    "pause_traffic": (),
-    "resume_traffic": (),
-    "drift": ("kind", "size", "features", "ramp"),
-    "retrain": ("lane",),
-    "pipeline_commit": ("lane", "tests_pass", "note"),
-}
-
-
-def _timeline(c: _Check, value: Any, lanes: set[str], duration: Any, n_features: int) -> list[TimelineEvent]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        c.fail("timeline", f"expected a list of events, got {_kind(value)}")
-        return []
-    events: list[TimelineEvent] = []
-    for i, raw in enumerate(value):
-        path = f"timeline[{i}]"
-        m = c.mapping(raw, path, ("at",) + TIMELINE_ACTIONS)
-        at = c.number(m, "at", path, 0.0, low=0, required=True)
-        if isinstance(duration, (int, float)) and isinstance(at, (int, float)) and at >= duration:
-            c.fail(f"{path}.at", f"expected a time before the end of the run (duration {duration} s), got {at!r}; "
-                   "it would never happen")
-        actions = [a for a in TIMELINE_ACTIONS if a in m]
-        if len(actions) != 1:
-            c.fail(path, f"expected exactly one action of: {', '.join(TIMELINE_ACTIONS)}")
-            continue
-        action = actions[0]
-        apath = f"{path}.{action}"
-        args = c.mapping(m[action], apath, ACTION_FIELDS[action])
-        if "lane" in args:
-            lane = c.string(args, "lane", apath, "all")
-            if lane != "all" and lane not in lanes:
-                c.fail(f"{apath}.lane", f"expected 'all' or a lane name ({', '.join(sorted(lanes))}), got {lane!r}")
-        elif action in ("manual_change", "kill_replica", "pipeline_commit"):
-            c.fail(f"{apath}.lane", "is required")
-        if action == "release":
-            _train(c, {k: v for k, v in args.items() if k not in ("note", "latency_ms", "corrupt_labels")}, apath)
-            c.number(args, "latency_ms", apath, None, low=0, high=1500)   # the version's server answers this late
-            c.number(args, "corrupt_labels", apath, None, low=0, high=1)  # share of positive labels trained as negative
-        if action == "manual_change":
-            c.number(args, "replicas", apath, None, low=0, high=20, integer=True)
-            if "version" in args and not isinstance(args["version"], (int, str)):
-                c.fail(f"{apath}.version", f"expected a model version, got {args['version']!r}")
-            if "replicas" not in args and "version" not in args:
-                c.fail(apath, "expected replicas and/or version to change")
-        if action == "drift":
-            kind = c.string(args, "kind", apath, None, choices=("covariate", "prior", "concept"), required=True)
-            if kind == "prior":
-                c.number(args, "size", apath, None, low=0, high=1, required=True)  # the new positive share
-            else:
-                c.number(args, "size", apath, None, low=-100, high=100, required=True)
-            c.number(args, "ramp", apath, None, low=0)
-            feats = args.get("features")
-            if feats is not None and not (isinstance(feats, list) and all(
-                    isinstance(f, int) and not isinstance(f, bool) and 0 <= f < n_features for f in feats)):
-                c.fail(f"{apath}.features", f"expected a list of feature indexes 0..{n_features - 1}, got {feats!r}")
-        events.append(TimelineEvent(float(at or 0), action, dict(args), c.line(path)))
-    return sorted(events, key=lambda e: e.at)
-
-
-def _narration(c: _Check, value: Any) -> list[Narration]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        c.fail("narration", f"expected a list of {{at, text}}, got {_kind(value)}")
-        return []
-    out = []
-    for i, raw in enumerate(value):
-        path = f"narration[{i}]"
-        m = c.mapping(raw, path, ("at", "text"))
-        at = c.number(m, "at", path, 0.0, low=0, required=True)
-        text = c.string(m, "text", path, "", required=True)
-        out.append(Narration(float(at or 0), text))
-    return sorted(out, key=lambda n: n.at)
 
 
 def load(path: Path | str) -> Scenario:

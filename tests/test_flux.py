@@ -132,7 +132,7 @@ def _repo(path: Path) -> Path:
 
 
 def test_sha_of_reads_fluxs_revision_form() -> None:
-    from mlopslab.gitops.flux import sha_of
+    from mlopslab.gitops.flux_delivery import sha_of
 
     assert sha_of("main@sha1:" + "a" * 40) == "a" * 40
     assert sha_of(None) is None
@@ -225,7 +225,7 @@ def test_flux_reverts_what_its_manifests_set_keeps_the_rest_and_dies_with_the_la
 
 def _delivery_reading(events: list) -> object:
     """A FluxDelivery with no cluster: only its reading of Flux's objects into events."""
-    from mlopslab.gitops.flux import FluxDelivery
+    from mlopslab.gitops.flux_delivery import FluxDelivery
 
     delivery = FluxDelivery.__new__(FluxDelivery)
     delivery.lane, delivery.interval, delivery.detected = "flux", 10.0, None

@@ -13,6 +13,7 @@ import pytest
 
 from mlopslab import scenario, sweep, trials
 from mlopslab.scenario import LaneSpec
+from tests.scenario_texts import push_and_pull
 
 ROOT_SCENARIOS = Path(__file__).parent.parent / "scenarios"
 
@@ -23,10 +24,7 @@ seed: 3
 duration: 12
 model: {name: tiny, data: {n_features: 4, n_samples: 600}}
 traffic: {rate: 10}
-lanes:
-  - {name: push, delivery: push, replicas: 1, warmup: 0.2, rollout: {maxSurge: 1, maxUnavailable: 0}}
-  - {name: pull, delivery: pull, replicas: 1, warmup: 0.2, rollout: {maxSurge: 1, maxUnavailable: 0},
-     poll: {interval: 2, jitter: 0.5}}
+""" + push_and_pull(jitter="0.5") + """\
 timeline:
   - {at: 3, release: {C: 0.5}}
   - {at: 7, release: {C: 2.0}}

@@ -15,6 +15,7 @@ from mlopslab.tui.screens.confirm import ConfirmScreen
 from mlopslab.tui.screens.picker import PickerScreen
 from mlopslab.tui.screens.run import RunScreen
 from mlopslab.tui.sources import LiveRun
+from tests.scenario_texts import push_and_pull
 
 SCENARIO = """\
 name: tui-quick
@@ -24,10 +25,7 @@ duration: 20
 environment: local
 model: {name: quick, data: {n_features: 4, n_samples: 600}}
 traffic: {rate: 10}
-lanes:
-  - {name: push, delivery: push, replicas: 1, warmup: 0.2, rollout: {maxSurge: 1, maxUnavailable: 0}}
-  - {name: pull, delivery: pull, replicas: 1, warmup: 0.2, rollout: {maxSurge: 1, maxUnavailable: 0},
-     poll: {interval: 2, jitter: 0}}
+""" + push_and_pull(jitter="0") + """\
 narration:
   - {at: 0, text: "Two lanes, one replica each."}
 """

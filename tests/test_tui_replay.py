@@ -140,6 +140,34 @@ def test_replay_keys_seek_and_change_speed() -> None:
     asyncio.run(drive())
 
 
+def test_the_run_screen_asks_a_sources_capabilities_not_its_type() -> None:
+    """A recorded run that declares it cannot seek: its seek and speed keys do nothing, the footer drops
+    them, its plots keep the live period; and no source offers the actions it did not declare."""
+    from mlopslab.tui.replay import ReplayRun
+    from mlopslab.tui.screens.run import PLOT_PERIOD
+
+    class Pinned(ReplayRun):
+        can_seek = False
+
+    async def drive() -> None:
+        app = LabApp(replay=RECORDED, at=10.0, playing=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            pinned = Pinned(RECORDED, at=10.0, playing=False)
+            screen = RunScreen(pinned)
+            await app.push_screen(screen)
+            await pilot.pause()
+            assert not screen.check_action("seek", ()) and not screen.check_action("faster", ())
+            assert not screen.check_action("release", ()) and screen.check_action("space", ())
+            assert screen.plot_period == PLOT_PERIOD
+            await pilot.press("right", "plus")
+            assert (pinned.playback.position, pinned.playback.speed) == (pytest.approx(10.0), 10.0)
+            with pytest.raises(NotImplementedError, match="takes no actions"):
+                pinned.release()
+
+    asyncio.run(drive())
+
+
 def test_help_lists_the_screens_keys_and_closes_with_escape() -> None:
     async def drive() -> None:
         app = LabApp(replay=RECORDED, at=5.0, playing=False)
@@ -298,5 +326,33 @@ def test_replay_of_a_strategies_run_shows_the_weight_plot_and_the_gate_panel() -
             summary = screen.source.summary()
             change = summary.lanes["shadow"].strategy_changes[0]
             assert (change.decision, change.by, change.exposure) == ("rolled_back", "disagreement", 0)
+
+    asyncio.run(drive())
+
+
+@pytest.mark.parametrize(("size", "rows"), [((160, 48), 5), ((80, 24), 3)])
+def test_strategy_lanes_show_phase_gates_and_a_weight_plot_with_rows_to_read(size: tuple[int, int], rows: int) -> None:
+    """canary-gates at 24 s: every lane on screen (all three side by side at 160×48, the active tab at 80×24)
+    shows its phase, its gates and its weight plot whole, with `rows` rows of weight (5: 0 to 100 in steps a
+    person can read, 3 at least 0, 50 and 100); the share plot gives its room to the weight plot."""
+    recorded = Path(__file__).parent / "data" / "canary-gates" / "events.jsonl"
+
+    async def drive() -> None:
+        app = LabApp(replay=recorded, at=24.0, playing=False)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await pilot.pause(0.3)
+            screen = app.screen
+            assert isinstance(screen, RunScreen)
+            shown = [panel for panel in screen.query("LanePanel") if panel.display]
+            assert len(shown) == (3 if size[0] >= 120 else 1)
+            for panel in shown:
+                header = str(panel.query_one(".lane-header").render())
+                assert "canary " in header or "shadow " in header
+                assert any(glyph in header for glyph in "✓✗…")
+                weights, rollout = panel.query_one(".weights", Chart), panel.query_one(".rollout", Chart)
+                assert weights.display and not rollout.display
+                assert weights.region.height - 4 >= rows   # less its heading, the marks' row and the time axis
+                assert weights.region.bottom <= panel.region.bottom, "the weight plot is cut off"
 
     asyncio.run(drive())

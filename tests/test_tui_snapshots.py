@@ -56,3 +56,15 @@ def test_three_lanes_at_80x24_mid_run_keep_help_and_quit_in_the_footer(snap_comp
 
 def test_three_lanes_at_80x24_at_the_end(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(LabApp(replay=THREE_LANES, at=1000.0, playing=False), terminal_size=(80, 24))
+
+
+STRATEGIES = Path(__file__).parent / "data" / "canary-gates" / "events.jsonl"
+GATES_AT = 24.0   # v2: the SLO canary promoting it, the accuracy canary waiting for labels, the shadow rolled back
+
+
+def test_strategy_lanes_at_160x48_show_phase_gates_and_weight_plot(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(LabApp(replay=STRATEGIES, at=GATES_AT, playing=False), terminal_size=(160, 48))
+
+
+def test_strategy_lanes_at_80x24_keep_gates_and_weight_plot_above_the_fold(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(LabApp(replay=STRATEGIES, at=GATES_AT, playing=False), terminal_size=(80, 24))

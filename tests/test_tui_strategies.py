@@ -1,9 +1,11 @@
-"""A person at the TUI promotes a blue-green rollout that waits for them (`p`): the key goes to the run
-process over the control channel, the lane switches, and its gate panel and weight plot show it."""
+"""A person at the TUI promotes a blue-green rollout that waits for them (`p`) and aborts another (`a`): each
+key goes to the run process over the control channel; the promoted lane switches, the aborted one rolls back
+(decided by "human"), and the gate panel and weight plot show it."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -27,6 +29,11 @@ lanes:
     replicas: 1
     warmup: 0.2
     strategy: {type: blue-green, autoPromotionEnabled: false, scaleDownDelaySeconds: 1}
+  - name: bg2
+    delivery: push
+    replicas: 1
+    warmup: 0.2
+    strategy: {type: blue-green, autoPromotionEnabled: false, scaleDownDelaySeconds: 1}
 timeline:
   - at: 2
     release: {C: 0.3}
@@ -35,7 +42,7 @@ timeline:
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_p_promotes_a_paused_blue_green_lane_through_the_run_process(tmp_path: Path) -> None:
+def test_p_promotes_and_a_aborts_paused_blue_green_lanes_through_the_run_process(tmp_path: Path) -> None:
     path = tmp_path / "tui-strategies.yaml"
     path.write_text(SCENARIO)
 
@@ -46,10 +53,10 @@ def test_p_promotes_a_paused_blue_green_lane_through_the_run_process(tmp_path: P
                 raise AssertionError(f"timed out waiting for {what}")
             await pilot.pause(0.2)
 
-    def phase(app: LabApp) -> str | None:
+    def phase(app: LabApp, name: str = "bg") -> str | None:
         screen = app.screen
         view = screen.view if isinstance(screen, RunScreen) else None
-        lane = view.lane("bg") if view else None
+        lane = view.lane(name) if view else None
         return lane.rollout_step.get("phase") if lane else None
 
     async def drive() -> None:
@@ -65,6 +72,10 @@ def test_p_promotes_a_paused_blue_green_lane_through_the_run_process(tmp_path: P
             await until(pilot, lambda: phase(app) == "Succeeded", 60, "the promotion")
             weights = screen.query_one("#lane-bg", LanePanel).query_one(".weights")
             await until(pilot, lambda: weights.display and weights.has_data, 10, "the weight plot")
+            await until(pilot, lambda: phase(app, "bg2") == "Paused", 30, "the second blue-green lane to wait")
+            await pilot.press("l")   # bg2, the third lane
+            await pilot.press("a")
+            await until(pilot, lambda: phase(app, "bg2") == "Failed", 60, "the abort")
             await pilot.press("q")
             await pilot.pause(0.5)
             if app.screen is not screen:   # the quit question
@@ -73,4 +84,10 @@ def test_p_promotes_a_paused_blue_green_lane_through_the_run_process(tmp_path: P
 
     asyncio.run(drive())
     events = (tmp_path / "results" / "events.jsonl").read_text()
-    assert '"kind":"human_action","lane":"bg","action":"promote"' in events.replace(" ", "")
+    compact = events.replace(" ", "")
+    assert '"kind":"human_action","lane":"bg","action":"promote"' in compact
+    assert '"kind":"human_action","lane":"bg2","action":"abort"' in compact
+    assert '"kind":"human_action","lane":"bg","action":"abort"' not in compact   # each key went to its lane
+    done = {e["lane"]: e for e in map(json.loads, events.splitlines()) if e.get("kind") == "strategy_done"}
+    assert (done["bg"]["decision"], done["bg"]["by"]) == ("promoted", "human")
+    assert (done["bg2"]["decision"], done["bg2"]["by"]) == ("rolled_back", "human")

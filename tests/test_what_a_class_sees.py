@@ -106,7 +106,7 @@ def test_the_time_axis_keeps_every_round_tick_once_the_run_has_ended() -> None:
 
 
 def test_headless_progress_marks_the_setup_and_puts_raw_times_on_the_scenario_clock(capsys) -> None:  # type: ignore[no-untyped-def]
-    from mlopslab.cli import _progress
+    from mlopslab.headless import progress as _progress
 
     start: list[float | None] = [None]
     for event in ({"t": 6.9, "kind": "model_registered", "lane": None, "version": 1},
@@ -122,7 +122,7 @@ def test_headless_progress_marks_the_setup_and_puts_raw_times_on_the_scenario_cl
 def test_a_rejected_pipeline_change_reads_as_the_failing_test_and_why_in_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     import time
 
-    from mlopslab.cli import _progress
+    from mlopslab.headless import progress as _progress
     from mlopslab.ml.pipeline import LanePipeline, PipelineHost, PipelineRepo
     from tests.events_helpers import Events
 

@@ -209,5 +209,5 @@ def _seen(summary: dict[str, Any], host: str) -> Seen:
 
 
 def template_label(template: tuple) -> str:
-    """A spec's template as a container label: replicas are 'updated' when theirs matches, as in base.py."""
+    """A spec's template as a container label: replicas are 'updated' when theirs matches, as in envs/controller.py."""
     return "/".join(map(str, template))

@@ -6,7 +6,7 @@ Replicas. One image per model version (`images.ModelImages`), one container per 
 user 10001, read-only root filesystem, every capability dropped, no-new-privileges. Readiness comes
 from the container's health check (a Docker HEALTHCHECK that GETs /ping inside the container), read
 from the engine, so every process holding the socket sees the same readiness. The rolling update is
-`ControlledEnvironment`'s, the one the local environment uses.
+`ControlledEnvironment`'s (envs/controller.py), the one the local environment uses.
 
 The live object. Docker has no API server, so the Deployment object lives in a small per-lane record
 beside the engine (`StateStore`, envs/docker_state.py: `<state_dir>/<lane>.spec.json`, written atomically under a file lock,
@@ -44,15 +44,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mlopslab.envs.base import (
-    ControlledEnvironment,
-    DeploymentSpec,
-    Emit,
-    Endpoint,
-    LiveState,
-    Replica,
-    ReplicaView,
-)
+from mlopslab.envs.base import DeploymentSpec, Emit, Endpoint, LiveState, ReplicaView
+from mlopslab.envs.controller import ControlledEnvironment
 from mlopslab.envs.containers import Container, ContainerDriver, Seen, template_label
 from mlopslab.envs.docker_state import StateStore, spec_from_dict, spec_to_dict
 from mlopslab.envs.images import LABEL_ROLE, LABEL_RUN, ModelImages, base_image_from_env
@@ -98,9 +91,7 @@ class DockerEnvironment(ControlledEnvironment):
         super().__init__(ContainerDriver(self.client, run_id, self.images, network=self.network, log_dir=log_dir),
                          emit)
         self.driver: ContainerDriver
-        self._generation: dict[str, int] = {}
         self._published: dict[str, Any] = {}
-        self._stopping: dict[str, tuple[str, str]] = {}  # replica being stopped -> (lane, version)
         self._torn_down = False
         if owns_run:
             threading.Thread(target=self._beat, name="docker-heartbeat", daemon=True).start()
@@ -125,9 +116,6 @@ class DockerEnvironment(ControlledEnvironment):
             self.client.networks.create(self.network, driver="bridge",
                                         labels={LABEL_RUN: self.run_id, LABEL_ROLE: "network"})
 
-    def controls(self, lane: str) -> bool:
-        return lane in self._threads
-
     def credential(self) -> str:
         return ("the Docker engine's API (unix socket /var/run/docker.sock: root-equivalent on the host), "
                 f"held by the {self.actor} process that applies")
@@ -137,9 +125,7 @@ class DockerEnvironment(ControlledEnvironment):
         if self._stop.is_set():
             raise RuntimeError("environment is torn down")
         self.images.ensure(spec.model, spec.version, spec.lane)  # the CI/agent builds and tags, then deploys
-        with self._lock:
-            self._generation[spec.lane] = self.store.write_spec(spec, by=self.actor)
-            super().apply(spec)
+        super().apply(spec)   # which records it (`record`)
 
     def observe(self, lane: str) -> LiveState:
         if self.controls(lane):
@@ -154,10 +140,7 @@ class DockerEnvironment(ControlledEnvironment):
 
     def change_live(self, lane: str, *, replicas: int | None = None, version: str | None = None) -> DeploymentSpec:
         if self.controls(lane):
-            with self._lock:
-                edited = super().change_live(lane, replicas=replicas, version=version)
-                self._generation[lane] = self.store.write_spec(edited, by=f"{self.actor}:manual")
-            return edited
+            return super().change_live(lane, replicas=replicas, version=version)   # recorded too
         spec = self.store.read_spec(lane)[1]
         if spec is None:
             raise KeyError(f"lane {lane!r} has no live deployment")
@@ -188,48 +171,20 @@ class DockerEnvironment(ControlledEnvironment):
             for lane in list(self._threads):
                 cleanup.remove_run(self.client, self.run_id, lane=lane, networks=False, role="replica")
 
-    # --- the controller, level-based on the shared record -------------------------------------------------
-    def reconcile(self, lane: str) -> None:
-        generation, recorded = self.store.read_spec(lane)
-        with self._lock:
-            if recorded is not None and generation > self._generation.get(lane, 0):
-                self._generation[lane] = generation
-                if recorded != self._specs.get(lane):
-                    self._specs[lane] = recorded
-                    self._status[lane] = self._new_status()
-        super().reconcile(lane)
-        self._publish_status(lane)
+    # --- the controller's hooks: the live object and its status are records beside the engine -------------
+    def record(self, spec: DeploymentSpec, *, by_hand: bool = False) -> int:
+        return self.store.write_spec(spec, by=f"{self.actor}:manual" if by_hand else self.actor)
 
-    def _start_replica(self, lane: str, spec: DeploymentSpec, now: float) -> None:
-        # Starting a container blocks for a while: publish first, so observers in other processes take the
-        # replicas this pass marked terminating out of Endpoints now, not after the start.
-        self._publish_status(lane)
-        super()._start_replica(lane, spec, now)
+    def recorded(self, lane: str) -> tuple[int, DeploymentSpec | None]:
+        """The spec record, re-read on every pass: a `change_live` by another process is taken up."""
+        return self.store.read_spec(lane)
 
-    def _stop_later(self, replica: Replica) -> None:
-        """Stops off the control loop; the container stays `terminating` in the status until it is gone."""
-        handle: Container = replica.handle
-        with self._lock:
-            self._stopping[replica.name] = (handle.lane, replica.version)
-
-        def stop() -> None:
-            try:
-                self.driver.stop(handle, self.grace)
-            finally:
-                with self._lock:
-                    self._stopping.pop(replica.name, None)
-
-        thread = threading.Thread(target=stop, name=f"stop-{replica.name}", daemon=True)
-        thread.start()
-        with self._lock:
-            self._stoppers = [t for t in self._stoppers if t.is_alive()] + [thread]
-
-    def _publish_status(self, lane: str) -> None:
+    def publish(self, lane: str) -> None:
+        """Writes the lane's status record (when it changed); a container being stopped stays `terminating`
+        in it until it is gone, so no observer counts it ready again."""
         state = super().observe(lane)
-        with self._lock:
-            stopping = [ReplicaView(name, version, "terminating", "")
-                        for name, (of, version) in self._stopping.items() if of == lane]
-        status = {"generation": self._generation.get(lane, 0), "condition": state.condition,
+        stopping = self.stopping(lane)
+        status = {"generation": self.generation(lane), "condition": state.condition,
                   "updated": state.updated, "ready": state.ready, "controller": self.actor,
                   "replicas": [dataclasses.asdict(r) for r in (*state.replicas, *stopping)]}
         if status != self._published.get(lane):
@@ -250,7 +205,7 @@ class DockerEnvironment(ControlledEnvironment):
             state = ("terminating" if said == "terminating" else
                      "ready" if said == "ready" and seen.health == "healthy" else "starting")
             views.append(ReplicaView(seen.replica, seen.version, state, seen.url))
-            # by template, like the controller in base.py: a warm-up change rolls replicas too
+            # by template, like the controller (envs/controller.py): a warm-up change rolls replicas too
             updated += bool(spec and seen.template == template_label(spec.template) and state != "terminating")
         ready = sum(1 for r in views if r.state == "ready")
         state = LiveState(lane, spec, tuple(views), updated, ready)

@@ -16,7 +16,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from mlopslab.envs.base import ControlledEnvironment, DeploymentSpec, Emit, ReplicaDriver
+from mlopslab.envs.base import DeploymentSpec, Emit, ReplicaDriver
+from mlopslab.envs.controller import ControlledEnvironment
 
 ModelResolver = Callable[[str, str], Path]  # (model name, version) -> serving artifact directory
 

@@ -13,7 +13,7 @@ Kubernetes Deployment semantics (RollingUpdate):
   the Deployment controller's `isScalingEvent` makes it: the old replicas are scaled to the new count
   (`Step.start_old`, or stops), and the rolling update starts at the next step.
 
-The runner (`ControlledEnvironment.reconcile`) carries the step out through a `ReplicaDriver`, and judges
+The runner (`ControlledEnvironment.reconcile`, envs/controller.py) carries the step out through a `ReplicaDriver`, and judges
 progress by `Step.progress` for progressDeadlineSeconds.
 """
 

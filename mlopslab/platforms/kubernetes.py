@@ -134,7 +134,7 @@ class KubernetesPlatform(Platform):
     def delivery(self, lane: LaneSpec, repo_path: Path, seed: int) -> Any:
         if lane.delivery != "flux":
             return super().delivery(lane, repo_path, seed)
-        from mlopslab.gitops.flux import FluxDelivery
+        from mlopslab.gitops.flux_delivery import FluxDelivery
 
         return FluxDelivery(lane.name, self.flux, repo_path, self.context.run_dir / "work" / lane.name, self.env,
                             self.context.emit, interval=lane.poll_interval, namespace=self.namespaces[lane.name])

@@ -15,7 +15,8 @@ from mlopslab.tui.screens.confirm import ConfirmScreen
 from mlopslab.tui.screens.help import HelpScreen
 from mlopslab.tui.screens.picker import PickerScreen
 from mlopslab.tui.screens.run import HELP_TIP, QUIT_TIP, RunScreen
-from mlopslab.tui.sources import LiveRun, ReplayRun
+from mlopslab.tui.replay import ReplayRun
+from mlopslab.tui.sources import LiveRun, Source
 
 
 class LabApp(App[int]):
@@ -36,7 +37,7 @@ class LabApp(App[int]):
         self.trials = trials
         self.scenario, self.files, self.results = scenario, files or [], results
         self.replay, self.speed, self.at, self.playing = replay, speed, at, playing
-        self.source: LiveRun | ReplayRun | None = None
+        self.source: Source | None = None
         self._quitting = False
 
     def on_mount(self) -> None:
@@ -90,7 +91,7 @@ class LabApp(App[int]):
         """Exit with `code` as both the app's result (what `run_app` returns) and its return code."""
         self.exit(code, return_code=code)
 
-    def _close(self, source: LiveRun | ReplayRun) -> None:
+    def _close(self, source: Source) -> None:
         def close() -> None:
             source.close()
             self.call_from_thread(self.finish, source.exit_code)
@@ -117,14 +118,14 @@ def run_app(scenario: str | None = None, files: list[Path] | None = None) -> int
         code = app.run()
     finally:
         if app.source is not None:   # the run process stops every replica and writes its summary
-            if getattr(app.source, "active", False):
+            if app.source.active:
                 print("mlopslab: stopping the run (replicas, load generator) and writing its summary…", flush=True)
             app.source.close()
     if interrupted:
         code = 130
     if app.source is not None:   # once the terminal is back: where the run went and how it ended, as headless
         code = app.source.exit_code if code is None else code
-        print(f"results: {app.source.results_dir}  (status: {getattr(app.source, 'status', 'replay')}, exit {code})")
+        print(f"results: {app.source.results_dir}  (status: {app.source.status}, exit {code})")
     return code or 0
 
 

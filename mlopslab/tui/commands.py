@@ -10,7 +10,6 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from mlopslab.tui.replay import SPEEDS
 from mlopslab.tui.screens.run import DRIFTS, RunScreen
-from mlopslab.tui.sources import LiveRun
 from mlopslab.tui.widgets.strategy import has_strategy
 
 Command = tuple[str, Callable[[], object], str]
@@ -22,9 +21,10 @@ class LabCommands(Provider):
         app, screen = self.app, self.screen
         out: list[Command] = []
         if isinstance(screen, RunScreen):
-            if isinstance(screen.source, LiveRun) and not screen.source.active:
+            source = screen.source
+            if source.can_act and not source.active:
                 pass   # an ended run takes no more actions: only what follows (export, summary, lanes…)
-            elif isinstance(screen.source, LiveRun):
+            elif source.can_act:
                 out.append(("release a new model version", screen.action_release,
                             "train, register in MLflow, commit to the env repo (c)"))
                 for lane in screen.lanes:
@@ -43,7 +43,7 @@ class LabCommands(Provider):
                     out.append((f"retrain {lane} by hand", partial(screen.action_retrain, lane),
                                 "start the lane's retraining pipeline: a human action (r)"))
                 out.append(("pause or resume traffic", screen.action_space, "(space)"))
-            else:
+            if source.can_seek:
                 out.append(("play or pause the replay", screen.action_space, "(space)"))
                 out += [(f"speed {s:g}×", partial(self._speed, screen, s), "playback speed") for s in SPEEDS]
                 out.append(("seek to the start", screen.action_seek_start, "(home)"))
@@ -60,8 +60,7 @@ class LabCommands(Provider):
 
     @staticmethod
     def _speed(screen: RunScreen, speed: float) -> None:
-        screen.source.playback.speed = speed  # type: ignore[union-attr]
-        screen.refresh_view()
+        screen.seek_with(lambda: screen.source.set_speed(speed))
 
     async def discover(self) -> Hits:
         for name, callback, help in self.commands():
@@ -70,7 +69,7 @@ class LabCommands(Provider):
     async def search(self, query: str) -> Hits:
         screen = self.screen
         scale = SCALE.match(query)
-        if scale and isinstance(screen, RunScreen) and isinstance(screen.source, LiveRun):
+        if scale and isinstance(screen, RunScreen) and screen.source.can_act:
             lane, n = scale.group(1), int(scale.group(2))
             if lane in screen.lanes:
                 yield Hit(1.0, f"scale {lane} to {n} replicas (manual live change)",

@@ -1,6 +1,7 @@
-"""Where the run screen's snapshots come from: a live run process, or a Playback of a recorded run.
+"""Where the run screen's snapshots come from: one `Source` type, a live run process or a recorded run
+(`replay.ReplayRun`), each declaring what it can do: pause, act (a person's actions), seek.
 
-Both give `view()` (a RunView copy) on the UI thread. A live run is `mlopslab run` in a child process (the
+Both give `view()` (a RunView copy) on the UI thread; the screen asks a source's capabilities, never its type. A live run is `mlopslab run` in a child process (the
 same code path as a headless run): it writes events.jsonl as it happens and this side follows that file into
 its own RunState, as a replay reads it, so drawing never shares an interpreter with what it measures. A
 person's actions go to the run over its control channel (mlopslab/control.py) and their effects come back
@@ -26,14 +27,89 @@ from mlopslab.monitor.timeline import RunState
 from mlopslab.scenario import Scenario
 from mlopslab.summary import Summary
 from mlopslab.tui import view as views
-from mlopslab.tui.replay import Playback
 
 ACTIVE = ("created", "preparing", "running")
 STOP_GRACE = 30.0   # seconds the run process gets to stop every replica and write its summary
 
 
-class LiveRun:
-    live = True
+class Source:
+    """What the run screen reads and drives. A capability a source does not declare raises if used; the
+    screen checks `can_pause`, `can_act` and `can_seek` (and the footer and palette offer what they allow)."""
+
+    can_pause = False   # space: a live run pauses its traffic, a replay its playback
+    can_act = False     # a person's actions on the run: release, manual change, kill, drift, retrain, promote, abort
+    can_seek = False    # move in time and change speed (a recorded run: it measures nothing, so it draws at once)
+    error: str | None = None
+    results_dir: Path
+
+    title: str
+    lane_names: list[str]
+    active: bool        # the run is still going (a quit must stop it first)
+    running: bool       # traffic flows: a person's actions may start
+    exit_code: int
+    status: str
+
+    def start(self) -> None:
+        """Begins (a live run starts its process); returns at once."""
+
+    def tick(self, seconds: float) -> None:
+        """`seconds` of wall time passed on the screen (a replay moves its clock)."""
+
+    def view(self) -> views.RunView:
+        raise NotImplementedError
+
+    def summary(self) -> Summary:
+        raise NotImplementedError
+
+    def progress(self, view: views.RunView) -> list[tuple[str, str]]:
+        """The status bar's (text, style) pieces for where the run is: its phase and clock."""
+        raise NotImplementedError
+
+    def position(self, view: views.RunView) -> float:
+        """The scenario time on screen."""
+        return view.now
+
+    def close(self, timeout: float = 0.0) -> None:
+        """Stops whatever the source started (a live run: every process) and waits for it."""
+
+    # --- can_pause ------------------------------------------------------------------------------------------
+    def toggle(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot pause")
+
+    # --- can_seek -------------------------------------------------------------------------------------------
+    def seek(self, where: float | str) -> None:
+        """To a scenario time, or "start" / "end"."""
+        raise NotImplementedError(f"{type(self).__name__} cannot seek")
+
+    def seek_by(self, seconds: float) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot seek")
+
+    def set_speed(self, speed: float | str) -> None:
+        """A playback speed, or "faster" / "slower"."""
+        raise NotImplementedError(f"{type(self).__name__} cannot seek")
+
+    # --- can_act (each blocks until the run answers: call them from thread workers) ------------------------
+    def release(self) -> str:
+        raise NotImplementedError(f"{type(self).__name__} takes no actions")
+
+    def manual_change(self, lane: str, replicas: int = 1) -> None:
+        raise NotImplementedError(f"{type(self).__name__} takes no actions")
+
+    def kill(self, lane: str) -> str | None:
+        raise NotImplementedError(f"{type(self).__name__} takes no actions")
+
+    def rollout(self, lane: str, action: str) -> None:
+        raise NotImplementedError(f"{type(self).__name__} takes no actions")
+
+    def inject_drift(self, kind: str, size: float) -> None:
+        raise NotImplementedError(f"{type(self).__name__} takes no actions")
+
+    def retrain(self, lane: str) -> None:
+        raise NotImplementedError(f"{type(self).__name__} takes no actions")
+
+
+class LiveRun(Source):
+    can_pause = can_act = True
 
     def __init__(self, scenario: Scenario, results_dir: Path | None = None) -> None:
         from mlopslab.rundir import new_results_dir
@@ -204,6 +280,17 @@ class LiveRun:
         self._taken = (applied, view)
         return view
 
+    def progress(self, view: views.RunView) -> list[tuple[str, str]]:
+        run_status = self.status
+        phase = {"preparing": "setting up (training v1, first rollout)…", "running": "▶ running",
+                 "created": "starting…"}.get(run_status, f"■ {run_status}")
+        if self.done.is_set():
+            phase = f"■ finished ({run_status})"
+        out = [(f"  {phase}", "bold #6fd36f" if run_status == "running" else "bold #ffb347")]
+        if view.started:   # whole seconds: one redraw a second
+            out.append((f"  t {view.now:4.0f} / {view.duration:.0f} s", "bold"))
+        return out
+
     # --- actions (call from a thread worker: each waits for real work on git, MLflow or processes) -----------
     def _call(self, op: str, **args: Any) -> Any:
         from mlopslab.control import ControlError
@@ -225,7 +312,8 @@ class LiveRun:
         """promote | abort the lane's rollout."""
         self._call(action, lane=lane)
 
-    def toggle_traffic(self) -> None:
+    def toggle(self) -> None:
+        """Pauses or resumes the run's traffic."""
         self._call("toggle_traffic")
 
     def inject_drift(self, kind: str, size: float) -> None:
@@ -267,44 +355,3 @@ def _descendants(pid: int) -> list[int]:
             found += children
             queue += children
     return found
-
-
-class ReplayRun:
-    live = False
-
-    def __init__(self, events_path: Path, *, speed: float = 10.0, at: float | None = None,
-                 playing: bool = True) -> None:
-        self.events_path = events_path
-        self.results_dir = events_path.parent
-        self.playback = Playback.load(events_path, speed=speed, playing=playing)
-        if at is not None:
-            self.playback.seek(at)
-        self.active = False
-        self.running = False
-
-    @property
-    def title(self) -> str:
-        return self.playback.state.scenario.get("name") or self.results_dir.name
-
-    @property
-    def lane_names(self) -> list[str]:
-        for event in self.playback.events:
-            if event["kind"] == "lab_prepared":
-                return [lane["name"] for lane in event.get("lanes", [])]
-        return sorted({e["lane"] for e in self.playback.events if e.get("lane")})
-
-    exit_code = 0
-
-    def summary(self) -> Summary:
-        from mlopslab import report
-
-        return report.summarise(self.playback.state)
-
-    def tick(self, seconds: float) -> None:
-        self.playback.advance(seconds)
-
-    def view(self) -> views.RunView:
-        return views.take(self.playback.state)
-
-    def close(self, timeout: float = 0.0) -> None:
-        pass

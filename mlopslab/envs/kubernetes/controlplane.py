@@ -175,11 +175,14 @@ class ControlPlane:
             self._spawn("etcd", argv["etcd"])
             self._wait_port(self._ports["etcd"], "etcd", 15)
             self._spawn("kube-apiserver", argv["kube-apiserver"])
-            self._wait_healthy("kube-apiserver", f"{self.access.server}/readyz", deadline)
+            self.wait_healthy("kube-apiserver", f"{self.access.server}/readyz", deadline)
             self._spawn("kube-controller-manager", argv["kube-controller-manager"])
             self._spawn("kube-scheduler", argv["kube-scheduler"])
-            self._wait_healthy("kube-controller-manager", f"https://127.0.0.1:{self._ports['kcm']}/healthz", deadline)
-            self._wait_healthy("kube-scheduler", f"https://127.0.0.1:{self._ports['sched']}/healthz", deadline)
+            # they serve /healthz with a self-signed certificate of their own
+            self.wait_healthy("kube-controller-manager", f"https://127.0.0.1:{self._ports['kcm']}/healthz", deadline,
+                              tls="self-signed")
+            self.wait_healthy("kube-scheduler", f"https://127.0.0.1:{self._ports['sched']}/healthz", deadline,
+                              tls="self-signed")
         except BaseException:
             self.stop()
             raise
@@ -204,11 +207,17 @@ class ControlPlane:
             tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
             raise ControlPlaneError(f"{name} exited with {proc.returncode}: {' | '.join(tail)[:600]}")
 
-    def _wait_healthy(self, name: str, url: str, deadline: float) -> None:
-        context = ssl.create_default_context(cafile=str(self.access.ca))
-        context.load_cert_chain(str(self.access.admin_cert.cert), str(self.access.admin_cert.key))
-        if name != "kube-apiserver":   # they serve /healthz with a self-signed certificate of their own
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    def wait_healthy(self, name: str, url: str, deadline: float, *, tls: str = "verify") -> None:
+        """Waits until GET `url` answers 200; raises ControlPlaneError, with the tail of its log, as soon as
+        a process of the cluster (its own or one `spawn`ed) has exited, or once `deadline` (monotonic) is
+        past. `tls`: "verify" (the API server: the run's CA, as the admin), "self-signed" (a component's
+        own certificate, not verified) or "none" (plain HTTP, like Flux's controllers' /readyz)."""
+        context = None
+        if tls != "none":
+            context = ssl.create_default_context(cafile=str(self.access.ca))
+            context.load_cert_chain(str(self.access.admin_cert.cert), str(self.access.admin_cert.key))
+            if tls == "self-signed":
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         while True:
             for proc_name in self.procs:
                 self._check_alive(proc_name)
@@ -229,10 +238,6 @@ class ControlPlane:
             raise ControlPlaneError(f"cannot start {name}: the control plane is not running")
         self._spawn(name, argv, env)
         return self.procs[name]
-
-    def alive(self, name: str) -> None:
-        """Raises ControlPlaneError with the tail of its log if process `name` has exited."""
-        self._check_alive(name)
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs.values() if p.poll() is None]

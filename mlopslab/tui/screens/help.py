@@ -37,9 +37,10 @@ LOOKS_WRONG = (  # what looks like a contradiction on screen, and why it is not 
 )
 PLOTS = ("accuracy: each second of predictions scored once its labels arrived (they come late, so the "
          "plot lags the run); drift: share of features whose recent rows differ from the training rows; "
-         "orange: drift injected; strategy (a canary, blue-green, shadow or A/B lane): % of user requests on "
-         "the candidate (blue), copies of every request (purple), % of cohorts (yellow), a green or red line "
-         "where it was promoted or rolled back; the lane's header lists each gate's latest value against its "
+         "orange: drift injected; weight % (a canary, blue-green, shadow or A/B lane, in place of the share "
+         "per version): % of user requests on the candidate (blue), copies of every request (purple), % of "
+         "cohorts (yellow), a green or red line where it was promoted or rolled back, and the rollout's marks; "
+         "the lane's header lists each gate's latest value against its "
          "threshold (✓ pass, ✗ fail, … waiting for samples or labels)")
 
 

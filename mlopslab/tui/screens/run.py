@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,14 +20,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Tab, TabbedContent, TabPane, Tabs
 
 from mlopslab.tui.screens.failure import FailureScreen
-from mlopslab.tui.sources import LiveRun, ReplayRun
+from mlopslab.tui.sources import Source
 from mlopslab.tui.view import LaneView, RunView, series_key
 from mlopslab.tui.widgets.lane import LanePanel, span
 from mlopslab.tui.widgets.log import EventLog
 from mlopslab.tui.widgets.narration import Narration
 from mlopslab.tui.widgets.strategy import has_strategy
 from mlopslab.tui.widgets.summary import SummaryTable
-from mlopslab.tui.widgets.text import TextStatic
+from mlopslab.tui.widgets.status import StatusBar
 
 FPS = 8
 PLOT_PERIOD = 2.0   # live: a lane's plots redraw at most every 2 s, or at once when a mark appears
@@ -36,8 +35,8 @@ NARROW = 120   # below this many columns the lanes become tabs
 WIDE = 160     # from this many columns the summary has room beside the narration
 MEDIUM = 46    # below this many rows the bottom panels give the lanes' plots more room
 SHORT = 36     # below this many rows they shrink further
-LIVE_ONLY = {"release", "manual_change", "kill", "drift", "retrain"}
-REPLAY_ONLY = {"seek", "faster", "slower", "seek_start", "seek_end"}
+ACTIONS = {"release", "manual_change", "kill", "drift", "retrain"}   # a source that can act
+SEEKING = {"seek", "faster", "slower", "seek_start", "seek_end"}      # a source that can seek
 MANUAL_REPLICAS = 1
 DRIFTS = {  # kind -> (size, what it does): the `d` key injects the first, the palette offers all three
     "covariate": (2.0, "half of the features move by 2σ"),
@@ -48,10 +47,6 @@ DRIFTS = {  # kind -> (size, what it does): the `d` key injects the first, the p
 
 HELP_TIP = "this help: keys, what the states, marks and colours mean, and what only looks contradictory"
 QUIT_TIP = "quit; while a run is going it asks first, then stops every process and writes the summary"
-
-
-class StatusBar(TextStatic):
-    pass
 
 
 def _header_key(lane: LaneView, view: RunView) -> tuple[Any, ...]:
@@ -67,36 +62,6 @@ def _plots_key(lane: LaneView, view: RunView) -> tuple[Any, ...]:
     return (series_key(lane.latency), series_key(lane.shares), series_key(lane.drift), series_key(lane.accuracy),
             series_key(lane.weights), span(view),
             (len(lane.marks), len(view.drifts), len(view.alarms), len(view.retrains), len(lane.decisions)))
-
-
-def status(source: LiveRun | ReplayRun, view: RunView) -> Text:
-    text = Text()
-    text.append(" mlopslab ", style="bold #101010 on #5aa9ff")
-    text.append(f" {source.title}", style="bold")
-    env = view.scenario.get("environment")
-    if env:
-        text.append(f" · {env}", style="#b0b0b0")
-    if isinstance(source, ReplayRun):
-        pb = source.playback
-        state = "▶ playing" if pb.playing else ("■ end" if pb.at_end else "⏸ paused")
-        text.append(f"  replay {state} {pb.speed:g}×", style="bold #d98cff")
-        text.append(f"  t {pb.position:6.1f} / {pb.last:.1f} s", style="bold")
-    else:
-        run_status = source.status
-        phase = {"preparing": "setting up (training v1, first rollout)…", "running": "▶ running",
-                 "created": "starting…"}.get(run_status, f"■ {run_status}")
-        if source.done.is_set():
-            phase = f"■ finished ({run_status})"
-        text.append(f"  {phase}", style="bold #6fd36f" if run_status == "running" else "bold #ffb347")
-        if view.started:
-            text.append(f"  t {view.now:4.0f} / {view.duration:.0f} s", style="bold")  # whole seconds: one redraw a second
-    if view.started and not view.finished:
-        text.append("  traffic ", style="#b0b0b0")
-        text.append("paused" if view.paused else "flowing", style="bold #ffb347" if view.paused else "#6fd36f")
-    if view.finished:
-        text.append(f"  finished: {view.finished.get('status')}", style="bold")
-    text.append(f"  {source.results_dir.name}", style="#6a6a6a")
-    return text
 
 
 class RunScreen(Screen):
@@ -126,7 +91,7 @@ class RunScreen(Screen):
         Binding("s", "export", "svg", tooltip="save an SVG screenshot into the results directory"),
     ]
 
-    def __init__(self, source: LiveRun | ReplayRun) -> None:
+    def __init__(self, source: Source) -> None:
         super().__init__()
         self.source = source
         self.lanes = source.lane_names
@@ -135,7 +100,7 @@ class RunScreen(Screen):
         self._lane_keys: dict[str, tuple[Any, Any]] = {}   # lane -> (header key, plots key) drawn
         self._plotted: dict[str, float] = {}                 # lane -> when its plots were last drawn
         self._deferred = False                               # some lane's new data waits for its plot period
-        self.plot_period = PLOT_PERIOD if isinstance(source, LiveRun) else 0.0   # a replay measures nothing
+        self.plot_period = 0.0 if source.can_seek else PLOT_PERIOD   # a recorded run measures nothing: draw at once
         self.clock: Callable[[], float] = time.monotonic   # when plots were drawn, how far a replay plays
         self._last = self.clock()
         self._finished_seen = False
@@ -164,8 +129,7 @@ class RunScreen(Screen):
         self._mark_active()
         if self.lanes:
             self.query_one(f"#lane-{self.active_lane}", LanePanel).focus()
-        if isinstance(self.source, LiveRun):
-            self.source.start()   # the run process; this screen follows its events
+        self.source.start()   # a live run starts its process; this screen follows its events
         self.refresh_view()
         self.set_interval(1 / FPS, self.refresh_view, name="snapshot")
 
@@ -186,6 +150,8 @@ class RunScreen(Screen):
         for panel in self.query(LanePanel):
             panel.set_class(panel.lane == self.active_lane, "-active")
             panel.display = not narrow or panel.lane == self.active_lane
+        self._lane_keys.clear()   # a header fits its lane's width: draw the lanes again at the next tick
+        self._deferred = True
 
     # --- the one timer ---------------------------------------------------------------------------------------
     def refresh_view(self) -> None:
@@ -200,20 +166,20 @@ class RunScreen(Screen):
         elapsed, self._last = now - self._last, now
         if not self.is_current:
             return
-        if isinstance(self.source, ReplayRun):
-            self.source.tick(elapsed)
+        self.source.tick(elapsed)
         view = self.source.view()
         self._ticks += 1
-        unseen_error = bool(getattr(self.source, "error", None)) and not self._error_shown
+        unseen_error = bool(self.source.error) and not self._error_shown
         if view is self.view and not self._deferred and not unseen_error:  # no event since the last tick
-            self.query_one(StatusBar).show_text(status(self.source, view))  # the phase can change without events
+            self.query_one(StatusBar).show(self.source, view)  # the phase can change without events
             return
         if self.view is None or len(view.lanes) != len(self.view.lanes):   # whether any lane takes promote
             self.call_later(self.refresh_bindings)
+        self.set_class(any(map(has_strategy, view.lanes)), "-strategies")   # their gate panels need the rows
         self.view = view
         self._deferred = False
         with self.app.batch_update():
-            self.query_one(StatusBar).show_text(status(self.source, view))
+            self.query_one(StatusBar).show(self.source, view)
             for lane in view.lanes:
                 if lane.name not in self.lanes:
                     continue
@@ -233,7 +199,7 @@ class RunScreen(Screen):
 
     def draw(self, view: RunView) -> None:
         """Everything at once (the frame the benchmark times)."""
-        self.query_one(StatusBar).show_text(status(self.source, view))
+        self.query_one(StatusBar).show(self.source, view)
         for lane in view.lanes:
             if lane.name in self.lanes:
                 self.query_one(f"#lane-{lane.name}", LanePanel).show(lane, view)
@@ -243,7 +209,7 @@ class RunScreen(Screen):
         """Narration, the event log, a failed run's error, and the summary once the run ends."""
         self.query_one(Narration).show(view.narration, view.errors)
         self.query_one(EventLog).show(view.log, view)
-        error = getattr(self.source, "error", None)
+        error = self.source.error
         if error and not self._error_shown:
             self._error_shown = True
             started = view.started
@@ -255,7 +221,7 @@ class RunScreen(Screen):
             self.refresh_bindings()   # the footer drops the live run's actions
             self.query_one(SummaryTable).show(self.source.summary())
             details.active = "summary"
-            if isinstance(self.source, LiveRun):
+            if self.source.can_act:   # a run that was live here wrote them
                 self.notify(f"results in {self.source.results_dir}", title="run finished", timeout=8)
         elif not view.finished:
             self._finished_seen = False
@@ -297,39 +263,39 @@ class RunScreen(Screen):
 
     # --- actions ------------------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        live = isinstance(self.source, LiveRun)
+        source = self.source
         if action == "promote":   # and abort: where a lane has a canary, blue-green, shadow or A/B
-            return live and self.source.active and any(map(has_strategy, getattr(self.view, "lanes", ())))
-        if action in LIVE_ONLY:   # a run that has ended offers no more actions on it
-            return live and self.source.active
-        if action in REPLAY_ONLY:
-            return not live
+            return source.can_act and source.active and any(map(has_strategy, getattr(self.view, "lanes", ())))
+        if action in ACTIONS:   # a run that has ended offers no more actions on it
+            return source.can_act and source.active
+        if action in SEEKING:
+            return source.can_seek
+        if action == "space":
+            return source.can_pause
         return True
 
     def _ready(self) -> bool:
-        if isinstance(self.source, LiveRun) and self.source.running:
+        if self.source.can_act and self.source.running:
             return True
         what = "setting up: try again once traffic flows" if self.source.active else "the run has ended"
         self.notify(what, severity="warning", timeout=3)
         return False
 
     def action_space(self) -> None:
-        if isinstance(self.source, ReplayRun):
-            self.source.playback.toggle()
+        if not self.source.can_act:   # a playback: at once
+            self.source.toggle()
             self._last = self.clock()  # playing resumes from now, not from the last tick
             self.refresh_view()
-        elif self._ready():
-            self.source.toggle_traffic()
+        elif self._ready():   # the run's traffic, over its control channel
+            self.source.toggle()
 
     def action_release(self) -> None:
         if self._ready():
-            assert isinstance(self.source, LiveRun)
             self.notify("training and registering a new version…", timeout=2)
             self._act(self.source.release, lambda sha: f"committed {sha[:7]} to the env repo", "release")
 
     def action_manual_change(self, lane: str | None = None, replicas: int = MANUAL_REPLICAS) -> None:
         if self._ready():
-            assert isinstance(self.source, LiveRun)
             lane = lane or self.active_lane
             self._act(lambda: self.source.manual_change(lane, replicas),
                       lambda _: f"{lane}: scaled to {replicas} by hand, not through git", "manual live change")
@@ -346,20 +312,17 @@ class RunScreen(Screen):
 
     def action_kill(self, lane: str | None = None) -> None:
         if self._ready():
-            assert isinstance(self.source, LiveRun)
             lane = lane or self.active_lane
             self._act(lambda: self.source.kill(lane), lambda name: f"{lane}: killed {name or 'nothing (no replica)'}",
                       "replica killed")
 
     def action_drift(self, kind: str = "covariate") -> None:
         if self._ready():
-            assert isinstance(self.source, LiveRun)
             size, what = DRIFTS[kind]
             self._act(lambda: self.source.inject_drift(kind, size), lambda _: f"{kind}: {what}", "drift injected")
 
     def action_retrain(self, lane: str | None = None) -> None:
         if self._ready():
-            assert isinstance(self.source, LiveRun)
             lane = lane or self.active_lane
             self._act(lambda: self.source.retrain(lane),
                       lambda _: f"{lane}: the pipeline trains on the latest labelled rows "
@@ -371,31 +334,27 @@ class RunScreen(Screen):
             self._act(lambda: self.source.rollout(lane, what), lambda _: f"{lane}: {what} sent to its strategy", what)
 
     def action_seek(self, seconds: float) -> None:
-        if isinstance(self.source, ReplayRun):
-            self.source.playback.seek_by(seconds)
-            self.refresh_view()
+        self.seek_with(lambda: self.source.seek_by(seconds))
 
     def action_seek_start(self) -> None:
-        if isinstance(self.source, ReplayRun):
-            self.source.playback.seek(self.source.playback.first)
-            self.refresh_view()
+        self.seek_with(lambda: self.source.seek("start"))
 
     def action_seek_end(self) -> None:
-        if isinstance(self.source, ReplayRun):
-            self.source.playback.seek(self.source.playback.last)
-            self.refresh_view()
+        self.seek_with(lambda: self.source.seek("end"))
 
     def action_faster(self) -> None:
-        if isinstance(self.source, ReplayRun):
-            self.source.playback.faster()
-            self.refresh_view()
+        self.seek_with(lambda: self.source.set_speed("faster"))
 
     def action_slower(self) -> None:
-        if isinstance(self.source, ReplayRun):
-            self.source.playback.slower()
+        self.seek_with(lambda: self.source.set_speed("slower"))
+
+    def seek_with(self, move: Callable[[], None]) -> None:
+        """Moves a recorded run in time (or changes its speed) and shows the result at once."""
+        if self.source.can_seek:
+            move()
             self.refresh_view()
 
     def action_export(self) -> None:
-        t = self.source.playback.position if isinstance(self.source, ReplayRun) else (self.view.now if self.view else 0)
+        t = self.source.position(self.view) if self.view else 0.0
         path = self.app.save_screenshot(filename=f"run-screen-{t:05.1f}s.svg", path=str(self.source.results_dir))
         self.notify(path, title="SVG saved", timeout=6)

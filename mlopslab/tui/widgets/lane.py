@@ -26,9 +26,10 @@ ROLLOUT_MARKS = ("commit", "detected", "applied", "100%", "alarm", "retrain", "r
 ACCURACY_MARKS = ("alarm", "retrain", "retrain_failed")
 
 
-def header(lane: LaneView, run: RunView) -> Text:
+def header(lane: LaneView, run: RunView, width: int = 0) -> Text:
     """Lines that fit a third of 120 columns (the border title names the lane, the status bar the environment):
-    sync state and traffic; the lane's commit desired vs live; how it delivers; manual changes; MLOps level."""
+    sync state and traffic; the lane's commit desired vs live; how it delivers; manual changes; MLOps level;
+    a strategy's phase and gates (side by side as they fit in `width`)."""
     sync_color = SYNC_COLORS.get(lane.sync, SYNC_COLORS["Unknown"])
     text = Text()
     text.append(f"● {lane.sync}", style=f"bold {sync_color}")
@@ -47,7 +48,7 @@ def header(lane: LaneView, run: RunView) -> Text:
         text.append_text(level(lane))
     if strategy.has_strategy(lane):   # its phase and the gate panel: each gate's value against its threshold
         text.append("\n")
-        text.append_text(strategy.panel(lane))
+        text.append_text(strategy.panel(lane, width))
     return text
 
 
@@ -109,7 +110,7 @@ class LanePanel(VerticalScroll, can_focus=True):
         yield TextStatic(classes="lane-header")
         yield ReplicaStrip(classes="replicas")
         with Vertical(classes="plots"):   # not scrolled: its plots share the height the column has
-            yield Chart("strategy: % of requests on the candidate", classes="weights")
+            yield Chart("weight %", classes="weights")   # a strategy's lane: instead of the share plot
             yield Chart("rollout: share per version", classes="rollout")
             yield Chart("latency ms", classes="latency")
             with Horizontal(classes="ml"):
@@ -121,7 +122,8 @@ class LanePanel(VerticalScroll, can_focus=True):
         title = f"{lane.name} ({lane.delivery}{f' · L{lane.level}' if run.levels else ''})"
         if title != self.border_title:  # setting a title repaints the whole column, every chart in it
             self.border_title = title
-        self.query_one(".lane-header", TextStatic).show_text(header(lane, run))
+        width = self.content_size.width or self.screen.size.width - 2   # hidden behind a tab: about the screen's
+        self.query_one(".lane-header", TextStatic).show_text(header(lane, run, width))
         self.query_one(ReplicaStrip).show(lane)
         if not plots:
             return
@@ -159,7 +161,7 @@ def _visible(series: tuple[Any, ...], x0: float) -> list[Any]:
     return thin([p for p in series if p[0] >= x0], 400)
 
 
-def _marks(fig: Any, marks: list[tuple[float, str, str]], top: float, cell: float) -> None:
+def draw_marks(fig: Any, marks: list[tuple[float, str, str]], top: float, cell: float) -> None:
     """A coloured line per mark, and its glyph above; glyphs that would fall in one cell (`cell` seconds
     wide) are written side by side (`!R`: an alarm and the retrain it started)."""
     groups: list[tuple[float, str]] = []
@@ -175,16 +177,16 @@ def _marks(fig: Any, marks: list[tuple[float, str, str]], top: float, cell: floa
         fig.draw(fig.text(t, top, glyphs, alignment="left"))
 
 
-def _cell(chart: Chart, xs: tuple[float, float]) -> float:
+def cell(chart: Chart, xs: tuple[float, float]) -> float:
     """Seconds per character cell of the chart's plot area (its y labels take about 6 cells)."""
     return (xs[1] - xs[0]) / max(10, chart.content_size.width - 6)
 
 
-def _shown_marks(lane: LaneView, xs: tuple[float, float], phases: tuple[str, ...]) -> list[tuple[float, str, str]]:
+def shown_marks(lane: LaneView, xs: tuple[float, float], phases: tuple[str, ...]) -> list[tuple[float, str, str]]:
     return [m for m in lane.marks if xs[0] <= m[0] <= xs[1] and m[1] in phases]
 
 
-def _mark_legend(marks: list[tuple[float, str, str]], words: dict[str, str] | None = None) -> list[tuple[str, str]]:
+def mark_legend(marks: list[tuple[float, str, str]], words: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """Only the marks that are on the plot, in a fixed order: `(glyph words, colour)`."""
     present = {phase for _, phase, _ in marks}
     words = {"100%": "done", "retrain_validated": "validated", "retrain_failed": "failed", **(words or {})}
@@ -214,14 +216,14 @@ def show_rollout(chart: Chart, lane: LaneView, xs: tuple[float, float]) -> None:
         return
     points = _visible(lane.shares, xs[0])
     versions = sorted({v for _, shares in points for v in shares}, key=lambda v: (len(v), v))
-    marks = _shown_marks(lane, xs, ROLLOUT_MARKS)
-    legend = [(f"v{v}", version_color(v)) for v in versions] + _mark_legend(marks)
+    marks = shown_marks(lane, xs, ROLLOUT_MARKS)
+    legend = [(f"v{v}", version_color(v)) for v in versions] + mark_legend(marks)
 
     def paint(fig: Any) -> None:
         x = [p[0] for p in points]
         for version in versions:
             line(fig, x, [shares.get(version, 0.0) for _, shares in points], version_color(version))
-        _marks(fig, marks, 1.12, _cell(chart, xs))
+        draw_marks(fig, marks, 1.12, cell(chart, xs))
         time_axis(fig, xs, chart.content_size.width)
         fig.ruler("y").lim(0, 1.2)
         fig.ruler("y").ticks([0, 0.5, 1], ["0", "½", "1"])
@@ -237,18 +239,18 @@ def show_accuracy(chart: Chart, lane: LaneView, run: RunView, xs: tuple[float, f
         return
     points = _visible(lane.accuracy, xs[0])
     retrained = {str(r.get("version")) for r in run.retrains.values() if r.get("lane") == lane.name}
-    marks = _shown_marks(lane, xs, ACCURACY_MARKS)
-    marks += [m for m in _shown_marks(lane, xs, ("100%",)) if m[2] in retrained]
+    marks = shown_marks(lane, xs, ACCURACY_MARKS)
+    marks += [m for m in shown_marks(lane, xs, ("100%",)) if m[2] in retrained]
     injected = [d["rel"] for d in run.drifts if xs[0] <= d["rel"] <= xs[1]]
     low = min(0.5, min((p[1] for p in points), default=0.5))
     low = max(0.0, int(low * 10) / 10)
-    legend = ([("injected", INJECTED_COLOR)] if injected else []) + _mark_legend(marks, {"100%": "retrained"})
+    legend = ([("injected", INJECTED_COLOR)] if injected else []) + mark_legend(marks, {"100%": "retrained"})
 
     def paint(fig: Any) -> None:
         line(fig, [p[0] for p in points], [p[1] for p in points], ACCURACY_COLOR)
         for t in injected:
             vline(fig, t, INJECTED_COLOR)
-        _marks(fig, marks, 1.0 + (1.0 - low) * 0.12, _cell(chart, xs))
+        draw_marks(fig, marks, 1.0 + (1.0 - low) * 0.12, cell(chart, xs))
         time_axis(fig, xs, chart.content_size.width)
         fig.ruler("y").lim(low, 1.0 + (1.0 - low) * 0.2)
         ticks = [low, round((low + 1) / 2, 2), 1.0]
