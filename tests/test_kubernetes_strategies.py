@@ -176,3 +176,6 @@ def test_a_gate_rolls_a_kubernetes_canary_back_and_a_blue_green_lane_promotes(cl
     assert any(kind == "replica_ready" and lane == canary and f.get("group") == "canary" and f["version"] == "2"
                for kind, lane, f in events)
     assert not any(lane == canary and kind == "rollout_done" and f.get("group") for kind, lane, f in events)
+    # a primary names the commit of the version it runs: no rollout_done of v1 stamped with v2's commit
+    assert [(lane, f["version"], f["revision"]) for kind, lane, f in events
+            if kind == "rollout_done" and f["revision"] != f"rev-{f['version']}"] == []
