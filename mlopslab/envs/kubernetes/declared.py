@@ -34,10 +34,10 @@ EDITOR = "kubectl-edit"
 
 
 def declared_by(obj: Any) -> str:
-    """The field manager (other than the rollout controller) that last wrote the Deployment's template."""
-    owners = [e for e in obj.metadata.managed_fields or [] if e.manager != CONTROLLER_MANAGER
-              and "f:template" in ((e.fields_v1 or {}).get("f:spec") or {})]
-    newest = max(owners, key=lambda e: e.time.timestamp() if e.time else 0.0, default=None)
+    """The field manager that wrote the declared Deployment last: not the rollout controller, not a status
+    writer (`kustomize-controller`, or `kubectl-edit` for a person's change until Flux takes it back)."""
+    writers = [e for e in obj.metadata.managed_fields or [] if e.manager != CONTROLLER_MANAGER and not e.subresource]
+    newest = max(writers, key=lambda e: e.time.timestamp() if e.time else 0.0, default=None)
     return newest.manager if newest is not None else ""
 
 
