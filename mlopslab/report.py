@@ -207,11 +207,12 @@ def _strategy_rows(changes: list[ChangeSummary | None]) -> list[list[str]]:
 
 
 def _rollout_cell(release: ReleaseSummary | None) -> str:
-    """The rollout's duration, or why it never ended: "rollout failed (crash loop)", "pipeline failed"."""
+    """The rollout's duration, or why it never ended: "rollout failed (crash loop)", "rolled back (p99)",
+    "pipeline failed"."""
     if release is None:
         return "—"
     if release.failed and release.rollout_duration is None:
-        return release.failed if release.failed.startswith("rollout failed") else "pipeline failed"
+        return release.failed if release.failed.startswith(("rollout failed", "rolled back")) else "pipeline failed"
     return _fmt(release.rollout_duration)
 
 

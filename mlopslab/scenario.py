@@ -241,7 +241,8 @@ def _lanes(c: _Check, value: Any) -> list[LaneSpec]:
 
 def _flux_lanes(c: _Check, lanes: list[LaneSpec], environment: EnvironmentSpec) -> None:
     """Flux runs only beside a Kubernetes API, polls (its webhook receiver, notification-controller, is not
-    to be had: see README), and always corrects drift."""
+    to be had: see README), and always corrects drift. A progressive strategy is fine: the rollout controller
+    follows the Deployment Flux applies, as Flagger does (envs/kubernetes/declared.py)."""
     for i, lane in enumerate(lanes):
         if lane.delivery != "flux":
             continue
@@ -260,10 +261,6 @@ def _flux_lanes(c: _Check, lanes: list[LaneSpec], environment: EnvironmentSpec) 
         if not lane.self_heal:
             c.fail(f"{path}.self_heal", "Flux always corrects drift at its interval; use delivery: pull to "
                                         "compare without self-heal")
-        if lane.strategy and lane.strategy.progressive:
-            c.fail(f"{path}.strategy", f"a {lane.strategy.type} lane needs delivery push or pull on kubernetes: "
-                   "Flux applies by itself, so the rollout controller never sees the lane's new target, and it "
-                   "re-applies spec.replicas as the repo holds it, scaling the canary Deployment back up")
 
 
 def load(path: Path | str) -> Scenario:

@@ -6,9 +6,12 @@ No binaries: the tests skip, unless MLOPSLAB_REQUIRE_K8S=1 (CI), where that is a
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +55,46 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condi
             return result
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def deployments(cluster: Cluster, namespace: str) -> dict[str, Any]:
+    """{name: Deployment} in the namespace."""
+    from kubernetes import client
+
+    return {d.metadata.name: d for d in client.AppsV1Api(cluster.admin).list_namespaced_deployment(namespace).items}
+
+
+class Traffic(threading.Thread):
+    """Real requests to the lane's endpoints (both groups' Ready pods), recorded as the load generator
+    records them, for the gates."""
+
+    def __init__(self, env: Any, lane: str) -> None:
+        super().__init__(daemon=True)
+        self.env, self.lane, self.stop = env, lane, threading.Event()
+        self.served: dict[str, int] = {}
+
+    def run(self) -> None:
+        body = json.dumps({"inputs": [[0.1] * 8]}).encode()
+        i = 0
+        while not self.stop.is_set():
+            endpoints = self.env.endpoints(self.lane)
+            if not endpoints:
+                time.sleep(0.05)
+                continue
+            endpoint, i = endpoints[i % len(endpoints)], i + 1
+            began, status, version = time.monotonic(), 0, None
+            try:
+                request = urllib.request.Request(endpoint.url + "/invocations", data=body,
+                                                 headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    response.read()
+                    status, version = response.status, response.headers.get("X-Model-Version")
+            except OSError:
+                pass
+            self.served[str(version)] = self.served.get(str(version), 0) + 1
+            self.env.add_result({"lane": self.lane, "i": i, "t": began, "lat": 1000 * (time.monotonic() - began),
+                                 "st": status, "v": version})
+            time.sleep(0.02)
 
 
 @pytest.fixture(scope="session")

@@ -152,7 +152,12 @@ def test_flux_vs_agent_runs_and_flux_objects_are_ready(tmp_path: Path, k8s_binar
                                 "gitrepositories,kustomizations", "-A"], capture_output=True, text=True, timeout=30)
         assert shown.returncode == 0, shown.stderr
         rows = [line for line in shown.stdout.splitlines() if line.startswith("flux-system")]
-        assert len(rows) == 2 and all(" True " in row for row in rows), shown.stdout
+        assert len(rows) == 4 and all(" True " in row for row in rows), shown.stdout
+        # the canary lane (Flagger's model beside Flux): Flux's Deployment at 0, the controller's primary serving
+        shown = subprocess.run([k8s_binaries["kubectl"], "--kubeconfig", str(results / "kubeconfig"), "get", "deploy",
+                                "-n", "flux-canary", "-o", "jsonpath={range .items[*]}{.metadata.name}={.spec.replicas} "
+                                "{end}"], capture_output=True, text=True, timeout=30)
+        assert set(shown.stdout.split()) == {"model-server=0", "model-server-primary=2"}, shown.stdout + shown.stderr
         names = set(processes_of(results).values())
         assert {"source-controller", "kustomize-controller"} <= names, names
         out, err = proc.communicate(timeout=200)
@@ -164,7 +169,7 @@ def test_flux_vs_agent_runs_and_flux_objects_are_ready(tmp_path: Path, k8s_binar
     summary = json.loads((results / "summary.json").read_text())
     lanes = summary["lanes"]
     assert "ServiceAccount flux-system/flux" in lanes["flux"]["credential"]
-    for lane in ("push", "agent", "flux"):
+    for lane in ("push", "agent", "flux", "flux-canary"):
         v2 = next(r for r in lanes[lane]["releases"] if r["version"] == "2")
         assert v2["failed"] is None, (lane, v2)
         lead = v2["lead"]
@@ -176,6 +181,14 @@ def test_flux_vs_agent_runs_and_flux_objects_are_ready(tmp_path: Path, k8s_binar
     assert healed["reverted_by"] == "Flux drift correction" and healed["reverted_after"] <= 10 * 1.05 + 3, healed
     kinds = [e["kind"] for e in events() if e.get("lane") == "flux"]
     assert "flux_applied" in kinds and "flux_status" in kinds
+    canary = [e for e in events() if e.get("lane") == "flux-canary"]
+    declared = [(e["version"], e["replicas"], e["by"]) for e in canary if e["kind"] == "target_declared"]
+    assert declared[:2] == [("1", 2, "kustomize-controller"), ("2", 2, "kustomize-controller")], declared
+    assert ("2", 1, "kubectl-edit") in declared, declared            # the manual scale, an edit of model-server ...
+    assert declared[declared.index(("2", 1, "kubectl-edit")) + 1] == ("2", 2, "kustomize-controller")  # ... Flux's revert
+    decisions = {e["version"]: (e["decision"], e["by"]) for e in canary if e["kind"] == "strategy_decision"}
+    assert decisions["2"] == ("promoted", "analysis") and decisions.get("3", ("",))[0] != "rolled_back", decisions
+    assert lanes["flux-canary"]["live_changes"][0]["reverted_by"] == "Flux drift correction"
     assert processes_of(results) == {}
 
 

@@ -62,6 +62,24 @@ def test_malformed_manifest_is_rejected_with_the_reason() -> None:
         manifests.parse_lane(files)
 
 
+def test_a_progressive_lanes_manifest_leaves_replicas_to_the_rollout_controller() -> None:
+    """Flagger's canary Deployment has no spec.replicas in git (Flux would scale it back up at every interval);
+    the lane's size is an annotation, read back as the spec's replicas. A live object's spec.replicas (the
+    controller's) wins over it."""
+    spec = replace(_spec("flux", "2", replicas=3), progressive='{"type": "canary", "interval": 2}')
+    files = manifests.render_lane(spec)
+    deployment = yaml.safe_load(files["deployment.yaml"])
+    assert "replicas" not in deployment["spec"]
+    assert deployment["metadata"]["annotations"]["mlopslab.io/replicas"] == "3"
+    assert manifests.parse_lane(files) == spec
+    deployment["spec"]["replicas"] = 0
+    assert manifests.parse_deployment(deployment).replicas == 0
+    del deployment["spec"]["replicas"], deployment["metadata"]["annotations"]["mlopslab.io/replicas"]
+    with pytest.raises(manifests.ManifestError, match="spec.replicas is missing .* mlopslab.io/replicas"):
+        manifests.parse_deployment(deployment)
+    assert "replicas" in yaml.safe_load(manifests.render_lane(_spec("push", "2"))["deployment.yaml"])["spec"]
+
+
 def test_webhook_accepts_only_correctly_signed_fresh_payloads() -> None:
     got: list[dict] = []
     secret = webhook.new_secret()

@@ -5,11 +5,8 @@ scales the declared one (the canary) with its own; a gate rolls a bad canary bac
 
 from __future__ import annotations
 
-import json
 import secrets
-import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,7 @@ import pytest
 from mlopslab import scenario
 from mlopslab.envs.base import DeploymentSpec, Strategy
 from mlopslab.gitops import manifests
-from tests.kube_fixtures import Cluster, cluster, k8s_binaries, wait_for  # noqa: F401  (fixtures)
+from tests.kube_fixtures import Cluster, Traffic, cluster, deployments, k8s_binaries, wait_for  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.kubernetes
 
@@ -37,53 +34,15 @@ lanes:
 """
 
 
-def test_the_validator_accepts_progressive_lanes_on_kubernetes_but_not_with_flux() -> None:
+def test_the_validator_accepts_progressive_lanes_on_kubernetes_with_flux_too_but_not_flux_elsewhere() -> None:
     lanes = scenario.parse(LANES, "k8s.yaml").lanes
     assert [lane.strategy.type for lane in lanes] == ["canary", "blue-green"]
     flux = LANES.replace("delivery: pull", "delivery: flux")
+    assert scenario.parse(flux, "k8s.yaml").lanes[1].delivery == "flux"   # the controller follows what Flux applies
     with pytest.raises(scenario.ScenarioError) as info:
-        scenario.parse(flux, "k8s.yaml")
+        scenario.parse(flux.replace("{kind: kubernetes}", "{kind: docker}"), "k8s.yaml")
     problem, = info.value.problems
-    assert (problem.line, problem.path) == (11, "lanes[1].strategy") and "Flux applies by itself" in problem.message
-
-
-class _Traffic(threading.Thread):
-    """Real requests to the lane's endpoints (both groups' Ready pods), recorded as the load generator
-    records them, for the gates."""
-
-    def __init__(self, env: Any, lane: str) -> None:
-        super().__init__(daemon=True)
-        self.env, self.lane, self.stop = env, lane, threading.Event()
-        self.served: dict[str, int] = {}
-
-    def run(self) -> None:
-        body = json.dumps({"inputs": [[0.1] * 8]}).encode()
-        i = 0
-        while not self.stop.is_set():
-            endpoints = self.env.endpoints(self.lane)
-            if not endpoints:
-                time.sleep(0.05)
-                continue
-            endpoint, i = endpoints[i % len(endpoints)], i + 1
-            began, status, version = time.monotonic(), 0, None
-            try:
-                request = urllib.request.Request(endpoint.url + "/invocations", data=body,
-                                                 headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    response.read()
-                    status, version = response.status, response.headers.get("X-Model-Version")
-            except OSError:
-                pass
-            self.served[str(version)] = self.served.get(str(version), 0) + 1
-            self.env.add_result({"lane": self.lane, "i": i, "t": began, "lat": 1000 * (time.monotonic() - began),
-                                 "st": status, "v": version})
-            time.sleep(0.02)
-
-
-def _deployments(cluster: Cluster, namespace: str) -> dict[str, Any]:
-    from kubernetes import client
-
-    return {d.metadata.name: d for d in client.AppsV1Api(cluster.admin).list_namespaced_deployment(namespace).items}
+    assert (problem.line, problem.path) == (10, "lanes[1].delivery") and "needs environment kind kubernetes" in problem.message
 
 
 def _managers(deployment: Any) -> dict[str, set[str]]:
@@ -122,13 +81,13 @@ def test_a_gate_rolls_a_kubernetes_canary_back_and_a_blue_green_lane_promotes(cl
         return DeploymentSpec(lane, "churn", version, replicas=1, strategy=Strategy(1, 0, 30), readiness_period=0.2,
                               warmup=0.2, revision=f"rev-{version}", progressive=strategies[lane], **fields)
 
-    traffic = _Traffic(rollouts, canary)
+    traffic = Traffic(rollouts, canary)
     try:
         for lane in (canary, bluegreen):
             acting[lane].apply(spec(lane, "1"))
         for lane in (canary, bluegreen):
             wait_for(lambda: rollouts.observe(lane).condition == "Available", 60, f"{lane} at v1")
-            wait_for(lambda: _deployments(cluster, lane)["model-server"].spec.replicas == 0, 10,
+            wait_for(lambda: deployments(cluster, lane)["model-server"].spec.replicas == 0, 10,
                      "the declared Deployment scaled to zero")
         traffic.start()
         acting[canary].apply(spec(canary, "2", latency_ms=400))      # a slow release: the p99 gate fails it
@@ -136,7 +95,7 @@ def test_a_gate_rolls_a_kubernetes_canary_back_and_a_blue_green_lane_promotes(cl
 
         wait_for(lambda: rollouts.observe(canary + ".canary").complete
                  and rollouts.observe(canary + ".canary").ready == 1, 60, "the canary's pod")
-        both = _deployments(cluster, canary)
+        both = deployments(cluster, canary)
         primary, declared = both["model-server-primary"], both["model-server"]
         assert (primary.spec.replicas, declared.spec.replicas) == (1, 1)
         template = {name: d.spec.template.metadata.labels for name, d in both.items()}
@@ -151,20 +110,20 @@ def test_a_gate_rolls_a_kubernetes_canary_back_and_a_blue_green_lane_promotes(cl
         assert "mlopslab-rollouts" in _managers(primary) and "mlopslab-ci-runner" not in _managers(primary)
 
         wait_for(lambda: (s := rollouts.state(canary)) is not None and s.phase == "Failed", 60, "the rollback")
-        wait_for(lambda: _deployments(cluster, canary)["model-server"].spec.replicas == 0
+        wait_for(lambda: deployments(cluster, canary)["model-server"].spec.replicas == 0
                  and not rollouts.inner.observe(canary + ".canary").replicas, 30, "the canary scaled to zero")
         wait_for(lambda: (s := rollouts.state(bluegreen)) is not None and s.phase == "Succeeded", 60,
                  "the blue-green promotion")
-        wait_for(lambda: _deployments(cluster, bluegreen)["model-server"].spec.replicas == 0
+        wait_for(lambda: deployments(cluster, bluegreen)["model-server"].spec.replicas == 0
                  and rollouts.observe(bluegreen).complete, 30, "the preview scaled down after the switch")
     finally:
         traffic.stop.set()
         traffic.join(timeout=10)
         rollouts.teardown()
 
-    after = _deployments(cluster, canary)
+    after = deployments(cluster, canary)
     assert after["model-server-primary"].spec.template.metadata.labels["mlopslab.io/model-version"] == "1"
-    assert _deployments(cluster, bluegreen)["model-server-primary"].spec.template.metadata.labels[
+    assert deployments(cluster, bluegreen)["model-server-primary"].spec.template.metadata.labels[
         "mlopslab.io/model-version"] == "2"
     assert traffic.served.get("2", 0) > 0 and traffic.served.get("1", 0) > 0
     events = [(kind, lane, fields) for kind, lane, fields in cluster.events if lane in (canary, bluegreen)]
@@ -176,3 +135,6 @@ def test_a_gate_rolls_a_kubernetes_canary_back_and_a_blue_green_lane_promotes(cl
     assert any(kind == "replica_ready" and lane == canary and f.get("group") == "canary" and f["version"] == "2"
                for kind, lane, f in events)
     assert not any(lane == canary and kind == "rollout_done" and f.get("group") for kind, lane, f in events)
+    # a primary names the commit of the version it runs: no rollout_done of v1 stamped with v2's commit
+    assert [(lane, f["version"], f["revision"]) for kind, lane, f in events
+            if kind == "rollout_done" and f["revision"] != f"rev-{f['version']}"] == []

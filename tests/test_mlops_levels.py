@@ -170,3 +170,31 @@ def test_delayed_accuracy_waits_for_labels() -> None:
     assert [a["window"] for a in accuracy] == [10] and accuracy[0]["value"] == 0.5 and accuracy[0]["n"] == 10
     X, y, t = watch.labelled(16.6)
     assert len(X) == len(y) in (16, 17) and t.max() <= 11.6              # only rows whose labels arrived
+
+
+def test_a_retrain_whose_version_a_canary_rolls_back_ends_and_says_so(tmp_path: Path) -> None:
+    """A level-1 lane with a progressive strategy: its gates may roll the retrained version back, which is
+    neither 100 % of traffic nor a failed rollout; the retrain must end there, not wait for ever."""
+    import time
+
+    from mlopslab.eventtypes import StrategyDone, Traffic100
+    from mlopslab.ml.pipeline import PipelineHost, Pipelines
+    from tests.events_helpers import Events
+
+    events = Events()
+    host = PipelineHost(emit=events.emit, now=time.monotonic, labelled=None, drift_report=None,  # type: ignore[arg-type]
+                        champion_version=None, deliver=None, add_training_rows=None,  # type: ignore[arg-type]
+                        stopped=lambda: False, registry=None, model_name="m", feature_names=[],  # type: ignore[arg-type]
+                        train_lock=None)
+    pipelines = Pipelines({"c": 1}, host, tmp_path)
+    for version in ("3", "4"):   # what a retrain leaves pending once it committed its version
+        pipelines.lanes["c"]._pending[version] = {"retrain": f"r{version}", "reason": "alarm", "version": version,
+                                                 "pipeline_version": 1, "human_actions": 0, "started": 1.0}
+    undecided = StrategyDone(t=5.0, lane="c", strategy="canary", version="3", decision="undecided")
+    pipelines.on_event(undecided)
+    assert events.of("retrain_done") == []   # the run ended during the change: nothing decided
+    pipelines.on_event(StrategyDone(t=6.0, lane="c", strategy="canary", version="3", decision="rolled_back",
+                                    by="accuracy"))
+    pipelines.on_event(Traffic100(t=7.0, lane="c", version="4"))
+    done = {e["version"]: e["outcome"] for e in events.of("retrain_done", "c")}
+    assert done == {"3": "rolled back by the lane's canary (accuracy)", "4": "delivered"}

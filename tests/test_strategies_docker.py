@@ -142,6 +142,13 @@ def test_a_canary_on_a_docker_pull_lane_follows_what_the_agent_declares_in_the_e
                    what="the agent reverted the edit")
         wait_until(lambda: (s := lab.env.observe("slo")).complete and s.spec.replicas == 1
                    and len([r for r in s.replicas if r.state != "terminating"]) == 1, 60, what="slo back to 1")
+
+        def last_sync() -> str | None:   # the lab's verdict comes on its own period, after the replicas settle
+            states = [e["state"] for e in map(json.loads, log.read_text().splitlines())
+                      if e.get("kind") == "sync" and e.get("lane") == "slo"]
+            return states[-1] if states else None
+
+        wait_until(lambda: last_sync() == "Synced", 30, period=0.2, what="the slo lane's verdict back to Synced")
     finally:
         lab.stop()
         lab.shutdown()

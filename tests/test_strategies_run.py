@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlopslab.lab import Lab
+from mlopslab.monitor.timeline import RunState
 from mlopslab.scenario import parse
 
 SCENARIO = """\
@@ -98,6 +99,7 @@ def test_gates_decide_each_lane_and_a_person_promotes_or_aborts(tmp_path: Path) 
         done = lambda ev: {e["lane"] for e in ev if e["kind"] == "strategy_done"} >= {"acc", "shadow", "ab", "bg",  # noqa: E731
                                                                                        "manual"}
         events = _wait(lab, results, done, timeout=90)
+        primaries = {lane: lab.env.inner.observe(lane).spec for lane in ("acc", "shadow", "ab", "bg", "manual")}
     finally:
         lab.stop()
         lab.shutdown()
@@ -128,3 +130,23 @@ def test_gates_decide_each_lane_and_a_person_promotes_or_aborts(tmp_path: Path) 
     summary = json.loads((results / "summary.json").read_text())
     change = summary["lanes"]["shadow"]["strategy_changes"][0]
     assert (change["decision"], change["exposure"]) == ("rolled_back", 0)
+
+    # the timing columns tell what happened: each primary group names the commit of the version it runs (never
+    # the new target's while it still runs the stable one, which read as "rolled out" 0.2 s after the commit);
+    # a rolled-back release ends at its rollback, never rolled out nor at 100 %; a promoted one reaches 100 %
+    # at its promotion, then is rolled out once its primary runs it
+    sha = {str(e["version"]): e["sha"] for e in events if e["kind"] == "commit"}
+    assert {lane: (spec.version, spec.revision) for lane, spec in primaries.items()} == {
+        **{lane: ("1", sha["1"]) for lane in ("acc", "shadow", "ab", "manual")}, "bg": ("2", sha["2"])}
+    state = RunState()
+    for event in _events(results):
+        state.apply(event)
+    for lane in ("acc", "shadow", "ab", "manual"):
+        release = state.lanes[lane].releases[sha["2"]]
+        assert "first_ready" in release.times and release.end == decisions[lane]["t"]
+        assert not {"rollout_done", "traffic_100"} & set(release.times), lane
+        assert release.failed == f"rolled back ({outcome[lane]['by']})"
+    bg = state.lanes["bg"].releases[sha["2"]].times
+    assert bg["first_ready"] < decisions["bg"]["t"] - 0.5 < bg["traffic_100"] < bg["rollout_done"]
+    lead = summary["lanes"]["acc"]["releases"][-1]["lead"]
+    assert lead["first_ready"] is not None and lead["rollout_done"] is lead["traffic_100"] is None

@@ -76,11 +76,13 @@ class StrategyDone(Event):
 
 @kind("target_declared")
 class TargetDeclared(Event):
-    """The rollout controller found a new declared target for a progressive pull lane on Docker: what the lane's
-    agent (or a person's manual edit) recorded in the engine (envs/docker_declared.py)."""
+    """The rollout controller found a new declared target for a lane whose delivery applies by itself: on Docker,
+    what a progressive pull lane's agent (or a person's manual edit) recorded in the engine
+    (envs/docker_declared.py); on Kubernetes, the `model-server` Deployment a Flux lane's kustomize-controller
+    (or a person's `kubectl edit`) wrote (envs/kubernetes/declared.py)."""
 
     version: int | str | None = None
     replicas: int | None = None
     generation: int | None = None                  # the declared object's generation
-    by: str | None = None                          # agent | lab:manual
+    by: str | None = None                          # agent | lab:manual | kustomize-controller | kubectl-edit
     revision: str | None = None                    # the env-repo commit it was rendered from

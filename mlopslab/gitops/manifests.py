@@ -6,6 +6,11 @@ model server's warm-up) travel as `mlopslab.io/` annotations and container args.
 strategy (canary, blue-green, shadow, A/B) carries it as `mlopslab.io/strategy` (its type) and
 `mlopslab.io/strategy-spec` (every parameter and gate, JSON), the way Flagger's Canary object sits beside
 the Deployment it drives; a release slowed on purpose shows `--latency-ms` in the container's args.
+
+Such a lane's Deployment carries no `spec.replicas`: the rollout controller owns that field (Flagger's
+canary is scaled by Flagger, as by an HPA), so a delivery that applies the file as it is (Flux) does not
+scale the canary back up at every interval. How many replicas the lane runs is `mlopslab.io/replicas`,
+which the controller gives the primary.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ def render_lane(spec: DeploymentSpec) -> dict[str, str]:
                                      ANNOTATION + "readiness-period": str(spec.readiness_period),
                                      **_strategy_annotations(spec)}},
         "spec": {
-            "replicas": spec.replicas,
+            **({} if spec.progressive else {"replicas": spec.replicas}),
             "progressDeadlineSeconds": int(spec.strategy.progress_deadline),
             "strategy": ({"type": "Recreate"} if spec.strategy.type == "Recreate" else
                          {"type": "RollingUpdate",
@@ -94,7 +99,8 @@ def _strategy_annotations(spec: DeploymentSpec) -> dict[str, str]:
         return {}
     import json
 
-    return {ANNOTATION + "strategy": json.loads(spec.progressive)["type"], ANNOTATION + "strategy-spec": spec.progressive}
+    return {ANNOTATION + "strategy": json.loads(spec.progressive)["type"], ANNOTATION + "strategy-spec": spec.progressive,
+            ANNOTATION + "replicas": str(spec.replicas)}
 
 
 def parse_lane(files: dict[str, str], *, revision: str = "") -> DeploymentSpec:
@@ -125,7 +131,8 @@ def parse_deployment(doc: Any, *, revision: str = "", lane: str | None = None) -
         args = container.get("args", [])
         warmup = float(args[args.index("--warmup") + 1]) if "--warmup" in args else 0.0
         latency = float(args[args.index("--latency-ms") + 1]) if "--latency-ms" in args else 0.0
-        replicas = spec["replicas"]
+        # live, the controller's spec.replicas; in the repo, a progressive lane's mlopslab.io/replicas
+        replicas = spec["replicas"] if "replicas" in spec else _replicas(meta["annotations"])
         if not isinstance(replicas, int) or replicas < 0:
             raise ManifestError(f"deployment.yaml: spec.replicas must be a non-negative integer, got {replicas!r}")
         if container["image"] != image_for(model, version):
@@ -141,3 +148,11 @@ def parse_deployment(doc: Any, *, revision: str = "", lane: str | None = None) -
         if isinstance(exc, ManifestError):
             raise
         raise ManifestError(f"deployment.yaml: missing or malformed field ({exc!r})") from None
+
+
+def _replicas(annotations: dict[str, str]) -> Any:
+    if ANNOTATION + "replicas" not in annotations:
+        raise ManifestError("deployment.yaml: spec.replicas is missing (a lane with a progressive strategy gives "
+                            "it as the annotation mlopslab.io/replicas instead)")
+    value = annotations[ANNOTATION + "replicas"]
+    return int(value) if str(value).isdigit() else value

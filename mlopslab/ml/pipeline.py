@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from mlopslab.eventtypes import Event, RolloutFailed, Traffic100, decode
+from mlopslab.eventtypes import Event, RolloutFailed, StrategyDone, Traffic100, decode
 from mlopslab.ml.pipeline_code import (
     PREPARE_BROKEN,
     PREPARE_OK,
@@ -254,14 +254,20 @@ class LanePipeline:
         emit("retrain_committed", lane, retrain=rid, reason=reason, version=mv.version, sha=sha)
 
     def on_event(self, event: Event) -> None:
-        """The lane's delivery finished rolling a retrained version out: the retrain is done."""
-        if event.lane != self.lane or not isinstance(event, (Traffic100, RolloutFailed)):
+        """The lane's delivery finished rolling a retrained version out, or its strategy rolled it back (a
+        canary's gate, a person's abort): the retrain is done."""
+        if event.lane != self.lane or not isinstance(event, (Traffic100, RolloutFailed, StrategyDone)):
             return
+        if isinstance(event, StrategyDone) and event.decision not in ("rolled_back", "failed"):
+            return   # promoted: traffic_100 ends it; undecided: the run ended during the change
         record = self._pending.pop(str(event.version), None)
         if record is None:
             return
         if isinstance(event, RolloutFailed):
             self._finish(record, outcome=f"rollout failed: {event.reason}")
+            return
+        if isinstance(event, StrategyDone):
+            self._finish(record, outcome=f"rolled back by the lane's {event.strategy} ({event.by})")
             return
         record["delivered"] = float(event.get("at", event.t))
         self.host.emit("retrain_delivered", self.lane, retrain=record["retrain"], reason=record["reason"],
@@ -309,9 +315,11 @@ class Pipelines:
         pipeline.trigger("alarm", alarm)
 
     def on_event(self, event: Event | dict[str, Any]) -> None:
-        """Recorder listener: a lane's rollout of a retrained version ended (100 % of traffic, or failed)."""
+        """Recorder listener: a lane's rollout of a retrained version ended (100 % of traffic, failed, or
+        rolled back by its strategy)."""
         match e := decode(event):
-            case Traffic100(lane=str(lane)) | RolloutFailed(lane=str(lane)) if lane in self.lanes:
+            case Traffic100(lane=str(lane)) | RolloutFailed(lane=str(lane)) | StrategyDone(lane=str(lane)) \
+                    if lane in self.lanes:
                 self.lanes[lane].on_event(e)
 
     def join(self, timeout: float = 5.0) -> None:

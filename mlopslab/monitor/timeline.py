@@ -18,6 +18,7 @@ from mlopslab.eventtypes import Event, decode
 from mlopslab.monitor import rollouts
 
 PHASES = ("commit", "detected", "pipeline_done", "apply_started", "first_ready", "rollout_done", "traffic_100")
+ENDS = ("traffic_100", "rollout_failed", "rolled_back", "superseded")   # what ends a release's rollout
 SERIES = 900  # points kept per plotted series (15 minutes at 1 Hz)
 GENERATOR_BOUND_MS = 1.0  # a window whose requests left later than this at p99 measured the generator too
 
@@ -57,12 +58,12 @@ class Release:
 
     @property
     def ended(self) -> bool:
-        return any(p in self.times for p in ("traffic_100", "rollout_failed", "superseded"))
+        return any(p in self.times for p in ENDS)
 
     @property
     def end(self) -> float | None:
-        """When this release's rollout stopped counting: 100 % reached, failed, or superseded."""
-        ends = [self.times[p] for p in ("traffic_100", "rollout_failed", "superseded") if p in self.times]
+        """When this release's rollout stopped counting: 100 % reached, failed, rolled back, or superseded."""
+        ends = [self.times[p] for p in ENDS if p in self.times]
         return min(ends) if ends else None
 
     def lead(self, phase: str) -> float | None:
@@ -182,8 +183,10 @@ class RunState:
                 lane.replicas[e.replica] = (str(e.version), "terminating")
             case ev.ReplicaStopped() if lane:
                 lane.replicas.pop(e.replica, None)
-            case ev.RolloutDone() if lane:
+            case ev.RolloutDone() if lane:   # the release's own version, all ready (a progressive lane's primary)
                 release = self._release(lane, e.revision)
+                if release and str(e.version or release.version) != release.version:
+                    release = None   # another version's: a stable primary stamped with a newer commit (old runs)
                 if release and "rollout_done" not in release.times:
                     release.times["rollout_done"] = e.t
                     lane.marks.append((t, "applied", release.version))
@@ -232,6 +235,8 @@ class RunState:
                 self.pipeline_changes.append({**e.as_dict(), "rel": t})
             case ev.StrategyStep() | ev.Gate() | ev.StrategyDecision() | ev.StrategyDone() if lane:
                 rollouts.reduce(lane.rollout, e, t)
+                if isinstance(e, ev.StrategyDecision) and e.decision == "rolled_back":
+                    self._rolled_back(e, lane)
             case ev.TrafficPaused():
                 self.paused = True
             case ev.TrafficResumed():
@@ -293,6 +298,13 @@ class RunState:
         if release and "traffic_100" not in release.times:
             release.times["traffic_100"] = at
             lane.marks.append((self.rel(at), "100%", release.version))
+
+    def _rolled_back(self, e: ev.StrategyDecision, lane: LaneState) -> None:
+        """A progressive lane's candidate rolled back: its rollout ends here, never rolled out nor at 100 %."""
+        release = self._current(lane, str(e.version))
+        if release and not release.ended:
+            release.times["rolled_back"] = e.t
+            release.failed = f"rolled back ({e.by})" if e.by else "rolled back"
 
     @staticmethod
     def _revert(lane: LaneState, t: float, by: str) -> None:

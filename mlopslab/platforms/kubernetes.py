@@ -136,8 +136,21 @@ class KubernetesPlatform(Platform):
             return super().delivery(lane, repo_path, seed)
         from mlopslab.gitops.flux_delivery import FluxDelivery
 
+        if lane.strategy and lane.strategy.progressive:
+            self._follow_declared(lane)
         return FluxDelivery(lane.name, self.flux, repo_path, self.context.run_dir / "work" / lane.name, self.env,
                             self.context.emit, interval=lane.poll_interval, namespace=self.namespaces[lane.name])
+
+    def _follow_declared(self, lane: LaneSpec) -> None:
+        """A progressive Flux lane: the rollout controller (the lab's Rollouts, wrapping this environment) takes
+        the declared Deployment Flux applies as the lane's target, and a manual change edits that object
+        (envs/kubernetes/declared.py)."""
+        from mlopslab.envs.kubernetes import declared
+        from mlopslab.strategies.controller import Rollouts
+
+        if not isinstance(self.env, Rollouts):
+            raise PlatformError(f"lane {lane.name!r}: a {lane.strategy.type} Flux lane needs the rollout controller")
+        declared.follow(self.env, lane.name, self.context.emit)
 
     def _grant(self, lane: LaneSpec, access: Any) -> Any:
         from kubernetes import config

@@ -275,6 +275,7 @@ class Rollouts(Environment):
                    canary_failed=canary_failed, primary_ready=primary_ready, command=command)
 
     def _make_so(self, lane: str, target: DeploymentSpec, spec: StrategySpec, state: State) -> None:
+        """A group names the commit that declared its version, not the target's: its rollout_done is that release's."""
         versions = self._versions[lane]
         if state.primary:
             base = versions.get(state.primary, target)
@@ -282,11 +283,11 @@ class Rollouts(Environment):
             strategy = Strategy(0, "100%", target.strategy.progress_deadline, type="Recreate") if recreate \
                 else target.strategy
             self._ensure(replace(base, lane=lane, replicas=target.replicas, progressive="", strategy=strategy,
-                                 source=(), revision=target.revision))
+                                 source=()))
         if state.version and (state.canary_replicas > 0 or group_of(lane) in self._applied):
             base = versions.get(state.version, target)
             self._ensure(replace(base, lane=group_of(lane), replicas=state.canary_replicas, progressive="", source=(),
-                                 strategy=target.strategy, revision=target.revision))
+                                 strategy=target.strategy))
         self._route(lane, state)
 
     def _ensure(self, spec: DeploymentSpec) -> None:

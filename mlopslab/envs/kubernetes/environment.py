@@ -90,6 +90,7 @@ class KubernetesEnvironment(Environment):
         self.controllers: dict[str, Any] = {}          # lane -> the rollout controller's API client there
         self.on_teardown = list(on_teardown or [])
         self.before_apply: Callable[[DeploymentSpec], None] | None = None   # e.g. make the model's image there
+        self.declared: Any = None   # declared.DeclaredTargets, when a Flux lane has a progressive strategy
         self._lock = threading.RLock()
         self._seen: dict[str, _Seen] = {}
         self._rollouts: dict[str, _Rollout] = {}
@@ -189,10 +190,12 @@ class KubernetesEnvironment(Environment):
                 return None
         doc = self.api.sanitize_for_serialization(obj)
         spec = self.manifests.parse_deployment(doc, lane=lane)
-        if not spec.revision:   # applied by a delivery that stamps no commit: the newest it named for this content
-            named = next((d for d in reversed(self._revisions.get(lane, [])) if not d.diff(spec)), None)
-            spec = replace(spec, revision=named.revision) if named else spec
-        return spec
+        return spec if spec.revision else self.named(lane, spec)
+
+    def named(self, lane: str, spec: DeploymentSpec) -> DeploymentSpec:
+        """Applied by a delivery that stamps no commit (Flux): named by the newest commit it said holds this content."""
+        named = next((d for d in reversed(self._revisions.get(lane, [])) if not d.diff(spec)), None)
+        return replace(spec, revision=named.revision) if named else spec
 
     def expect_rollout(self, desired: DeploymentSpec) -> None:
         """A delivery that applies by itself (Flux) says a rollout of `desired` begins: the lab times it
@@ -201,6 +204,8 @@ class KubernetesEnvironment(Environment):
         with self._lock:
             self._revisions.setdefault(desired.lane, []).append(desired)
             del self._revisions[desired.lane][:-8]
+            if desired.lane in self.groups.progressive:   # the rollout controller times its groups' rollouts
+                return
             self._rollouts[desired.lane] = _Rollout(since=self.clock(), expect=desired)
         self._check_rollout(desired.lane)
 
@@ -345,6 +350,8 @@ class KubernetesEnvironment(Environment):
         lane = self.lanes.get(obj.metadata.namespace)
         if lane is None or kind == "DELETED":
             return
+        if self.declared is not None:   # a lane whose target is what its delivery applied by itself (Flux)
+            self.declared.notice(lane, obj.metadata.name)
         lane = self.groups.of_labels(lane, {NAME_LABEL: obj.metadata.name})
         status = obj.status
         current = status is not None and (status.observed_generation or 0) >= (obj.metadata.generation or 0)
