@@ -33,7 +33,9 @@ LOOKS_WRONG = (  # what looks like a contradiction on screen, and why it is not 
     ("100% traffic before rolled out?",
      ("100% is read from the requests: the first request after the last one an old replica answered. The "
       "balancer may send nothing more to an old replica in its last moments, so it can come a few tens of ms "
-      "before the controller says rolled out (every replica updated, the old ones out of the endpoints)")),
+      "before the controller says rolled out (every replica updated, the old ones out of the endpoints). "
+      "On a canary, blue-green, shadow or A/B lane it comes seconds before: 100% is the promotion, rolled "
+      "out is the primary running the new version; a rolled-back version has neither")),
 )
 PLOTS = ("accuracy: each second of predictions scored once its labels arrived (they come late, so the "
          "plot lags the run); drift: share of features whose recent rows differ from the training rows; "
