@@ -12,7 +12,10 @@ vegeta comes from the Go module proxy: `go install github.com/tsenart/vegeta/v12
 ~/.cache/mlopslab-bin (done here when missing; the binary never enters the repository).
 
     python benchmarks/bench_loadgen.py [--lanes 2] [--rates 25 50 100 200 400 800] [--duration 8] [--probes]
---probes first compares client libraries (aiohttp, httpx: sequential keep-alive requests) and the event
+        [--baseline /work/main] [--arm 'spin0={"spin_ms": 0}'] [--spin-ms 0.5]
+--baseline adds an arm: the generator of another checkout (e.g. before a change); --arm adds arms of this
+generator with other settings; all arms and vegeta take turns on the same servers.
+--probes first compares clients (aiohttp, httpx, our httptools pool: sequential keep-alive requests) and the event
 loop's timer (epoll vs select), the measurements behind the generator's choices.
 Writes benchmarks/results/loadgen.json and prints a markdown table.
 """
@@ -82,12 +85,18 @@ def stats(latencies_ms: list[float], seconds: float, failed: int, lags_ms: list[
     return out
 
 
-def run_ours(urls: list[str], rate: float, duration: float) -> dict:
+def run_ours(urls: list[str], rate: float, duration: float, extra: dict | None = None,
+             checkout: str | None = None) -> dict:
+    """`extra`: more generator config (e.g. spin_ms); `checkout`: run the generator of another checkout
+    (e.g. the one before a change), on the same servers and body."""
     lanes = [f"lane{k}" for k in range(len(urls))]
     start = time.monotonic() + 2.0  # the generator's imports happen before its clock starts
-    config = {"rate": rate, "t0": start, "duration": duration, "seed": 1, "lanes": lanes, "pacing": "constant"}
+    config = {"rate": rate, "t0": start, "duration": duration, "seed": 1, "lanes": lanes, "pacing": "constant",
+              **(extra or {})}
+    env = {**os.environ, "PYTHONPATH": checkout} if checkout else None
     proc = subprocess.Popen([sys.executable, "-m", "mlopslab.traffic.loadgen", json.dumps(config)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                            cwd=checkout or ROOT)  # -m puts the working directory first on sys.path
     for lane, url in zip(lanes, urls):
         proc.stdin.write(json.dumps({"op": "endpoints", "lane": lane, "endpoints": [[url, "1"]]}) + "\n")
     proc.stdin.flush()
@@ -176,9 +185,22 @@ def compare_clients(url: str, body: bytes, n: int = 2000, rounds: int = 2) -> di
                 times.append(time.perf_counter() - started)
             return times
 
+    async def with_pool() -> list[float]:  # the generator's own: asyncio Protocol + httptools
+        from mlopslab.traffic.client import Pool
+
+        pool, times = Pool(8, 2.0), []
+        for _ in range(n):
+            answered = asyncio.get_running_loop().create_future()
+            started = time.perf_counter()
+            pool.post(url, "/invocations", body, lambda *result: answered.set_result(result))
+            await answered
+            times.append(time.perf_counter() - started)
+        pool.close()
+        return times
+
     out: dict[str, list[dict]] = {}
     for _ in range(rounds):  # interleaved
-        for name, client in (("aiohttp", with_aiohttp), ("httpx", with_httpx)):
+        for name, client in (("aiohttp", with_aiohttp), ("httpx", with_httpx), ("httptools pool", with_pool)):
             ms = np.asarray(asyncio.run(client())[n // 10:]) * 1000
             out.setdefault(name, []).append({"mean_ms": round(float(ms.mean()), 3),
                                              "p50_ms": round(float(np.percentile(ms, 50)), 3),
@@ -220,7 +242,19 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=1, help="runs per rate and generator; medians are reported")
     parser.add_argument("--probes", action="store_true", help="also compare client libraries and event-loop timers")
+    parser.add_argument("--spin-ms", type=float, default=None, help="ours with this spin_ms (the default: the shipped one)")
+    parser.add_argument("--arm", action="append", default=[], metavar="NAME=JSON",
+                        help="another arm of ours, interleaved: extra generator config, e.g. 'spin0={\"spin_ms\": 0}'")
+    parser.add_argument("--baseline", default=None, metavar="CHECKOUT",
+                        help="another arm: the generator of that checkout (e.g. /work/main before a change)")
     args = parser.parse_args()
+    arms: dict[str, tuple[dict | None, str | None]] = {
+        "ours": ({"spin_ms": args.spin_ms} if args.spin_ms is not None else None, None)}
+    for arm in args.arm:
+        name, _, extra = arm.partition("=")
+        arms[name] = (json.loads(extra), None)
+    if args.baseline:
+        arms["baseline"] = (None, args.baseline)
     vegeta = ensure_vegeta()
     work = Path(tempfile.mkdtemp(prefix="bench-loadgen-"))
     registry, mv = register_model(work / "registry")
@@ -240,15 +274,22 @@ def main() -> int:
         probes = {"clients": compare_clients(urls[0], body.read_bytes()), "timers": compare_timers()} \
             if args.probes else None
         for n, rate in enumerate(args.rates):
-            rounds: dict[str, list[dict]] = {"ours": [], "vegeta": []}
+            rounds: dict[str, list[dict]] = {name: [] for name in (*arms, "vegeta")}
             for rnd in range(args.rounds):
-                for name in (("ours", "vegeta") if (n + rnd) % 2 == 0 else ("vegeta", "ours")):
-                    rounds[name].append(run_ours(urls, rate, args.duration) if name == "ours" else
-                                        run_vegeta(vegeta, urls, body, rate, args.duration, work))
+                order = list(rounds)
+                for name in (order if (n + rnd) % 2 == 0 else order[::-1]):
+                    rounds[name].append(run_vegeta(vegeta, urls, body, rate, args.duration, work) if name == "vegeta"
+                                        else run_ours(urls, rate, args.duration, *arms[name]))
+                    print(f"  {rate:g}/s round {rnd} {name}: {rounds[name][-1]} load {os.getloadavg()[0]:.2f}",
+                          flush=True)
             runs = {name: median_run(results) for name, results in rounds.items()}
+            others = {name: {"accurate": accurate(runs[name], runs["vegeta"]),
+                             "accurate_sent": accurate(runs[name], runs["vegeta"], "sent_")}
+                      for name in arms if name != "ours"}
             row = {"rate_per_lane": rate, **runs, "rounds": rounds, "accurate": accurate(runs["ours"], runs["vegeta"]),
                    "accurate_sent": accurate(runs["ours"], runs["vegeta"], "sent_"),
-                   "on_schedule": on_schedule(runs["ours"], rate)}
+                   "on_schedule": on_schedule(runs["ours"], rate), "other_arms": others,
+                   "loadavg": os.getloadavg()}
             rows.append(row)
             o, v = runs["ours"], runs["vegeta"]
             print(f"{rate:6g}/s/lane  ours p50 {o['p50_ms']:7.3f} p99 {o['p99_ms']:7.3f} (sent {o['sent_p50_ms']:.3f} "
@@ -286,6 +327,17 @@ def summarise(rows: list[dict], lanes: int, highest: float | None, scheduled: fl
                      f"| {o['lag_p50_ms']:.3f} / {o['lag_p99_ms']:.3f} ms | {o['rate']:.0f}, {v['rate']:.0f} "
                      f"| {yes[r['accurate']]} ({yes[r['accurate_sent']]}) "
                      f"| {'yes' if r['on_schedule'] else 'no'} |")
+    if any(r["other_arms"] for r in rows):
+        lines += ["", "Other arms of ours (same runs, interleaved):", "",
+                  "| arm | rate / lane | p50 (from sent) | p99 (from sent) | lag p50 / p99 | accurate (from sent) |",
+                  "|---|---|---|---|---|---|"]
+        for r in rows:
+            for name, verdict in r["other_arms"].items():
+                o = r[name]
+                lines.append(f"| {name} | {r['rate_per_lane']:g}/s | {o['p50_ms']:.3f} ({o['sent_p50_ms']:.3f}) ms "
+                             f"| {o['p99_ms']:.3f} ({o['sent_p99_ms']:.3f}) ms "
+                             f"| {o['lag_p50_ms']:.3f} / {o['lag_p99_ms']:.3f} ms "
+                             f"| {'yes' if verdict['accurate'] else 'no'} ({'yes' if verdict['accurate_sent'] else 'no'}) |")
     lines.append(f"\nHighest accurate rate per lane: {highest:g}/s" if highest else "\nNo rate was accurate.")
     sent = max((r["rate_per_lane"] for r in rows if r["accurate_sent"]), default=None)
     lines.append(f"Highest accurate rate per lane, latency from when requests left: {sent:g}/s" if sent else

@@ -121,7 +121,7 @@ def test_pull_agent_container_reverts_a_manual_change(env, models, agent_base, d
         live = wait_until(lambda: (s := env.observe("pull")).complete and s.ready == 2 and s, 10)
         assert live.spec.revision == sha and not env.controls("pull")  # the agent's controller, seen from the lab
         agent_attrs = docker_client.containers.get(agent.name).attrs
-        assert agent_attrs["HostConfig"]["NetworkMode"] == "none" and agent_attrs["Config"]["User"] == "10001:10001"
+        assert agent_attrs["HostConfig"]["NetworkMode"] == "host" and agent_attrs["Config"]["User"] == "10001:10001"
 
         env.change_live("pull", version=v2)  # like `kubectl edit`, bypassing the env repo
         reverted = env.events.wait("live_reverted", 30, lane="pull")[0]

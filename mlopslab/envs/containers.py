@@ -1,8 +1,16 @@
 """Replicas as containers: the `ReplicaDriver` that starts, probes and stops model-server containers.
 
 One container per replica, labelled with the run, lane, version and replica, on the run's network, port
-8080 published on 127.0.0.1 only, hardened (user 10001, read-only root, no capabilities). Readiness is the
-engine's health status, read from one shared snapshot of the engine's containers.
+8080 published on 127.0.0.1 only, hardened (user 10001, read-only root, no capabilities). What runs and on
+which port is read from one shared snapshot of the engine's containers. The snapshot is re-listed
+when the engine's event stream says a container of the run changed (and every few seconds anyway, in case an
+event was missed), not polled at a fixed rate: polling the engine costs dockerd CPU that the replicas and the
+load generator need.
+
+Readiness is an HTTP GET /ping to the replica's port published on 127.0.0.1, like a kubelet's probe, from
+the lab or the agent (which shares the host's network for it): containers get no engine health check, which
+the engine would run as an exec in each container every readiness period; on 2 cores that took most of one
+(benchmarks/README.md, issue 16).
 """
 
 from __future__ import annotations
@@ -30,12 +38,8 @@ from mlopslab.envs.images import (
     ModelImages,
 )
 
-# The health check runs inside the container: python3 without site (-S) answers in ~15 ms.
-HEALTH_PROBE = ("import socket,sys\n"
-                f"s=socket.create_connection(('127.0.0.1',{SERVER_PORT}),1)\n"
-                "s.sendall(b'GET /ping HTTP/1.0\\r\\n\\r\\n')\n"
-                "sys.exit(0 if s.recv(16)[9:12]==b'200' else 1)\n")
-MIN_HEALTH_INTERVAL = 0.1   # seconds; the engine execs the probe this often per container at most
+# Container events that change what a snapshot holds (exec_*, say, do not).
+CHANGES = ("create", "start", "restart", "die", "kill", "stop", "destroy", "health_status", "oom", "pause", "unpause")
 
 @dataclass
 class Container:
@@ -66,7 +70,8 @@ class Seen:
 class ContainerDriver(ReplicaDriver):
     """Starts, probes and stops model-server containers; reads state from one shared engine snapshot."""
 
-    snapshot_ttl = 0.1
+    snapshot_ttl = 0.1      # without the event stream: the longest a snapshot is reused
+    resync_period = 2.0     # with it: re-listed this often even when no event came (one may be missed)
 
     def __init__(self, client: Any, run_id: str, images: ModelImages, *, network: str | None,
                  log_dir: Path | None = None, host: str = "127.0.0.1") -> None:
@@ -82,19 +87,58 @@ class ContainerDriver(ReplicaDriver):
         self._snapshot: dict[str, Seen] = {}
         self._taken = -math.inf
         self._snap_lock = threading.Lock()
+        self._changes = 0           # engine events seen; the snapshot is current while it was listed after the last
+        self._listed_after = -1
+        self._events: Any = None    # the engine's event stream while it is open
 
     # engine state
     def snapshot(self, max_age: float | None = None) -> tuple[float, dict[str, Seen]]:
-        """(when it was taken, {container id: Seen}) for every container of the run, at most max_age old."""
-        max_age = self.snapshot_ttl if max_age is None else max_age
+        """(when it was taken, {container id: Seen}) for every container of the run: current as of the last
+        engine event (or at most max_age old when asked, or when the event stream is not open)."""
+        if self._events is None and not self._closed:
+            self._watch()
         with self._snap_lock:
-            if time.monotonic() - self._taken > max_age:
-                taken = time.monotonic()
+            age = time.monotonic() - self._taken
+            if max_age is not None or self._events is None:
+                stale = age > (self.snapshot_ttl if max_age is None else max_age)
+            else:
+                stale = self._listed_after != self._changes or age > self.resync_period
+            if stale:
+                changes, taken = self._changes, time.monotonic()
                 listed = self.client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"})
                 self._snapshot = {c["Id"]: _seen(c, self.host) for c in listed
                                   if c.get("Labels", {}).get(LABEL_ROLE) == "replica"}
-                self._taken = taken
+                self._taken, self._listed_after = taken, changes
             return self._taken, self._snapshot
+
+    _closed = False
+
+    def _watch(self) -> None:
+        """Opens the engine's event stream for the run's containers and follows it on a thread."""
+        with self._snap_lock:
+            if self._events is not None:
+                return
+            try:
+                events = self.client.events(decode=True, filters={"type": "container",
+                                                                  "label": f"{LABEL_RUN}={self.run_id}"})
+            except Exception:  # an engine without events: fall back to the TTL
+                self._closed = True
+                return
+            self._events, self._changes = events, self._changes + 1   # subscribed: the next snapshot re-lists
+        threading.Thread(target=self._follow, args=(events,), name=f"docker-events-{self.run_id}", daemon=True).start()
+
+    def _follow(self, events: Any) -> None:
+        try:
+            for event in events:
+                if str(event.get("Action") or event.get("status") or "").split(":")[0] in CHANGES:
+                    self._changes += 1
+        except Exception:  # the stream broke (engine restart, close): back to the TTL, re-subscribed next time
+            pass
+        finally:
+            with self._snap_lock:
+                if self._events is events:
+                    self._events = None
+                    self._changes += 1
 
     def lane_containers(self, lane: str) -> list[Seen]:
         return [s for s in self.snapshot()[1].values() if s.lane == lane]
@@ -102,7 +146,6 @@ class ContainerDriver(ReplicaDriver):
     # the driver port
     def start(self, spec: DeploymentSpec, name: str) -> tuple[Container, str]:
         image = self.images.ensure(spec.model, spec.version, spec.lane)
-        interval = max(MIN_HEALTH_INTERVAL, spec.readiness_period)
         container = self.client.containers.run(
             image.id,
             command=["--model-dir", "/model", "--host", "0.0.0.0", "--port", str(SERVER_PORT),
@@ -120,9 +163,7 @@ class ContainerDriver(ReplicaDriver):
             labels={LABEL_RUN: self.run_id, LABEL_LANE: spec.lane, LABEL_VERSION: spec.version,
                     LABEL_MODEL: spec.model, LABEL_REPLICA: name, LABEL_ROLE: "replica",
                     LABEL_TEMPLATE: template_label(spec.template)},
-            healthcheck={"test": ["CMD", "python3", "-I", "-S", "-c", HEALTH_PROBE],
-                         "interval": int(interval * 1e9), "timeout": int(1e9), "retries": 3,
-                         "start_period": int((spec.warmup + 30) * 1e9)},
+            healthcheck={"test": ["NONE"]},   # readiness is probed over HTTP (probe), not exec'd by the engine
         )
         handle = Container(container.id, container.name, time.monotonic(), spec.lane, name)
         ports = self.client.api.inspect_container(container.id)["NetworkSettings"]["Ports"]
@@ -139,13 +180,11 @@ class ContainerDriver(ReplicaDriver):
         return handle.id in seen and seen[handle.id].running
 
     def probe(self, url: str, timeout: float = 0.5) -> bool:
-        """Readiness is the engine's health status of the container behind `url`."""
+        """Readiness: GET /ping on the published port answers 200, while the engine lists the container running."""
         with self._lock:
             handle = self._by_url.get(url)
-        if handle is None:
-            return False
-        seen = self.snapshot()[1].get(handle.id)
-        return seen is not None and seen.running and seen.health == "healthy"
+        seen = self.snapshot()[1].get(handle.id) if handle is not None else None
+        return seen is not None and seen.running and super().probe(url, timeout)
 
     def stop(self, handle: Container, grace: float) -> None:
         import docker.errors
@@ -193,6 +232,11 @@ class ContainerDriver(ReplicaDriver):
             leftovers = list(self._containers.values())
         for handle in leftovers:
             self.stop(handle, grace=0.0)
+        self._closed = True
+        events, self._events = self._events, None
+        if events is not None:
+            with contextlib.suppress(Exception):
+                events.close()
 
 
 def _seen(summary: dict[str, Any], host: str) -> Seen:

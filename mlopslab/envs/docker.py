@@ -24,7 +24,8 @@ container.
 
 Endpoints across processes. As in Kubernetes, a replica leaves Endpoints before it is asked to stop: a
 replica is an endpoint of an observed lane only while the controller's status record lists it `ready`
-*and* the engine reports its container running and healthy. The controller publishes the record as soon
+*and* the engine reports its container running (and not unhealthy: replicas carry no engine health check, the
+controller probes them over HTTP). The controller publishes the record as soon
 as it marks replicas terminating (before it blocks starting containers), keeps listing a replica as
 `terminating` until its container is removed (so a stopping container never counts as ready again), and
 drains for `drain` seconds, long enough for an observer's refresh (the lab's 50 ms) and the load
@@ -203,7 +204,7 @@ class DockerEnvironment(ControlledEnvironment):
             # container the record does not (yet) list is starting, whatever its health.
             said = recorded.get(seen.replica)
             state = ("terminating" if said == "terminating" else
-                     "ready" if said == "ready" and seen.health == "healthy" else "starting")
+                     "ready" if said == "ready" and seen.health in ("healthy", "none") else "starting")
             views.append(ReplicaView(seen.replica, seen.version, state, seen.url))
             # by template, like the controller (envs/controller.py): a warm-up change rolls replicas too
             updated += bool(spec and seen.template == template_label(spec.template) and state != "terminating")

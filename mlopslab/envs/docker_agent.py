@@ -4,9 +4,12 @@ The agent container (`python3 -m mlopslab.gitops.agent`, image from `images.buil
 the env repo mounted read-only at /repo (it fetches from it like from a git host), the exported models
 read-only at /models (to build a version's image when it is missing), the run's state records at /state
 (the live Deployment objects, shared with the lab, see `envs.docker`) and the engine's socket
-/var/run/docker.sock — the credential of pull delivery, root-equivalent on the host. It has no network
-at all (`network_mode=none`): git goes through the mount and the engine through the socket. It runs as
-uid 10001 in the socket's group, read-only root filesystem, every capability dropped, no-new-privileges.
+/var/run/docker.sock — the credential of pull delivery, root-equivalent on the host. It shares the host's
+network namespace (`network_mode=host`) only to probe its replicas' readiness on their ports published on
+127.0.0.1, as the lab does (a kubelet probes its pods; an engine health check instead costs an exec in
+every container every readiness period, most of a core on 2 cores: benchmarks/README.md, issue 16); git
+goes through the mount and the engine through the socket. It runs as uid 10001 in the socket's group,
+read-only root filesystem, every capability dropped, no-new-privileges, so it can bind no port below 1024.
 
 For a lane with a progressive strategy the agent declares the lane's target in the engine rather than
 converging replicas itself; `watch` (envs/docker_declared.py) is the lab's rollout controller's watch on
@@ -88,7 +91,7 @@ class DockerAgent:
         self.container = client.containers.run(
             image.id, command=command, name=self.name, detach=True,
             user=SERVER_USER, group_add=[str(os.stat(SOCKET).st_gid)],
-            read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"], network_mode="none",
+            read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"], network_mode="host",
             tmpfs={"/tmp": "size=64m,mode=1777"},
             volumes={str(self.origin): {"bind": "/repo", "mode": "ro"},
                      str(self.models_dir): {"bind": "/models", "mode": "ro"},

@@ -6,10 +6,13 @@ stream; the same row goes to every lane. Latency is measured from the *intended*
 server cannot slow the generator down and hide its own slowness (no coordinated omission). Requests go
 only to the endpoints the lab last reported ready for a lane, round-robin, like a Service.
 
-Connections are kept per endpoint and reused (aiohttp's pool, keep-alive), as a real client does. The
-generator measures its own schedule lag: how late each request was handed to the client against its
-intended time. The event loop waits on select(2), whose timeout has microsecond resolution (epoll's is a
-millisecond, which alone would make the lag up to 1 ms).
+Connections are kept per endpoint and reused (traffic/client.py: keep-alive, responses parsed by
+httptools), as a real client does. At an arrival every lane's request is written at once on an idle
+connection, in the arrival's own turn of the event loop. The generator measures its own schedule lag: how
+late each request's write was against its intended time; latency ends when the parser has the whole
+response. The event loop waits on select(2), whose timeout has microsecond resolution (epoll's is a
+millisecond, which alone would make the lag up to 1 ms); `spin_ms` before an arrival it stops sleeping
+and polls (a sleeping process wakes late on a busy virtual machine).
 
 Protocol (JSON lines). stdin: {"op": "routes", "lane", "backends": [[url, version, weight], ...],
 "mirror": [[url, version], ...], "cohorts": [[version, share], ...]} (traffic/router.py; picks follow the
@@ -42,6 +45,8 @@ from mlopslab.ml.data import DataSpec, DataStream, Drift
 
 TIMEOUT = 2.0
 MAX_CONNECTIONS = 800  # select(2) watches descriptors below 1024
+SPIN_MS = 0.0   # see _wait
+POLL_MS = 0.0
 
 
 class LoadGenerator:
@@ -51,6 +56,9 @@ class LoadGenerator:
         self.rate = float(config["rate"])
         self.constant = config.get("pacing", "poisson") == "constant"  # evenly spaced, for benchmarks
         self.t0 = float(config["t0"])
+        self.spin = float(config.get("spin_ms", SPIN_MS)) / 1000.0
+        self.poll = float(config.get("poll_ms", POLL_MS)) / 1000.0
+        self._last_send = -1e9
         self.duration = float(config.get("duration", 1e9))  # standalone runs (benchmarks); the lab sends stop
         self.lanes: list[str] = list(config["lanes"])
         self.stream = DataStream(DataSpec(**config.get("data", {})), int(config.get("seed", 0)))
@@ -65,9 +73,8 @@ class LoadGenerator:
         self.stopped = False
         self._drifts = 0
         self.out = out
-        self._tasks: set[asyncio.Task] = set()
-        self.session: Any = None
-        self._failures: tuple[type[Exception], ...] = ()
+        self._in_flight = 0
+        self.pool: Any = None
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -98,18 +105,19 @@ class LoadGenerator:
         self.out.flush()
 
     async def run(self) -> None:
-        import aiohttp  # here, not at import: the lab imports this module for TIMEOUT
+        from mlopslab.traffic.client import Pool  # here, not at import: the lab imports this module for TIMEOUT
 
         if self.control_fd is not None:
             asyncio.get_running_loop().add_reader(self.control_fd, self._read_control)
-        self._failures = (OSError, asyncio.TimeoutError, aiohttp.ClientError)
-        connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=30)
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT),
-                                         skip_auto_headers=("User-Agent",)) as self.session:
-            gc.freeze()  # what was allocated so far (imports, the data stream) is never scanned again
+        self.pool = Pool(MAX_CONNECTIONS, TIMEOUT)
+        gc.freeze()  # what was allocated so far (imports, the data stream) is never scanned again
+        try:
             await self._arrivals()
-            if self._tasks:
-                await asyncio.wait(self._tasks, timeout=TIMEOUT + 0.5)
+            deadline = time.monotonic() + TIMEOUT + 0.5
+            while self._in_flight and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        finally:
+            self.pool.close()
 
     async def _arrivals(self) -> None:
         """Each arrival's row and body are made while waiting for it, so at its time only the sends remain."""
@@ -119,9 +127,7 @@ class LoadGenerator:
             t += 1.0 / self.rate if self.constant else float(self.arrivals.exponential(1.0 / self.rate))
             drifts, draw = self._drifts, self.rows.bit_generator.state
             row, label, body = self._prepare(t)
-            delay = t - self.now()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await self._wait(t)
             if self.stopped:
                 break
             if self.paused:
@@ -133,11 +139,20 @@ class LoadGenerator:
             first = i % len(self.lanes)  # lanes take turns leaving first: none is always second in line
             for lane in self.lanes[first:] + self.lanes[:first]:
                 for mirrored in (False, True) if self.mirrors[lane].backends else (False,):
-                    task = asyncio.create_task(self.send(i, lane, t, body, mirrored, cohort))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self.send(i, lane, t, body, mirrored, cohort)
+            self._last_send = self.now()
             self.emit({"s": i, "t": round(t, 4), "x": row, "y": label})
             i += 1
+
+    async def _wait(self, t: float) -> None:
+        """Until arrival time t. Awake (polling the sockets, not sleeping: a sleeper wakes late on a busy
+        virtual machine) in the last `spin_ms` before it, and for `poll_ms` after a send while answers are due,
+        so they are read as they land; asleep otherwise (an answer still wakes the loop)."""
+        while (now := self.now()) < t:
+            if t - now <= self.spin or (self._in_flight and now - self._last_send < self.poll):
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(t - self.spin - now)
 
     def _prepare(self, t: float) -> tuple[list[float], int, bytes]:
         X, y = self.stream.sample(1, t, self.rows)
@@ -165,32 +180,40 @@ class LoadGenerator:
                 return picker
         return self.routes[lane]
 
-    async def send(self, i: int, lane: str, intended: float, body: bytes, mirrored: bool = False,
-                   cohort: float = 1.0) -> None:
+    def send(self, i: int, lane: str, intended: float, body: bytes, mirrored: bool = False,
+             cohort: float = 1.0) -> None:
+        """Hands the request to the pool (written now on an idle connection); its record goes out when the
+        answer is in. Lag and latency are taken at the socket: right before the write, right after the read."""
         endpoint = self._picker(lane, mirrored, cohort).pick()
-        ruled = bool(self.cohorts[lane])   # the cohort rules in force when the request was routed
-        status, version, prediction, payload = 0, None, None, b""
-        lag = self.now() - intended
-        if endpoint is not None:
-            url, version = endpoint
-            try:
-                async with self.session.post(url + "/invocations", data=body, headers=HEADERS) as response:
-                    status = response.status
-                    version = response.headers.get("X-Model-Version", version)
-                    payload = await response.read()
-            except self._failures:
-                status = 0
-        latency_ms = (self.now() - intended) * 1000.0
-        if status == 200:
-            try:
-                prediction = json.loads(payload)["predictions"][0]
-            except (ValueError, KeyError, IndexError, TypeError):
-                status = 0
-        record = {"i": i, "lane": lane, "t": round(intended, 4), "lat": round(latency_ms, 3), "st": status,
-                  "v": version, "p": prediction, "lag": round(lag * 1000.0, 3), "b": endpoint[0] if endpoint else None}
-        if ruled:
+        record = {"i": i, "lane": lane, "t": round(intended, 4), "lat": 0.0, "st": 0, "v": None, "p": None,
+                  "lag": 0.0, "b": endpoint[0] if endpoint else None}
+        if self.cohorts[lane]:   # the cohort rules in force when the request was routed
             record["c"] = round(cohort, 4)
-        self.emit({**record, "m": 1} if mirrored else record)
+        if mirrored:
+            record["m"] = 1
+        if endpoint is None:
+            now = self.now()
+            record |= {"lat": round((now - intended) * 1000.0, 3), "lag": round((now - intended) * 1000.0, 3)}
+            self.emit(record)
+            return
+        url, record["v"] = endpoint
+
+        def done(sent: float, finished: float, status: int, version: str | None, payload: bytes) -> None:
+            self._in_flight -= 1
+            record["lag"] = round((sent - self.t0 - intended) * 1000.0, 3)
+            record["lat"] = round((finished - self.t0 - intended) * 1000.0, 3)
+            if version is not None:
+                record["v"] = version
+            if status == 200:
+                try:
+                    record["p"] = json.loads(payload)["predictions"][0]
+                except (ValueError, KeyError, IndexError, TypeError):
+                    status = 0
+            record["st"] = status
+            self.emit(record)
+
+        self._in_flight += 1
+        self.pool.post(url, "/invocations", body, done)
 
 
 class Picker:
@@ -214,7 +237,6 @@ class Picker:
         return url, version
 
 
-HEADERS = {"Content-Type": "application/json"}
 USERS = 5000   # distinct users the arrivals come from; each keeps its cohort key
 
 

@@ -1,0 +1,98 @@
+"""The load generator's HTTP client: keep-alive pool, closed and silent servers, the connection limit."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from mlopslab.traffic.client import Pool
+
+
+async def _server(answer: bytes | None) -> tuple[asyncio.AbstractServer, str, list[int]]:
+    """A real HTTP server on 127.0.0.1 that sends `answer` to each request (None: never answers);
+    the list counts connections accepted."""
+    accepted = [0]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted[0] += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                await reader.readexactly(length)
+                if answer is None:
+                    await asyncio.sleep(10)
+                writer.write(answer)
+                await writer.drain()
+                if b"Connection: close" in answer:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", accepted
+
+
+async def _post(pool: Pool, url: str, body: bytes = b'{"a": 1}') -> tuple[float, float, int, str | None, bytes]:
+    answered: asyncio.Future = asyncio.get_running_loop().create_future()
+    pool.post(url, "/invocations", body, lambda *result: answered.set_result(result))
+    return await answered
+
+
+ANSWER = b'{"predictions": [1]}'
+OK = b"HTTP/1.1 200 OK\r\nX-Model-Version: 3\r\nContent-Length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER)
+
+
+def test_pool_reuses_a_kept_connection_and_reads_the_answer() -> None:
+    async def scenario() -> None:
+        server, url, accepted = await _server(OK)
+        pool = Pool(limit=8, timeout=2.0)
+        for _ in range(3):
+            sent, done, status, version, body = await _post(pool, url)
+            assert (status, version, body) == (200, "3", ANSWER) and done >= sent
+        assert accepted[0] == 1
+        pool.close()
+        server.close()
+
+    asyncio.run(scenario())
+
+
+def test_pool_opens_a_new_connection_when_the_server_closed_its_own() -> None:
+    async def scenario() -> None:
+        server, url, accepted = await _server(OK.replace(b"Content-Length", b"Connection: close\r\nContent-Length"))
+        pool = Pool(limit=8, timeout=2.0)
+        assert [(await _post(pool, url))[2] for _ in range(2)] == [200, 200]
+        assert accepted[0] == 2
+        server.close()
+
+    asyncio.run(scenario())
+
+
+def test_pool_answers_status_zero_for_a_refused_or_silent_endpoint() -> None:
+    async def scenario() -> None:
+        with socket.socket() as probe:   # a port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            refused = f"http://127.0.0.1:{probe.getsockname()[1]}"
+        server, silent, _ = await _server(None)
+        pool = Pool(limit=8, timeout=0.3)
+        assert (await _post(pool, refused))[2] == 0
+        sent, done, status, _, _ = await _post(pool, silent)
+        assert status == 0 and 0.2 < done - sent < 5.0
+        server.close()
+
+    asyncio.run(scenario())
+
+
+def test_pool_queues_requests_beyond_its_connection_limit() -> None:
+    async def scenario() -> None:
+        server, url, accepted = await _server(OK)
+        pool = Pool(limit=1, timeout=2.0)
+        results = await asyncio.gather(*(_post(pool, url) for _ in range(4)))
+        assert [r[2] for r in results] == [200] * 4 and accepted[0] == 1
+        pool.close()
+        server.close()
+
+    asyncio.run(scenario())
