@@ -108,7 +108,7 @@ def pull_scenario(base: str) -> str:
 
 def test_a_canary_on_a_docker_pull_lane_follows_what_the_agent_declares_in_the_engine(
         docker_client, base_image, agent_base, run_id, tmp_path: Path, monkeypatch) -> None:
-    """The agent container (no network) declares each lane's target in the engine; the lab's rollout controller
+    """The agent container declares each lane's target in the engine; the lab's rollout controller
     picks it up from there and runs the canary: the success-rate lane steps 25 → 50 % and promotes the slow v2,
     the p99 lane rolls it back. A manual change of a lane edits the declared object; the agent reverts it."""
     from mlopslab import scenario

@@ -1,7 +1,7 @@
 """A Docker engine: replicas are containers built FROM a base image decided before anything starts; a pull
-agent is a container beside the engine holding its socket, with no network. On a pull lane with a progressive
-strategy the agent declares the lane's target in the engine and the lab's rollout controller follows it
-(envs/docker_declared.py)."""
+agent is a container beside the engine holding its socket, in the host's network namespace only to probe
+its replicas on 127.0.0.1. On a pull lane with a progressive strategy the agent declares the lane's target
+in the engine and the lab's rollout controller follows it (envs/docker_declared.py)."""
 
 from __future__ import annotations
 
@@ -66,5 +66,6 @@ class DockerPlatform(Platform):
             declares = ("; it declares the lane's target in the engine, where the rollout controller beside it "
                         "follows it") if lane.strategy and lane.strategy.progressive else ""
             return (f"the agent container mlopslab-{self.context.run_id}-agent-{lane.name} holds the engine socket "
-                    f"(/var/run/docker.sock mounted); it has no network and reads the repo read-only{declares}")
+                    f"(/var/run/docker.sock mounted); it probes its replicas on 127.0.0.1 and reads the repo "
+                    f"read-only{declares}")
         return super().credential(lane)
