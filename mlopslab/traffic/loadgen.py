@@ -48,7 +48,6 @@ TIMEOUT = 2.0
 MAX_CONNECTIONS = 800  # select(2) watches descriptors below 1024
 SPIN_MS = 0.0   # see _wait
 POLL_MS = 0.0
-TIMER_SLACK_NS = 1   # see timer_slack
 
 
 class LoadGenerator:
@@ -259,18 +258,6 @@ def precise_loop() -> asyncio.AbstractEventLoop:
     return asyncio.SelectorEventLoop(selectors.SelectSelector())
 
 
-def timer_slack(ns: int) -> None:
-    """prctl(PR_SET_TIMERSLACK): Linux may defer a normal process's timer wake-ups by up to 50 µs to batch
-    them; the generator's wake-ups are its schedule. Measured (select loop, 400 sleeps 5 ms apart, 2 rounds):
-    lateness p50 0.11 ms at 1 ns against 0.15–0.17 ms at the default 50 µs."""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(29, int(ns), 0, 0, 0)   # 29: PR_SET_TIMERSLACK
-    except (OSError, AttributeError):   # not Linux
-        pass
-
-
 def uv_loop() -> asyncio.AbstractEventLoop:
     """uvloop (libuv): an arm of bench_loadgen.py (`{"loop": "uvloop"}`), not a dependency of the lab."""
     import uvloop
@@ -282,7 +269,6 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     config = json.loads(args[0])
     generator = LoadGenerator(config, control_fd=sys.stdin.fileno())
-    timer_slack(config.get("timer_slack_ns", TIMER_SLACK_NS))
     try:
         with asyncio.Runner(loop_factory=uv_loop if config.get("loop") == "uvloop" else precise_loop) as runner:
             runner.run(generator.run())
