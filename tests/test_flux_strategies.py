@@ -19,20 +19,12 @@ from mlopslab.envs.base import DeploymentSpec, Strategy
 from mlopslab.gitops import manifests
 from tests.kube_fixtures import Cluster, Traffic, cluster, deployments, k8s_binaries, wait_for  # noqa: F401  (fixtures)
 from tests.test_flux import flux_install  # noqa: F401  (fixture)
+from tests.test_kubernetes_strategies import LANES
 
 pytestmark = pytest.mark.kubernetes
 
-LANE = """\
-name: flux-canary
-duration: 60
-environment: {kind: kubernetes}
-lanes:
-  - name: canary
-    delivery: flux
-    poll: {interval: 1}
-    strategy: {type: canary, interval: 1, stepWeight: 50, maxWeight: 50, threshold: 1,
-               gates: [{metric: p99, max: 150, min_samples: 3, window: 3}]}
-"""
+# the Kubernetes strategies test's canary lane (p99 ≤ 150 ms, one step to 50 %), applied here by Flux
+CANARY = scenario.parse(LANES.replace("delivery: push", "delivery: flux", 1), "flux.yaml").lanes[0]
 
 
 def _reconcile(custom: Any, name: str) -> None:
@@ -62,7 +54,8 @@ def test_a_flux_canary_rolls_a_slow_release_back_and_flux_keeps_the_primary(
 
     suffix = secrets.token_hex(3)
     lane = f"f-{suffix}"
-    strategy = scenario.parse(LANE, "flux.yaml").lanes[0].strategy.to_json()
+    assert CANARY.delivery == "flux" and CANARY.strategy is not None
+    strategy = CANARY.strategy.to_json()
     labels = {"app.kubernetes.io/part-of": "mlopslab", "mlopslab.io/run": suffix}
     system = FluxSystem(flux_install, cluster.control_plane, cluster.admin, tmp_path, [lane], labels).start()
     env = KubernetesEnvironment(cluster.admin, group_emit(cluster.emit), {lane: lane}, manifests)
