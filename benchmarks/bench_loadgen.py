@@ -17,6 +17,8 @@ vegeta comes from the Go module proxy: `go install github.com/tsenart/vegeta/v12
 generator with other settings; all arms and vegeta take turns on the same servers.
 --probes first compares clients (aiohttp, httpx, our httptools pool: sequential keep-alive requests) and the event
 loop's timer (epoll vs select), the measurements behind the generator's choices.
+Ours reports its wake-up too: from the answer's arrival (the kernel's timestamp, where its latency ends) to
+the generator reading it.
 Writes benchmarks/results/loadgen.json and prints a markdown table.
 """
 
@@ -72,7 +74,8 @@ def median_run(runs: list[dict]) -> dict:
     return {key: float((sum if key in ("failed", "requests") else np.median)([r[key] for r in runs])) for key in runs[0]}
 
 
-def stats(latencies_ms: list[float], seconds: float, failed: int, lags_ms: list[float] | None = None) -> dict:
+def stats(latencies_ms: list[float], seconds: float, failed: int, lags_ms: list[float] | None = None,
+          wakes_ms: list[float] | None = None) -> dict:
     lat = np.asarray(latencies_ms)
     out = {"requests": len(lat), "rate": round(len(lat) / seconds, 1), "failed": failed,
            "p50_ms": round(float(np.percentile(lat, 50)), 3), "p99_ms": round(float(np.percentile(lat, 99)), 3)}
@@ -82,6 +85,12 @@ def stats(latencies_ms: list[float], seconds: float, failed: int, lags_ms: list[
                 "lag_p99_ms": round(float(np.percentile(lags, 99)), 3),
                 "sent_p50_ms": round(float(np.percentile(lat - lags, 50)), 3),
                 "sent_p99_ms": round(float(np.percentile(lat - lags, 99)), 3)}
+    if wakes_ms is not None:  # from the answer's arrival (kernel stamp, where lat ends) to the process reading it
+        wakes = np.asarray(wakes_ms)
+        out |= {"wake_p50_ms": round(float(np.percentile(wakes, 50)), 3),
+                "wake_p99_ms": round(float(np.percentile(wakes, 99)), 3),
+                "read_p50_ms": round(float(np.percentile(lat + wakes, 50)), 3),   # as if lat ended at the read
+                "read_p99_ms": round(float(np.percentile(lat + wakes, 99)), 3)}
     return out
 
 
@@ -100,18 +109,22 @@ def run_ours(urls: list[str], rate: float, duration: float, extra: dict | None =
     for lane, url in zip(lanes, urls):
         proc.stdin.write(json.dumps({"op": "endpoints", "lane": lane, "endpoints": [[url, "1"]]}) + "\n")
     proc.stdin.flush()
-    latencies, lags, failed = [], [], 0
+    latencies, lags, wakes, first, failed = [], [], [], [], 0
     for line in proc.stdout:
         record = json.loads(line)
         if "lane" not in record or record["t"] < WARMUP:
             continue
+        if record["lane"] == lanes[record["i"] % len(lanes)]:   # the lane whose request left first
+            first.append(record["lat"] - record["lag"])
         if record["st"] != 200:
             failed += 1
         latencies.append(record["lat"])
         lags.append(record["lag"])
+        wakes.append(record.get("w", 0.0))   # a generator before kernel timestamps has none
     proc.stdin.close()
     proc.wait(timeout=30)
-    return stats(latencies, (duration - WARMUP) * len(urls), failed, lags)
+    out = stats(latencies, (duration - WARMUP) * len(urls), failed, lags, wakes)
+    return out | {"first_sent_p50_ms": round(float(np.percentile(first, 50)), 3)}
 
 
 def run_vegeta(vegeta: str, urls: list[str], body: Path, rate: float, duration: float, work: Path) -> dict:
@@ -293,7 +306,7 @@ def main() -> int:
             rows.append(row)
             o, v = runs["ours"], runs["vegeta"]
             print(f"{rate:6g}/s/lane  ours p50 {o['p50_ms']:7.3f} p99 {o['p99_ms']:7.3f} (sent {o['sent_p50_ms']:.3f} "
-                  f"{o['sent_p99_ms']:.3f}) lag p99 {o['lag_p99_ms']:6.3f} "
+                  f"{o['sent_p99_ms']:.3f}) lag p99 {o['lag_p99_ms']:6.3f} wake p50 {o['wake_p50_ms']:.3f} "
                   f"rate {o['rate']:7.1f} fail {o['failed']} | vegeta p50 {v['p50_ms']:7.3f} p99 {v['p99_ms']:7.3f} "
                   f"rate {v['rate']:7.1f} fail {v['failed']} | accurate {row['accurate']} on schedule {row['on_schedule']}",
                   flush=True)
@@ -318,25 +331,28 @@ def main() -> int:
 def summarise(rows: list[dict], lanes: int, highest: float | None, scheduled: float | None) -> str:
     lines = [f"{lanes} lanes, one server each, evenly spaced arrivals, keep-alive, 1-row body.", "",
              "| rate / lane | ours p50 (from sent) | vegeta p50 | ours p99 (from sent) | vegeta p99 | our lag p50 / p99 "
-             "| sent / s (ours, vegeta) | accurate (from sent) | on schedule |", "|---|---|---|---|---|---|---|---|---|"]
+             "| wake p50 / p99 | sent / s (ours, vegeta) | accurate (from sent) | on schedule |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         o, v = r["ours"], r["vegeta"]
         yes = {True: "yes", False: "no"}
         lines.append(f"| {r['rate_per_lane']:g}/s | {o['p50_ms']:.3f} ({o['sent_p50_ms']:.3f}) ms | {v['p50_ms']:.3f} ms "
                      f"| {o['p99_ms']:.3f} ({o['sent_p99_ms']:.3f}) ms | {v['p99_ms']:.3f} ms "
-                     f"| {o['lag_p50_ms']:.3f} / {o['lag_p99_ms']:.3f} ms | {o['rate']:.0f}, {v['rate']:.0f} "
+                     f"| {o['lag_p50_ms']:.3f} / {o['lag_p99_ms']:.3f} ms "
+                     f"| {o['wake_p50_ms']:.3f} / {o['wake_p99_ms']:.3f} ms | {o['rate']:.0f}, {v['rate']:.0f} "
                      f"| {yes[r['accurate']]} ({yes[r['accurate_sent']]}) "
                      f"| {'yes' if r['on_schedule'] else 'no'} |")
     if any(r["other_arms"] for r in rows):
         lines += ["", "Other arms of ours (same runs, interleaved):", "",
-                  "| arm | rate / lane | p50 (from sent) | p99 (from sent) | lag p50 / p99 | accurate (from sent) |",
-                  "|---|---|---|---|---|---|"]
+                  "| arm | rate / lane | p50 (from sent) | p99 (from sent) | lag p50 / p99 | wake p50 / p99 "
+                  "| accurate (from sent) |", "|---|---|---|---|---|---|---|"]
         for r in rows:
             for name, verdict in r["other_arms"].items():
                 o = r[name]
                 lines.append(f"| {name} | {r['rate_per_lane']:g}/s | {o['p50_ms']:.3f} ({o['sent_p50_ms']:.3f}) ms "
                              f"| {o['p99_ms']:.3f} ({o['sent_p99_ms']:.3f}) ms "
                              f"| {o['lag_p50_ms']:.3f} / {o['lag_p99_ms']:.3f} ms "
+                             f"| {o['wake_p50_ms']:.3f} / {o['wake_p99_ms']:.3f} ms "
                              f"| {'yes' if verdict['accurate'] else 'no'} ({'yes' if verdict['accurate_sent'] else 'no'}) |")
     lines.append(f"\nHighest accurate rate per lane: {highest:g}/s" if highest else "\nNo rate was accurate.")
     sent = max((r["rate_per_lane"] for r in rows if r["accurate_sent"]), default=None)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
-from mlopslab.traffic.client import Pool
+from mlopslab.traffic.client import Clock, Pool
 
 
 async def _server(answer: bytes | None) -> tuple[asyncio.AbstractServer, str, list[int]]:
@@ -37,9 +38,12 @@ async def _server(answer: bytes | None) -> tuple[asyncio.AbstractServer, str, li
 
 
 async def _post(pool: Pool, url: str, body: bytes = b'{"a": 1}') -> tuple[float, float, int, str | None, bytes]:
+    """(sent, finished, status, version, body); finished (the answer's arrival) is never after it was read."""
     answered: asyncio.Future = asyncio.get_running_loop().create_future()
     pool.post(url, "/invocations", body, lambda *result: answered.set_result(result))
-    return await answered
+    *result, read = await answered
+    assert result[0] <= result[1] <= read
+    return tuple(result)
 
 
 ANSWER = b'{"predictions": [1]}'
@@ -96,3 +100,29 @@ def test_pool_queues_requests_beyond_its_connection_limit() -> None:
         server.close()
 
     asyncio.run(scenario())
+
+
+def test_answers_end_at_the_kernels_receive_timestamp_not_at_the_read() -> None:
+    """SO_TIMESTAMPNS on the pool's sockets: `finished` is the packet's arrival (before this process read it)."""
+    async def scenario() -> None:
+        server, url, _ = await _server(OK)
+        pool = Pool(limit=8, timeout=2.0)
+        stamped = []
+        for _ in range(5):
+            answered: asyncio.Future = asyncio.get_running_loop().create_future()
+            pool.post(url, "/invocations", b"{}", lambda *result: answered.set_result(result))
+            sent, finished, status, _, _, read = await answered
+            stamped.append(status == 200 and sent < finished < read)
+        assert any(stamped)   # a rejected (or missing) stamp would make finished == read
+        pool.close()
+        server.close()
+
+    asyncio.run(scenario())
+
+
+def test_clock_maps_the_wall_clock_onto_the_monotonic_one() -> None:
+    clock = Clock()
+    assert clock.error_ns >= 0
+    wall = time.time_ns()
+    mapped = clock.monotonic(wall // 1_000_000_000, wall % 1_000_000_000)
+    assert abs(mapped - time.monotonic()) < 1.0   # same clock; only a wall-clock step in between could break it

@@ -9,8 +9,8 @@ only to the endpoints the lab last reported ready for a lane, round-robin, like 
 Connections are kept per endpoint and reused (traffic/client.py: keep-alive, responses parsed by
 httptools), as a real client does. At an arrival every lane's request is written at once on an idle
 connection, in the arrival's own turn of the event loop. The generator measures its own schedule lag: how
-late each request's write was against its intended time; latency ends when the parser has the whole
-response. The event loop waits on select(2), whose timeout has microsecond resolution (epoll's is a
+late each request's `send` was against its intended time; latency ends at the kernel's receive timestamp
+of the packet that completed the response (not when this process woke up to read it). The event loop waits on select(2), whose timeout has microsecond resolution (epoll's is a
 millisecond, which alone would make the lag up to 1 ms); `spin_ms` before an arrival it stops sleeping
 and polls (a sleeping process wakes late on a busy virtual machine).
 
@@ -22,7 +22,8 @@ that version), or {"op": "endpoints", "lane", "endpoints":
 [[url, version], ...]} (all alike), {"op": "pause"}, {"op": "resume"}, {"op": "drift", "kind", "at",
 "size", "features", "ramp"}, {"op": "stop"}. stdout: {"s": i, "t", "x": [...], "y": label} once per
 arrival, then {"i": i, "lane", "t", "lat" (ms), "st" (HTTP status, 0 = no answer), "v" (served version),
-"p", "lag" (ms the request left after its intended time), "b" (the backend's url)} per lane, and the same
+"p", "lag" (ms the request left after its intended time), "b" (the backend's url), "w" (ms from the answer's
+arrival, the kernel's timestamp where "lat" ends, to this process reading it)} per lane, and the same
 with "m": 1 for a mirrored copy (its answer reaches no user).
 
     python -m mlopslab.traffic.loadgen CONFIG_JSON
@@ -198,10 +199,11 @@ class LoadGenerator:
             return
         url, record["v"] = endpoint
 
-        def done(sent: float, finished: float, status: int, version: str | None, payload: bytes) -> None:
+        def done(sent: float, finished: float, status: int, version: str | None, payload: bytes, read: float) -> None:
             self._in_flight -= 1
             record["lag"] = round((sent - self.t0 - intended) * 1000.0, 3)
             record["lat"] = round((finished - self.t0 - intended) * 1000.0, 3)
+            record["w"] = round((read - finished) * 1000.0, 3)
             if version is not None:
                 record["v"] = version
             if status == 200:
@@ -256,11 +258,19 @@ def precise_loop() -> asyncio.AbstractEventLoop:
     return asyncio.SelectorEventLoop(selectors.SelectSelector())
 
 
+def uv_loop() -> asyncio.AbstractEventLoop:
+    """uvloop (libuv): an arm of bench_loadgen.py (`{"loop": "uvloop"}`), not a dependency of the lab."""
+    import uvloop
+
+    return uvloop.new_event_loop()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    generator = LoadGenerator(json.loads(args[0]), control_fd=sys.stdin.fileno())
+    config = json.loads(args[0])
+    generator = LoadGenerator(config, control_fd=sys.stdin.fileno())
     try:
-        with asyncio.Runner(loop_factory=precise_loop) as runner:
+        with asyncio.Runner(loop_factory=uv_loop if config.get("loop") == "uvloop" else precise_loop) as runner:
             runner.run(generator.run())
     except (KeyboardInterrupt, BrokenPipeError):
         return 1
