@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import os
 import queue
+import random
 import signal
 import socket
 import ssl
@@ -45,6 +46,20 @@ class ControlPlaneError(RuntimeError):
 
 
 def free_port() -> int:
+    """A port free on 127.0.0.1 now, for a process started later: taken below the kernel's ephemeral range,
+    which any outgoing connection (the load generator's pool, a probe) may take meanwhile otherwise."""
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    for _ in range(64):
+        port = random.randrange(max(1024, ephemeral - 12000), ephemeral)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
