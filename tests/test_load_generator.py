@@ -39,6 +39,7 @@ def test_requests_reuse_kept_connections_and_carry_the_schedule_lag(server: str,
     odd = [r for r in results if not (r["st"] == 200 and r["v"] == "2" and r["p"] in (0, 1)) and r not in timed_out]
     assert odd == [] and len(timed_out) <= len(results) // 50, (odd[:5], timed_out[:5])
     assert all(r["lag"] >= 0 and r["lat"] >= r["lag"] for r in results)
+    assert min(r["t"] for r in results) >= 0  # nothing leaves before the clock's zero (t0 was 1 s ahead)
     assert sorted(r["lag"] for r in results)[len(results) // 2] < 50  # a generous sanity bound, not a benchmark
     opened = _metric(server, "mlopslab_connections_total") - connections_before - 1  # -1: our /metrics call
     # one connection per request before; a pool opens more only while requests overlap (a stalled machine)

@@ -123,7 +123,7 @@ class LoadGenerator:
     async def _arrivals(self) -> None:
         """Each arrival's row and body are made while waiting for it, so at its time only the sends remain."""
         i = 0
-        t = self.now()
+        t = max(self.now(), 0.0)  # the schedule starts at the clock's zero, never before (a t0 ahead waits)
         while not self.stopped and t < self.duration:
             t += 1.0 / self.rate if self.constant else float(self.arrivals.exponential(1.0 / self.rate))
             drifts, draw = self._drifts, self.rows.bit_generator.state
