@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,7 @@ def run_ours(urls: list[str], rate: float, duration: float, extra: dict | None =
     config = {"rate": rate, "t0": start, "duration": duration, "seed": 1, "lanes": lanes, "pacing": "constant",
               **(extra or {})}
     env = {**os.environ, "PYTHONPATH": checkout} if checkout else None
+    cpu = _children_cpu()
     proc = subprocess.Popen([sys.executable, "-m", "mlopslab.traffic.loadgen", json.dumps(config)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
                             cwd=checkout or ROOT)  # -m puts the working directory first on sys.path
@@ -124,11 +126,18 @@ def run_ours(urls: list[str], rate: float, duration: float, extra: dict | None =
     proc.stdin.close()
     proc.wait(timeout=30)
     out = stats(latencies, (duration - WARMUP) * len(urls), failed, lags, wakes)
-    return out | {"first_sent_p50_ms": round(float(np.percentile(first, 50)), 3)}
+    return out | {"first_sent_p50_ms": round(float(np.percentile(first, 50)), 3),
+                  "cpu_s": round(_children_cpu() - cpu, 2)}
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the children waited for so far: a run's generator, once reaped."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_vegeta(vegeta: str, urls: list[str], body: Path, rate: float, duration: float, work: Path) -> dict:
-    procs = []
+    procs, cpu = [], _children_cpu()
     for k, url in enumerate(urls):
         targets = work / f"targets-{k}.txt"
         targets.write_text(f"POST {url}/invocations\nContent-Type: application/json\n@{body}\n")
@@ -137,6 +146,7 @@ def run_vegeta(vegeta: str, urls: list[str], body: Path, rate: float, duration: 
             f"| {vegeta} encode --to json > {work / f'results-{k}.json'}", shell=True))
     for proc in procs:
         proc.wait(timeout=duration + 60)
+    cpu = _children_cpu() - cpu   # vegeta attack and encode, one pair per lane
     latencies, failed = [], 0
     for k in range(len(urls)):
         results = [json.loads(line) for line in (work / f"results-{k}.json").read_text().splitlines()]
@@ -146,7 +156,7 @@ def run_vegeta(vegeta: str, urls: list[str], body: Path, rate: float, duration: 
                 continue
             latencies.append(r["latency"] / 1e6)
             failed += r["code"] != 200
-    return stats(latencies, (duration - WARMUP) * len(urls), failed)
+    return stats(latencies, (duration - WARMUP) * len(urls), failed) | {"cpu_s": round(cpu, 2)}
 
 
 def _seconds(timestamp: str) -> float:
@@ -331,8 +341,8 @@ def main() -> int:
 def summarise(rows: list[dict], lanes: int, highest: float | None, scheduled: float | None) -> str:
     lines = [f"{lanes} lanes, one server each, evenly spaced arrivals, keep-alive, 1-row body.", "",
              "| rate / lane | ours p50 (from sent) | vegeta p50 | ours p99 (from sent) | vegeta p99 | our lag p50 / p99 "
-             "| wake p50 / p99 | sent / s (ours, vegeta) | accurate (from sent) | on schedule |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| wake p50 / p99 | sent / s (ours, vegeta) | CPU s per run (ours, vegeta) | accurate (from sent) "
+             "| on schedule |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         o, v = r["ours"], r["vegeta"]
         yes = {True: "yes", False: "no"}
@@ -340,19 +350,19 @@ def summarise(rows: list[dict], lanes: int, highest: float | None, scheduled: fl
                      f"| {o['p99_ms']:.3f} ({o['sent_p99_ms']:.3f}) ms | {v['p99_ms']:.3f} ms "
                      f"| {o['lag_p50_ms']:.3f} / {o['lag_p99_ms']:.3f} ms "
                      f"| {o['wake_p50_ms']:.3f} / {o['wake_p99_ms']:.3f} ms | {o['rate']:.0f}, {v['rate']:.0f} "
-                     f"| {yes[r['accurate']]} ({yes[r['accurate_sent']]}) "
+                     f"| {o['cpu_s']:.2f}, {v['cpu_s']:.2f} | {yes[r['accurate']]} ({yes[r['accurate_sent']]}) "
                      f"| {'yes' if r['on_schedule'] else 'no'} |")
     if any(r["other_arms"] for r in rows):
         lines += ["", "Other arms of ours (same runs, interleaved):", "",
                   "| arm | rate / lane | p50 (from sent) | p99 (from sent) | lag p50 / p99 | wake p50 / p99 "
-                  "| accurate (from sent) |", "|---|---|---|---|---|---|---|"]
+                  "| CPU s per run | accurate (from sent) |", "|---|---|---|---|---|---|---|---|"]
         for r in rows:
             for name, verdict in r["other_arms"].items():
                 o = r[name]
                 lines.append(f"| {name} | {r['rate_per_lane']:g}/s | {o['p50_ms']:.3f} ({o['sent_p50_ms']:.3f}) ms "
                              f"| {o['p99_ms']:.3f} ({o['sent_p99_ms']:.3f}) ms "
                              f"| {o['lag_p50_ms']:.3f} / {o['lag_p99_ms']:.3f} ms "
-                             f"| {o['wake_p50_ms']:.3f} / {o['wake_p99_ms']:.3f} ms "
+                             f"| {o['wake_p50_ms']:.3f} / {o['wake_p99_ms']:.3f} ms | {o['cpu_s']:.2f} "
                              f"| {'yes' if verdict['accurate'] else 'no'} ({'yes' if verdict['accurate_sent'] else 'no'}) |")
     lines.append(f"\nHighest accurate rate per lane: {highest:g}/s" if highest else "\nNo rate was accurate.")
     sent = max((r["rate_per_lane"] for r in rows if r["accurate_sent"]), default=None)

@@ -8,8 +8,10 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 from mlopslab.ml.registry import Registry
-from mlopslab.traffic.loadgen import TIMEOUT
+from mlopslab.traffic.loadgen import TIMEOUT, Spin
 from tests.test_model_server import server  # noqa: F401  (the fixture: one real model server, version 2)
 
 
@@ -44,3 +46,25 @@ def test_requests_reuse_kept_connections_and_carry_the_schedule_lag(server: str,
     opened = _metric(server, "mlopslab_connections_total") - connections_before - 1  # -1: our /metrics call
     # one connection per request before; a pool opens more only while requests overlap (a stalled machine)
     assert 1 <= opened <= len(results) / 4, f"{opened} connections for {len(results)} requests: not reused"
+
+
+def test_the_spin_window_follows_how_late_the_generator_s_sleeps_wake() -> None:
+    spin = Spin()
+    assert spin.window == Spin.START  # nothing learnt yet
+    for k in range(Spin.SAMPLES):  # 1 % of sleeps wake 1.5 ms late, the rest 0.2 ms
+        spin.woke(1.5e-3 if k % 100 == 99 else 0.2e-3)
+    assert spin.window == pytest.approx(0.2e-3 + Spin.MARGIN)  # the 99th percentile, not the worst
+    for _ in range(Spin.SAMPLES):  # a busier machine: every sleep 0.9 ms late; old samples age out
+        spin.woke(0.9e-3)
+    assert spin.window == pytest.approx(0.9e-3 + Spin.MARGIN)
+    for _ in range(Spin.SAMPLES):
+        spin.woke(30e-3)  # a stalled machine: spinning 30 ms per arrival would not help, it is capped
+    assert spin.window == Spin.MAX
+    busy = Spin(interval=1 / 1000)  # 1000 arrivals/s: spinning never takes more than a quarter of a core
+    for _ in range(Spin.SAMPLES):
+        busy.woke(0.9e-3)
+    assert busy.window == pytest.approx(0.25e-3)
+    fixed = Spin(0.0)  # spin_ms: 0 in the config: always sleep, never learn
+    for _ in range(Spin.SAMPLES):
+        fixed.woke(1e-3)
+    assert fixed.window == 0.0

@@ -11,8 +11,10 @@ httptools), as a real client does. At an arrival every lane's request is written
 connection, in the arrival's own turn of the event loop. The generator measures its own schedule lag: how
 late each request's `send` was against its intended time; latency ends at the kernel's receive timestamp
 of the packet that completed the response (not when this process woke up to read it). The event loop waits on select(2), whose timeout has microsecond resolution (epoll's is a
-millisecond, which alone would make the lag up to 1 ms); `spin_ms` before an arrival it stops sleeping
-and polls (a sleeping process wakes late on a busy virtual machine).
+millisecond, which alone would make the lag up to 1 ms). A sleeping process wakes late (0.1-1 ms on this
+virtual machine, more on a busy one), so the generator sleeps only until a little before each arrival and
+polls the rest of the way: how much before is learnt from its own wake-ups (the 99th percentile of how late
+its recent sleeps woke, see Spin), unless `spin_ms` fixes it.
 
 Protocol (JSON lines). stdin: {"op": "routes", "lane", "backends": [[url, version, weight], ...],
 "mirror": [[url, version], ...], "cohorts": [[version, share], ...]} (traffic/router.py; picks follow the
@@ -46,7 +48,6 @@ from mlopslab.ml.data import DataSpec, DataStream, Drift
 
 TIMEOUT = 2.0
 MAX_CONNECTIONS = 800  # select(2) watches descriptors below 1024
-SPIN_MS = 0.0   # see _wait
 POLL_MS = 0.0
 
 
@@ -57,7 +58,8 @@ class LoadGenerator:
         self.rate = float(config["rate"])
         self.constant = config.get("pacing", "poisson") == "constant"  # evenly spaced, for benchmarks
         self.t0 = float(config["t0"])
-        self.spin = float(config.get("spin_ms", SPIN_MS)) / 1000.0
+        fixed = config.get("spin_ms")  # None: learnt (Spin); a number fixes it (benchmark arms, 0: never spin)
+        self.spin = Spin(None if fixed is None else float(fixed) / 1000.0, 1.0 / self.rate)
         self.poll = float(config.get("poll_ms", POLL_MS)) / 1000.0
         self._last_send = -1e9
         self.duration = float(config.get("duration", 1e9))  # standalone runs (benchmarks); the lab sends stop
@@ -146,14 +148,16 @@ class LoadGenerator:
             i += 1
 
     async def _wait(self, t: float) -> None:
-        """Until arrival time t. Awake (polling the sockets, not sleeping: a sleeper wakes late on a busy
-        virtual machine) in the last `spin_ms` before it, and for `poll_ms` after a send while answers are due,
-        so they are read as they land; asleep otherwise (an answer still wakes the loop)."""
+        """Until arrival time t. Awake (polling the sockets, not sleeping: a sleeper wakes late) in the last
+        `spin.window` before it, and for `poll_ms` after a send while answers are due; asleep otherwise (an
+        answer still wakes the loop). Each sleep's own lateness teaches the spin how early to wake."""
         while (now := self.now()) < t:
-            if t - now <= self.spin or (self._in_flight and now - self._last_send < self.poll):
+            window = self.spin.window
+            if t - now <= window or (self._in_flight and now - self._last_send < self.poll):
                 await asyncio.sleep(0)
             else:
-                await asyncio.sleep(t - self.spin - now)
+                await asyncio.sleep(t - window - now)
+                self.spin.woke(self.now() - (t - window))
 
     def _prepare(self, t: float) -> tuple[list[float], int, bytes]:
         X, y = self.stream.sample(1, t, self.rows)
@@ -216,6 +220,38 @@ class LoadGenerator:
 
         self._in_flight += 1
         self.pool.post(url, "/invocations", body, done)
+
+
+class Spin:
+    """How long before an arrival the generator stops sleeping and polls instead: the 99th percentile of how
+    late its last SAMPLES sleeps woke, plus MARGIN, at most MAX and at most a quarter of the mean interval
+    between arrivals. Learnt, because how late a sleeper wakes is the machine's (timer slack, a virtual CPU's
+    wake-up, other load) and changes during a run. It costs a busy CPU for `window` per arrival, so never
+    more than a quarter of a core: at 25 arrivals/s and a 1 ms window, 2.5 % of one."""
+
+    SAMPLES = 200
+    MARGIN = 0.05e-3
+    MAX = 3e-3       # beyond this the machine is too busy for spinning to help; the lag shows it instead
+    START = 0.5e-3   # until SAMPLES/10 sleeps have been seen
+
+    def __init__(self, fixed: float | None = None, interval: float = 1.0) -> None:
+        self.fixed = fixed
+        self.limit = min(self.MAX, interval / 4)
+        self.window = fixed if fixed is not None else min(self.START, self.limit)
+        self._late: list[float] = []
+        self._next = 0
+
+    def woke(self, late: float) -> None:
+        if self.fixed is not None:
+            return
+        if len(self._late) < self.SAMPLES:
+            self._late.append(late)
+        else:
+            self._late[self._next % self.SAMPLES] = late
+        self._next += 1
+        if self._next % 10 == 0 and len(self._late) >= self.SAMPLES // 10:  # every tenth sleep: cheap enough
+            ordered = sorted(self._late)
+            self.window = min(ordered[int(0.99 * (len(ordered) - 1))] + self.MARGIN, self.limit)
 
 
 class Picker:
