@@ -4,6 +4,7 @@ to find stray processes."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +16,12 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MLOPSLAB_STRICT_EVENTS", "1")   # an event its kind does not describe fails where emitted
+
+# A suite started as a background job of a script (`(cmd &)`, nohup) inherits SIGINT ignored, and an ignored
+# signal stays ignored across exec: every lab the tests start would then shrug off the Ctrl-C they send it, as
+# POSIX wants of background jobs. A handled signal is reset to the default at exec, so the children get Ctrl-C.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from mlopslab.ml.data import DataSpec, DataStream
 from mlopslab.ml.registry import Registry, TrainParams
