@@ -119,8 +119,11 @@ def test_the_real_deployment_controller_rolls_with_surge_and_readiness(cluster: 
         sets = client.AppsV1Api(cluster.admin).list_namespaced_replica_set(namespace).items
         assert sorted((rs.spec.template.metadata.labels["mlopslab.io/model-version"], rs.spec.replicas)
                       for rs in sets) == [("1", 0), ("2", 3)]
-        # maxSurge 1, maxUnavailable 0: never more than 4 pods that are not terminating (what the controller
-        # counts), never fewer than 3 ready
+        # maxSurge 1, maxUnavailable 0: the Deployment controller keeps its ReplicaSets' replicas within 3..4
+        # (its exact steps are asserted below) and never fewer than 3 pods ready. Pods can be one more for an
+        # instant: each step scales the old ReplicaSet down and the new one up, and the ReplicaSet controller
+        # syncs the two in separate workers, so under load a new pod can be created before the old one's
+        # deletion (seen once in CI, with a busy loop beside it: 5)
         live: set[str] = set()
         ready: set[str] = set()
         most, least = 0, 3
@@ -136,7 +139,7 @@ def test_the_real_deployment_controller_rolls_with_surge_and_readiness(cluster: 
             if i >= before:
                 most, least = max(most, len(live)), min(least, len(ready))
         terminating = [f for k, f in mine()[before:] if k == "replica_terminating"]
-        assert most == 4 and least == 3, (most, least)
+        assert 4 <= most <= 5 and least == 3, (most, least)
         # the Deployment controller's steps, one ReplicaSet scale at a time
         steps = [(f["version"], f["replicas"]) for k, f in mine()[before:] if k == "replicaset_scaled"]
         assert steps == [("2", 1), ("1", 2), ("2", 2), ("1", 1), ("2", 3), ("1", 0)], steps
