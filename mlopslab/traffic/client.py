@@ -68,6 +68,12 @@ def _stamp(ancillary: list) -> tuple[int, int] | None:
     return None
 
 
+def _unanswered(done: Done, since: float) -> None:
+    """Status 0: refused, reset, timed out or never sent; it ends now, as it was read."""
+    now = time.monotonic()
+    done(since, now, 0, None, b"", now)
+
+
 class _Connection:
     def __init__(self, pool: Pool, key: str) -> None:
         import httptools
@@ -178,8 +184,7 @@ class _Connection:
         if done is not None:
             if self.deadline is not None:
                 self.deadline.cancel()
-            now = time.monotonic()
-            done(self.sent, now, 0, None, b"", now)
+            _unanswered(done, self.sent)
 
     def _close(self) -> None:
         self.pool._forget(self)
@@ -236,8 +241,7 @@ class Pool:
             await asyncio.wait_for(connection.connect(parts.hostname or "127.0.0.1", parts.port or 80), self.timeout)
         except (OSError, asyncio.TimeoutError):
             self._forget(connection)
-            now = time.monotonic()
-            done(started, now, 0, None, b"", now)
+            _unanswered(done, started)
             return
         if connection not in self._open:   # the pool was closed meanwhile
             connection._close()
@@ -263,8 +267,7 @@ class Pool:
             if left > 0:
                 connection.request(head, body, done, left)
                 return
-            now = time.monotonic()
-            done(queued, now, 0, None, b"", now)
+            _unanswered(done, queued)
         self._idle_by_key.setdefault(connection.key, []).append(connection)
 
     def _forget(self, connection: _Connection) -> None:

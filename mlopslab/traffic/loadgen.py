@@ -40,6 +40,7 @@ import os
 import selectors
 import sys
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -238,18 +239,15 @@ class Spin:
         self.fixed = fixed
         self.limit = min(self.MAX, interval / 4)
         self.window = fixed if fixed is not None else min(self.START, self.limit)
-        self._late: list[float] = []
-        self._next = 0
+        self._late: deque[float] = deque(maxlen=self.SAMPLES)
+        self._woken = 0
 
     def woke(self, late: float) -> None:
         if self.fixed is not None:
             return
-        if len(self._late) < self.SAMPLES:
-            self._late.append(late)
-        else:
-            self._late[self._next % self.SAMPLES] = late
-        self._next += 1
-        if self._next % 10 == 0 and len(self._late) >= self.SAMPLES // 10:  # every tenth sleep: cheap enough
+        self._late.append(late)
+        self._woken += 1
+        if self._woken % 10 == 0 and len(self._late) >= self.SAMPLES // 10:  # every tenth sleep: cheap enough
             ordered = sorted(self._late)
             self.window = min(ordered[int(0.99 * (len(ordered) - 1))] + self.MARGIN, self.limit)
 
