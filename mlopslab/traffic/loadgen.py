@@ -37,6 +37,7 @@ import asyncio
 import gc
 import json
 import os
+import select
 import selectors
 import sys
 import time
@@ -113,6 +114,9 @@ class LoadGenerator:
 
         if self.control_fd is not None:
             asyncio.get_running_loop().add_reader(self.control_fd, self._read_control)
+            # what was written before the schedule starts (the first routes) holds for its first request too
+            while not self.stopped and select.select([self.control_fd], [], [], 0)[0]:
+                self._read_control()
         self.pool = Pool(MAX_CONNECTIONS, TIMEOUT)
         gc.freeze()  # what was allocated so far (imports, the data stream) is never scanned again
         try:
