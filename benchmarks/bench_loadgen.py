@@ -1,15 +1,20 @@
 """Load generator accuracy: the lab's generator vs vegeta (a Go open-loop generator), same servers, same rate.
 
 Per lane one model server (as in a run: every lane gets the same stream). At each rate per lane, ours and
-vegeta take turns (order alternating) driving every lane at once with evenly spaced arrivals, keep-alive
-connections, the same 1-row body. Compared: p50 and p99 latency per run (the first second dropped for
-both), and our schedule lag (how late each request left). A rate is *accurate* when our p50 and p99 are
+vegeta take turns (order alternating) driving every lane with evenly spaced arrivals, lane k's k/(lanes ×
+rate) after lane 0's (ours staggers its lanes so; one vegeta attack on all the lanes' servers, which takes
+its targets in turn, does the same), keep-alive connections, the same 1-row body.
+
+Compared, per run (the first second dropped for both): p50 and p99 latency over the same span, the one
+vegeta times (from the request's write to the client having the whole answer; ours: latency - lag +
+wake-up), and our schedule lag (how late each request left). A rate is *accurate* when our p50 and p99 are
 within 10 % of vegeta's (or within 0.1 ms, the resolution at which a Python client and a Go client can
-agree on sub-millisecond latencies), our lag p99 is under 1 ms and nothing failed. A rate is *on schedule*
-(the weaker test) when our lag p99 is under 5 ms, every request was sent and nothing failed.
-vegeta's own lag is measured too (its pacer is constant: hit `seq` was due at start + seq/rate, and its
-timestamp is when a worker began it), so both generators' latencies can also be compared from their intended
-times, which is how the lab records ours ("[both from intended]" in the table).
+agree on sub-millisecond latencies), our lag p99 is under 1 ms and nothing failed. Two more verdicts: ours
+as the lab records them (from the intended time to the answer's arrival, the kernel's stamp: without our
+wake-up, with our lag) against vegeta's, and both from their intended times (vegeta's own lag is measured:
+its pacer is constant, so hit `seq` was due at start + seq/(lanes × rate), and its timestamp is when a
+worker began it). A rate is *on schedule* (the weaker test) when our lag p99 is under 5 ms, every request
+was sent and nothing failed.
 
 vegeta comes from the Go module proxy: `go install github.com/tsenart/vegeta/v12@v12.13.0` into
 ~/.cache/mlopslab-bin (done here when missing; the binary never enters the repository).
@@ -41,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from bench_serving import ROOT, free_port, register_model, wait_ready
+from wire import Wire
 
 VEGETA = "github.com/tsenart/vegeta/v12@v12.13.0"
 BIN = Path(os.environ.get("MLOPSLAB_BIN", Path.home() / ".cache" / "mlopslab-bin"))
@@ -95,6 +101,9 @@ def stats(latencies_ms: list[float], seconds: float, failed: int, lags_ms: list[
                 "wake_p99_ms": round(float(np.percentile(wakes, 99)), 3),
                 "read_p50_ms": round(float(np.percentile(lat + wakes, 50)), 3),   # as if lat ended at the read
                 "read_p99_ms": round(float(np.percentile(lat + wakes, 99)), 3)}
+        if lags_ms is not None:  # the span vegeta times: from the request's write to the client having the answer
+            out |= {"span_p50_ms": round(float(np.percentile(lat - lags + wakes, 50)), 3),
+                    "span_p99_ms": round(float(np.percentile(lat - lags + wakes, 99)), 3)}
     return out
 
 
@@ -114,13 +123,11 @@ def run_ours(urls: list[str], rate: float, duration: float, extra: dict | None =
     for lane, url in zip(lanes, urls):
         proc.stdin.write(json.dumps({"op": "endpoints", "lane": lane, "endpoints": [[url, "1"]]}) + "\n")
     proc.stdin.flush()
-    latencies, lags, wakes, first, failed = [], [], [], [], 0
+    latencies, lags, wakes, failed = [], [], [], 0
     for line in proc.stdout:
         record = json.loads(line)
         if "lane" not in record or record["t"] < WARMUP:
             continue
-        if record["lane"] == lanes[record["i"] % len(lanes)]:   # the lane whose request left first
-            first.append(record["lat"] - record["lag"])
         if record["st"] != 200:
             failed += 1
         latencies.append(record["lat"])
@@ -129,8 +136,7 @@ def run_ours(urls: list[str], rate: float, duration: float, extra: dict | None =
     proc.stdin.close()
     proc.wait(timeout=30)
     out = stats(latencies, (duration - WARMUP) * len(urls), failed, lags, wakes)
-    return out | {"first_sent_p50_ms": round(float(np.percentile(first, 50)), 3),
-                  "cpu_s": round(_children_cpu() - cpu, 2)}
+    return out | {"cpu_s": round(_children_cpu() - cpu, 2)}
 
 
 def _children_cpu() -> float:
@@ -140,30 +146,28 @@ def _children_cpu() -> float:
 
 
 def run_vegeta(vegeta: str, urls: list[str], body: Path, rate: float, duration: float, work: Path) -> dict:
-    procs, cpu = [], _children_cpu()
-    for k, url in enumerate(urls):
-        targets = work / f"targets-{k}.txt"
-        targets.write_text(f"POST {url}/invocations\nContent-Type: application/json\n@{body}\n")
-        procs.append(subprocess.Popen(
-            f"{vegeta} attack -rate={rate:g}/s -duration={duration:g}s -targets={targets} -keepalive=true "
-            f"| {vegeta} encode --to json > {work / f'results-{k}.json'}", shell=True))
-    for proc in procs:
-        proc.wait(timeout=duration + 60)
-    cpu = _children_cpu() - cpu   # vegeta attack and encode, one pair per lane
+    """One attack on every lane's server at lanes × rate: vegeta takes its targets in turn, so lane k's hits
+    come k/(lanes × rate) after lane 0's, the same offsets as ours."""
+    targets = work / "targets.txt"
+    targets.write_text("\n".join(f"POST {url}/invocations\nContent-Type: application/json\n@{body}\n" for url in urls))
+    total = rate * len(urls)
+    cpu = _children_cpu()
+    subprocess.run(f"{vegeta} attack -rate={total:g}/s -duration={duration:g}s -targets={targets} -keepalive=true "
+                   f"| {vegeta} encode --to json > {work / 'results.json'}", shell=True, check=True,
+                   timeout=duration + 60)
+    cpu = _children_cpu() - cpu   # vegeta attack and encode
+    results = [json.loads(line) for line in (work / "results.json").read_text().splitlines()]
+    # vegeta's own lag: hit `seq` was due at start + seq/total (its pacer is constant); its timestamp is when
+    # a worker began it. The start is taken as the least late hit's, so this lag is a lower bound.
+    behind = {r["seq"]: _seconds(r["timestamp"]) - r["seq"] / total for r in results}
+    start = min(behind.values())
     latencies, lags, failed = [], [], 0
-    for k in range(len(urls)):
-        results = [json.loads(line) for line in (work / f"results-{k}.json").read_text().splitlines()]
-        first = min(_seconds(r["timestamp"]) for r in results)
-        # vegeta's own lag: hit `seq` was due at start + seq/rate (its pacer is constant); its timestamp is when
-        # a worker began it. The start is taken as the least late hit's, so this lag is a lower bound.
-        behind = {r["seq"]: _seconds(r["timestamp"]) - r["seq"] / rate for r in results}
-        start = min(behind.values())
-        for r in results:
-            if _seconds(r["timestamp"]) - first < WARMUP:
-                continue
-            latencies.append(r["latency"] / 1e6)
-            lags.append((behind[r["seq"]] - start) * 1000.0)
-            failed += r["code"] != 200
+    for r in results:
+        if behind[r["seq"]] + r["seq"] / total - start < WARMUP:
+            continue
+        latencies.append(r["latency"] / 1e6)
+        lags.append((behind[r["seq"]] - start) * 1000.0)
+        failed += r["code"] != 200
     out = stats(latencies, (duration - WARMUP) * len(urls), failed) | {"cpu_s": round(cpu, 2)}
     intended = np.asarray(latencies) + np.asarray(lags)   # vegeta's latency measured as the lab measures ours
     return out | {"lag_p50_ms": round(float(np.percentile(lags, 50)), 3),
@@ -180,9 +184,10 @@ def _seconds(timestamp: str) -> float:
 
 
 def accurate(ours: dict, reference: dict, since: str = "", reference_since: str = "") -> bool:
-    """`since` "": our latencies as the lab records them (from the intended time); "sent_": from when each
-    request left, like vegeta's. `reference_since` "intended_": vegeta's from its own intended time (its
-    latency plus its lag), like ours as recorded. Either way our lag itself must stay under MAX_LAG_MS."""
+    """`since` "span_": ours over the span vegeta times (the request's write to the client having the answer);
+    "": ours as the lab records them (the intended time to the answer's arrival). `reference_since`
+    "intended_": vegeta's from its own intended time (its latency plus its lag). Our lag itself must stay
+    under MAX_LAG_MS either way."""
     def close(a: float, b: float) -> bool:
         return abs(a - b) <= max(TOLERANCE * b, FLOOR_MS)
 
@@ -282,6 +287,8 @@ def main() -> int:
     parser.add_argument("--spin-ms", type=float, default=None, help="ours with this spin_ms (the default: the shipped one)")
     parser.add_argument("--arm", action="append", default=[], metavar="NAME=JSON",
                         help="another arm of ours, interleaved: extra generator config, e.g. 'spin0={\"spin_ms\": 0}'")
+    parser.add_argument("--wire", action="store_true",
+                        help="also capture every run on lo (tcpdump) and compare each generator with the wire")
     parser.add_argument("--baseline", default=None, metavar="CHECKOUT",
                         help="another arm: the generator of that checkout (e.g. /work/main before a change)")
     args = parser.parse_args()
@@ -315,23 +322,35 @@ def main() -> int:
             for rnd in range(args.rounds):
                 order = list(rounds)
                 for name in (order if (n + rnd) % 2 == 0 else order[::-1]):
-                    rounds[name].append(run_vegeta(vegeta, urls, body, rate, args.duration, work) if name == "vegeta"
-                                        else run_ours(urls, rate, args.duration, *arms[name]))
+                    def run(name: str = name) -> dict:
+                        return (run_vegeta(vegeta, urls, body, rate, args.duration, work) if name == "vegeta"
+                                else run_ours(urls, rate, args.duration, *arms[name]))
+                    if args.wire:
+                        with Wire([int(u.rsplit(":", 1)[1]) for u in urls], work, name) as wire:
+                            result = run()
+                        result |= wire.stats(WARMUP)
+                    else:
+                        result = run()
+                    rounds[name].append(result)
                     print(f"  {rate:g}/s round {rnd} {name}: {rounds[name][-1]} load {os.getloadavg()[0]:.2f}",
                           flush=True)
             runs = {name: median_run(results) for name, results in rounds.items()}
-            others = {name: {"accurate": accurate(runs[name], runs["vegeta"]),
-                             "accurate_sent": accurate(runs[name], runs["vegeta"], "sent_")}
+            others = {name: {"accurate": accurate(runs[name], runs["vegeta"], "span_"),
+                             "accurate_recorded": accurate(runs[name], runs["vegeta"])}
                       for name in arms if name != "ours"}
-            row = {"rate_per_lane": rate, **runs, "rounds": rounds, "accurate": accurate(runs["ours"], runs["vegeta"]),
-                   "accurate_sent": accurate(runs["ours"], runs["vegeta"], "sent_"),
+            row = {"rate_per_lane": rate, **runs, "rounds": rounds,
+                   "accurate": accurate(runs["ours"], runs["vegeta"], "span_"),
+                   "accurate_recorded": accurate(runs["ours"], runs["vegeta"]),
                    "accurate_intended": accurate(runs["ours"], runs["vegeta"], "", "intended_"),
                    "on_schedule": on_schedule(runs["ours"], rate), "other_arms": others,
+                   **({"accurate_wire": accurate(runs["ours"], runs["ours"], "", "wire_"),
+                       "vegeta_accurate_wire": accurate(runs["vegeta"] | {"lag_p99_ms": 0.0}, runs["vegeta"], "", "wire_")}
+                      if args.wire else {}),
                    "loadavg": os.getloadavg()}
             rows.append(row)
             o, v = runs["ours"], runs["vegeta"]
-            print(f"{rate:6g}/s/lane  ours p50 {o['p50_ms']:7.3f} p99 {o['p99_ms']:7.3f} (sent {o['sent_p50_ms']:.3f} "
-                  f"{o['sent_p99_ms']:.3f}) lag p99 {o['lag_p99_ms']:6.3f} wake p50 {o['wake_p50_ms']:.3f} "
+            print(f"{rate:6g}/s/lane  ours p50 {o['span_p50_ms']:7.3f} p99 {o['span_p99_ms']:7.3f} (recorded "
+                  f"{o['p50_ms']:.3f} {o['p99_ms']:.3f}) lag p99 {o['lag_p99_ms']:6.3f} wake p50 {o['wake_p50_ms']:.3f} "
                   f"rate {o['rate']:7.1f} fail {o['failed']} | vegeta p50 {v['p50_ms']:7.3f} p99 {v['p99_ms']:7.3f} "
                   f"rate {v['rate']:7.1f} fail {v['failed']} | accurate {row['accurate']} on schedule {row['on_schedule']}",
                   flush=True)
@@ -354,42 +373,54 @@ def main() -> int:
 
 
 def summarise(rows: list[dict], lanes: int, highest: float | None, scheduled: float | None) -> str:
-    lines = [f"{lanes} lanes, one server each, evenly spaced arrivals, keep-alive, 1-row body.", "",
-             "| rate / lane | ours p50 (from sent) | vegeta p50 (from intended) | ours p99 (from sent) "
-             "| vegeta p99 (from intended) | our lag p50 / p99 "
-             "| vegeta's lag p50 / p99 "
-             "| wake p50 / p99 | sent / s (ours, vegeta) | CPU s per run (ours, vegeta) | accurate (from sent) "
-             "[both from intended] | on schedule |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"{lanes} lanes, one server each, evenly spaced arrivals (lane k's k/(lanes × rate) after lane 0's), "
+             "keep-alive, 1-row body. Same span: from the request's write to the client having the answer, as "
+             "vegeta times it. As recorded: ours from the intended time to the answer's arrival (kernel stamp).", "",
+             "| rate / lane | ours p50 / p99, same span | vegeta p50 / p99 | ours as recorded p50 / p99 "
+             "| our lag p50 / p99 | vegeta's lag p50 / p99 | our wake-up p50 / p99 | sent / s (ours, vegeta) "
+             "| CPU s per run (ours, vegeta) | accurate: same span (as recorded) [both from intended] "
+             "| on schedule |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    yes = {True: "yes", False: "no"}
     for r in rows:
         o, v = r["ours"], r["vegeta"]
-        yes = {True: "yes", False: "no"}
-        lines.append(f"| {r['rate_per_lane']:g}/s | {o['p50_ms']:.3f} ({o['sent_p50_ms']:.3f}) ms "
-                     f"| {v['p50_ms']:.3f} ({v['intended_p50_ms']:.3f}) ms "
-                     f"| {o['p99_ms']:.3f} ({o['sent_p99_ms']:.3f}) ms | {v['p99_ms']:.3f} ({v['intended_p99_ms']:.3f}) ms "
+        lines.append(f"| {r['rate_per_lane']:g}/s | {o['span_p50_ms']:.3f} / {o['span_p99_ms']:.3f} ms "
+                     f"| {v['p50_ms']:.3f} / {v['p99_ms']:.3f} ms | {o['p50_ms']:.3f} / {o['p99_ms']:.3f} ms "
                      f"| {o['lag_p50_ms']:.3f} / {o['lag_p99_ms']:.3f} ms "
                      f"| {v['lag_p50_ms']:.3f} / {v['lag_p99_ms']:.3f} ms "
                      f"| {o['wake_p50_ms']:.3f} / {o['wake_p99_ms']:.3f} ms | {o['rate']:.0f}, {v['rate']:.0f} "
-                     f"| {o['cpu_s']:.2f}, {v['cpu_s']:.2f} | {yes[r['accurate']]} ({yes[r['accurate_sent']]}) [{yes[r['accurate_intended']]}] "
-                     f"| {'yes' if r['on_schedule'] else 'no'} |")
+                     f"| {o['cpu_s']:.2f}, {v['cpu_s']:.2f} | {yes[r['accurate']]} ({yes[r['accurate_recorded']]}) "
+                     f"[{yes[r['accurate_intended']]}] | {yes[r['on_schedule']]} |")
     if any(r["other_arms"] for r in rows):
         lines += ["", "Other arms of ours (same runs, interleaved):", "",
-                  "| arm | rate / lane | p50 (from sent) | p99 (from sent) | lag p50 / p99 | wake p50 / p99 "
-                  "| CPU s per run | accurate (from sent) |", "|---|---|---|---|---|---|---|---|"]
+                  "| arm | rate / lane | p50 / p99, same span | as recorded p50 / p99 | lag p50 / p99 "
+                  "| wake-up p50 / p99 | CPU s per run | accurate: same span (as recorded) |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in rows:
             for name, verdict in r["other_arms"].items():
                 o = r[name]
-                lines.append(f"| {name} | {r['rate_per_lane']:g}/s | {o['p50_ms']:.3f} ({o['sent_p50_ms']:.3f}) ms "
-                             f"| {o['p99_ms']:.3f} ({o['sent_p99_ms']:.3f}) ms "
+                lines.append(f"| {name} | {r['rate_per_lane']:g}/s | {o['span_p50_ms']:.3f} / {o['span_p99_ms']:.3f} ms "
+                             f"| {o['p50_ms']:.3f} / {o['p99_ms']:.3f} ms "
                              f"| {o['lag_p50_ms']:.3f} / {o['lag_p99_ms']:.3f} ms "
                              f"| {o['wake_p50_ms']:.3f} / {o['wake_p99_ms']:.3f} ms | {o['cpu_s']:.2f} "
-                             f"| {'yes' if verdict['accurate'] else 'no'} ({'yes' if verdict['accurate_sent'] else 'no'}) |")
-    lines.append(f"\nHighest accurate rate per lane: {highest:g}/s" if highest else "\nNo rate was accurate.")
-    both = max((r["rate_per_lane"] for r in rows if r["accurate_intended"]), default=None)
-    lines.append(f"Highest accurate rate per lane, both from their intended times: {both:g}/s" if both else
-                 "No rate was accurate with both generators' latencies from their intended times.")
-    sent = max((r["rate_per_lane"] for r in rows if r["accurate_sent"]), default=None)
-    lines.append(f"Highest accurate rate per lane, latency from when requests left: {sent:g}/s" if sent else
-                 "No rate was accurate with latency from when requests left either.")
+                             f"| {yes[verdict['accurate']]} ({yes[verdict['accurate_recorded']]}) |")
+    if "accurate_wire" in rows[0]:
+        lines += ["", "Against the wire (a capture on lo during every run: from the request's first packet to the "
+                  "answer's last; the reference no client's overhead is in):", "",
+                  "| rate / lane | ours as recorded p50 / p99 | wire, ours' runs | vegeta p50 / p99 | wire, vegeta's runs "
+                  "| our lag p99 | accurate against the wire: ours (vegeta) |", "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            o, v = r["ours"], r["vegeta"]
+            lines.append(f"| {r['rate_per_lane']:g}/s | {o['p50_ms']:.3f} / {o['p99_ms']:.3f} ms "
+                         f"| {o['wire_p50_ms']:.3f} / {o['wire_p99_ms']:.3f} ms | {v['p50_ms']:.3f} / {v['p99_ms']:.3f} ms "
+                         f"| {v['wire_p50_ms']:.3f} / {v['wire_p99_ms']:.3f} ms | {o['lag_p99_ms']:.3f} ms "
+                         f"| {yes[r['accurate_wire']]} ({yes[r['vegeta_accurate_wire']]}) |")
+        best = max((r["rate_per_lane"] for r in rows if r["accurate_wire"]), default=None)
+        lines.append(f"\nHighest rate per lane at which ours is accurate against the wire: {best:g}/s" if best
+                     else "\nOurs was not accurate against the wire at any rate.")
+    lines.append(f"\nHighest accurate rate per lane (same span): {highest:g}/s" if highest else "\nNo rate was accurate.")
+    for key, words in (("accurate_recorded", "ours as recorded"), ("accurate_intended", "both from intended times")):
+        best = max((r["rate_per_lane"] for r in rows if r[key]), default=None)
+        lines.append(f"Highest accurate rate per lane, {words}: {best:g}/s" if best else f"No rate was accurate, {words}.")
     lines.append(f"Highest rate per lane on schedule (lag p99 < {ON_SCHEDULE_LAG_MS:g} ms, every request sent): "
                  f"{scheduled:g}/s" if scheduled else "No rate kept the schedule.")
     return "\n".join(lines)

@@ -41,6 +41,12 @@ def test_requests_reuse_kept_connections_and_carry_the_schedule_lag(server: str,
     odd = [r for r in results if not (r["st"] == 200 and r["v"] == "2" and r["p"] in (0, 1)) and r not in timed_out]
     assert odd == [] and len(timed_out) <= len(results) // 50, (odd[:5], timed_out[:5])
     assert all(r["lag"] >= 0 and r["lat"] >= r["lag"] for r in results)
+    # one stream, shifted per lane: lane b's copy of each arrival is due 1/(2 lanes × 100/s) = 5 ms after
+    # lane a's, which is due at the arrival's own time; both carry the same row (the same prediction)
+    at = {(r["lane"], r["i"]): r for r in results}
+    arrivals = {r["s"]: r["t"] for r in samples}
+    assert all(at["a", i]["t"] == t and at["b", i]["t"] == pytest.approx(t + 0.005, abs=2e-4) for i, t in arrivals.items())
+    assert all(at["a", i]["p"] == at["b", i]["p"] for i in arrivals if at["a", i]["st"] == at["b", i]["st"] == 200)
     assert min(r["t"] for r in results) >= 0  # nothing leaves before the clock's zero (t0 was 1 s ahead)
     assert sorted(r["lag"] for r in results)[len(results) // 2] < 50  # a generous sanity bound, not a benchmark
     opened = _metric(server, "mlopslab_connections_total") - connections_before - 1  # -1: our /metrics call

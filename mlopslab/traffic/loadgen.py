@@ -2,19 +2,21 @@
 
 Arrivals follow a seeded Poisson process at the scenario's rate, on the lab's clock (CLOCK_MONOTONIC is
 shared by every process, so the lab passes its start instant). Each arrival is one row of the data
-stream; the same row goes to every lane. Latency is measured from the *intended* send time, so a slow
-server cannot slow the generator down and hide its own slowness (no coordinated omission). Requests go
-only to the endpoints the lab last reported ready for a lane, round-robin, like a Service.
+stream; the same row goes to every lane, lane k's copy k/(lanes × rate) s after the arrival: every lane
+sees the same process, shifted, and the lanes' requests do not meet at one instant on two CPUs. Latency is
+measured from the *intended* send time, so a slow server cannot slow the generator down and hide its own
+slowness (no coordinated omission). Requests go only to the endpoints the lab last reported ready for a
+lane, round-robin, like a Service.
 
 Connections are kept per endpoint and reused (traffic/client.py: keep-alive, responses parsed by
-httptools), as a real client does. At an arrival every lane's request is written at once on an idle
-connection, in the arrival's own turn of the event loop. The generator measures its own schedule lag: how
-late each request's `send` was against its intended time; latency ends at the kernel's receive timestamp
-of the packet that completed the response (not when this process woke up to read it). The event loop waits on select(2), whose timeout has microsecond resolution (epoll's is a
-millisecond, which alone would make the lag up to 1 ms). A sleeping process wakes late (0.1-1 ms on this
-virtual machine, more on a busy one), so the generator sleeps only until a little before each arrival and
-polls the rest of the way: how much before is learnt from its own wake-ups (the 99th percentile of how late
-its recent sleeps woke, see Spin), unless `spin_ms` fixes it.
+httptools), as a real client does; a request is written on an idle connection in its own turn of the event
+loop. The generator measures its own schedule lag: how late each request's `send` was against its intended
+time; latency ends at the kernel's receive timestamp of the packet that completed the response (not when
+this process woke up to read it). The event loop waits on select(2), whose timeout has microsecond
+resolution (epoll's is a millisecond, which alone would make the lag up to 1 ms). A sleeping process wakes
+late (0.1-1 ms on this virtual machine, more on a busy one), so the generator sleeps only until a little
+before each send and polls the rest of the way: how much before is learnt from its own wake-ups (the 99th
+percentile of how late its recent sleeps woke, see Spin), unless `spin_ms` fixes it.
 
 Protocol (JSON lines). stdin: {"op": "routes", "lane", "backends": [[url, version, weight], ...],
 "mirror": [[url, version], ...], "cohorts": [[version, share], ...]} (traffic/router.py; picks follow the
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import heapq
 import json
 import os
 import select
@@ -61,11 +64,12 @@ class LoadGenerator:
         self.constant = config.get("pacing", "poisson") == "constant"  # evenly spaced, for benchmarks
         self.t0 = float(config["t0"])
         fixed = config.get("spin_ms")  # None: learnt (Spin); a number fixes it (benchmark arms, 0: never spin)
-        self.spin = Spin(None if fixed is None else float(fixed) / 1000.0, 1.0 / self.rate)
+        self.lanes: list[str] = list(config["lanes"])
+        self.stagger = 1.0 / (self.rate * len(self.lanes))  # lane k's copy of an arrival leaves k × this later
+        self.spin = Spin(None if fixed is None else float(fixed) / 1000.0, self.stagger)
         self.poll = float(config.get("poll_ms", POLL_MS)) / 1000.0
         self._last_send = -1e9
         self.duration = float(config.get("duration", 1e9))  # standalone runs (benchmarks); the lab sends stop
-        self.lanes: list[str] = list(config["lanes"])
         self.stream = DataStream(DataSpec(**config.get("data", {})), int(config.get("seed", 0)))
         self.arrivals = np.random.default_rng([int(config.get("seed", 0)), 3])
         self.rows = np.random.default_rng([int(config.get("seed", 0)), 4])
@@ -128,13 +132,19 @@ class LoadGenerator:
             self.pool.close()
 
     async def _arrivals(self) -> None:
-        """Each arrival's row and body are made while waiting for it, so at its time only the sends remain."""
+        """One stream of arrivals, each sent to every lane. Lane k's copy leaves k × `stagger` after the arrival
+        (a fixed offset, so every lane sees the same process, shifted): the lanes' requests neither queue
+        behind each other's sends nor meet on the CPUs, as they would if all left at one instant. Each
+        arrival's row and body are made while waiting for it, so at its time only the sends remain."""
         i = 0
         t = max(self.now(), 0.0)  # the schedule starts at the clock's zero, never before (a t0 ahead waits)
+        later: list[tuple[float, int, int, bytes, float]] = []  # copies still due: (when, i, lane index, body, cohort)
         while not self.stopped and t < self.duration:
             t += 1.0 / self.rate if self.constant else float(self.arrivals.exponential(1.0 / self.rate))
             drifts, draw = self._drifts, self.rows.bit_generator.state
             row, label, body = self._prepare(t)
+            while later and later[0][0] < t:
+                await self._copy(*heapq.heappop(later))
             await self._wait(t)
             if self.stopped:
                 break
@@ -144,13 +154,24 @@ class LoadGenerator:
                 self.rows.bit_generator.state = draw
                 row, label, body = self._prepare(t)
             cohort = _cohort(int(self.users.integers(0, USERS)))
-            first = i % len(self.lanes)  # lanes take turns leaving first: none is always second in line
-            for lane in self.lanes[first:] + self.lanes[:first]:
-                for mirrored in (False, True) if self.mirrors[lane].backends else (False,):
-                    self.send(i, lane, t, body, mirrored, cohort)
-            self._last_send = self.now()
+            self._send_lane(i, 0, t, body, cohort)
             self.emit({"s": i, "t": round(t, 4), "x": row, "y": label})
+            for k in range(1, len(self.lanes)):
+                heapq.heappush(later, (t + k * self.stagger, i, k, body, cohort))
             i += 1
+        while later:   # an arrival that has begun goes to every lane, even after a stop (within 1/rate s)
+            await self._copy(*heapq.heappop(later))
+
+    async def _copy(self, when: float, i: int, k: int, body: bytes, cohort: float) -> None:
+        await self._wait(when)
+        if not self.paused:
+            self._send_lane(i, k, when, body, cohort)
+
+    def _send_lane(self, i: int, k: int, intended: float, body: bytes, cohort: float) -> None:
+        lane = self.lanes[k]
+        for mirrored in (False, True) if self.mirrors[lane].backends else (False,):
+            self.send(i, lane, intended, body, mirrored, cohort)
+        self._last_send = self.now()
 
     async def _wait(self, t: float) -> None:
         """Until arrival time t. Awake (polling the sockets, not sleeping: a sleeper wakes late) in the last
