@@ -2,11 +2,11 @@
 
 Arrivals follow a seeded Poisson process at the scenario's rate, on the lab's clock (CLOCK_MONOTONIC is
 shared by every process, so the lab passes its start instant). Each arrival is one row of the data
-stream; the same row goes to every lane, lane k's copy k/(lanes × rate) s after the arrival: every lane
-sees the same process, shifted, and the lanes' requests do not meet at one instant on two CPUs. Latency is
-measured from the *intended* send time, so a slow server cannot slow the generator down and hide its own
-slowness (no coordinated omission). Requests go only to the endpoints the lab last reported ready for a
-lane, round-robin, like a Service.
+stream; the same row goes to every lane, lane k's copy k × min(1/(lanes × rate), 20 ms) after the arrival:
+every lane sees the same process, shifted, and the lanes' requests do not meet at one instant on two CPUs.
+Latency is measured from the *intended* send time, so a slow server cannot slow the generator down and
+hide its own slowness (no coordinated omission). Requests go only to the endpoints the lab last reported
+ready for a lane, round-robin, like a Service.
 
 Connections are kept per endpoint and reused (traffic/client.py: keep-alive, responses parsed by
 httptools), as a real client does; a request is written on an idle connection in its own turn of the event
@@ -54,6 +54,8 @@ from mlopslab.ml.data import DataSpec, DataStream, Drift
 TIMEOUT = 2.0
 MAX_CONNECTIONS = 800  # select(2) watches descriptors below 1024
 POLL_MS = 0.0
+STAGGER = 0.02  # s: a lane's answer (p99 a few ms here) is in before the next lane's copy leaves, and the
+                # copies of one arrival stay within one moment of the run's clock at any rate
 
 
 class LoadGenerator:
@@ -65,7 +67,8 @@ class LoadGenerator:
         self.t0 = float(config["t0"])
         fixed = config.get("spin_ms")  # None: learnt (Spin); a number fixes it (benchmark arms, 0: never spin)
         self.lanes: list[str] = list(config["lanes"])
-        self.stagger = 1.0 / (self.rate * len(self.lanes))  # lane k's copy of an arrival leaves k × this later
+        # lane k's copy of an arrival leaves k × stagger after it: spread over the mean interval, at most STAGGER
+        self.stagger = min(1.0 / (self.rate * len(self.lanes)), STAGGER)
         self.spin = Spin(None if fixed is None else float(fixed) / 1000.0, self.stagger)
         self.poll = float(config.get("poll_ms", POLL_MS)) / 1000.0
         self._last_send = -1e9
