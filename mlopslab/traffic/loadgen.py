@@ -146,6 +146,7 @@ class LoadGenerator:
             t += 1.0 / self.rate if self.constant else float(self.arrivals.exponential(1.0 / self.rate))
             drifts, draw = self._drifts, self.rows.bit_generator.state
             row, label, body = self._prepare(t)
+            cohort = _cohort(int(self.users.integers(0, USERS)))  # drawn ahead too: a cold draw took 50 µs
             while later and later[0][0] < t:
                 await self._copy(*heapq.heappop(later))
             await self._wait(t)
@@ -156,7 +157,6 @@ class LoadGenerator:
             if drifts != self._drifts:  # a drift arrived while we waited: the same draw, carrying it
                 self.rows.bit_generator.state = draw
                 row, label, body = self._prepare(t)
-            cohort = _cohort(int(self.users.integers(0, USERS)))
             self._send_lane(i, 0, t, body, cohort)
             self.emit({"s": i, "t": round(t, 4), "x": row, "y": label})
             for k in range(1, len(self.lanes)):
