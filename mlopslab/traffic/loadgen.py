@@ -162,7 +162,7 @@ class LoadGenerator:
             for k in range(1, len(self.lanes)):
                 heapq.heappush(later, (t + k * self.stagger, i, k, body, cohort))
             i += 1
-        while later:   # an arrival that has begun goes to every lane, even after a stop (within 1/rate s)
+        while later:   # an arrival that has begun goes to every lane, even after a stop: (lanes - 1) × stagger
             await self._copy(*heapq.heappop(later))
 
     async def _copy(self, when: float, i: int, k: int, body: bytes, cohort: float) -> None:
@@ -252,11 +252,11 @@ class LoadGenerator:
 
 
 class Spin:
-    """How long before an arrival the generator stops sleeping and polls instead: the 99th percentile of how
-    late its last SAMPLES sleeps woke, plus MARGIN, at most MAX and at most a quarter of the mean interval
-    between arrivals. Learnt, because how late a sleeper wakes is the machine's (timer slack, a virtual CPU's
-    wake-up, other load) and changes during a run. It costs a busy CPU for `window` per arrival, so never
-    more than a quarter of a core: at 25 arrivals/s and a 1 ms window, 2.5 % of one."""
+    """How long before a send the generator stops sleeping and polls instead: the 99th percentile of how late
+    its last SAMPLES sleeps woke, plus MARGIN, at most MAX and at most a quarter of the lanes' stagger (which
+    is never more than the mean interval between sends). Learnt, because how late a sleeper wakes is the machine's (timer slack, a
+    virtual CPU's wake-up, other load) and changes during a run. It costs a busy CPU for `window` per send,
+    so never more than a quarter of a core: at 50 sends/s and a 1 ms window, 5 % of one."""
 
     SAMPLES = 200
     MARGIN = 0.05e-3
