@@ -253,10 +253,10 @@ class LoadGenerator:
 
 class Spin:
     """How long before a send the generator stops sleeping and polls instead: the 99th percentile of how late
-    its last SAMPLES sleeps woke, plus MARGIN, at most MAX and at most a quarter of the lanes' stagger (which
-    is never more than the mean interval between sends). Learnt, because how late a sleeper wakes is the machine's (timer slack, a
-    virtual CPU's wake-up, other load) and changes during a run. It costs a busy CPU for `window` per send,
-    so never more than a quarter of a core: at 50 sends/s and a 1 ms window, 5 % of one."""
+    its last SAMPLES sleeps woke, plus MARGIN, at most MAX and at most a quarter of the lanes' stagger (never
+    more than the mean interval between sends). Learnt, because how late a sleeper wakes is the machine's
+    (timer slack, a virtual CPU's wake-up, other load) and changes during a run. It costs a busy CPU for
+    `window` per send, so never more than a quarter of a core: at 50 sends/s and a 1 ms window, 5 % of one."""
 
     SAMPLES = 200
     MARGIN = 0.05e-3
